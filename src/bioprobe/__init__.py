@@ -1,3 +1,3 @@
-"""bioprobe: fine-tune biomedical language models at several data volumes and probe their insides."""
+"""bioprobe: fine-tune biomedical language models at several data volumes and probe them."""
 
 __version__ = "0.1.0"

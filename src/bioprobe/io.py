@@ -25,6 +25,10 @@ def atomic_path(path: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
         tmp = Path(name)
     try:
         yield tmp
+        # mkstemp/mkdtemp create owner-only entries; give the result the usual umask mode
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, (0o777 if is_dir else 0o666) & ~umask)
         if is_dir and path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

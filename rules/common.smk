@@ -1,0 +1,194 @@
+# Validation, wildcard constraints, targets and param helpers. No rules here.
+import os
+import sys
+from pathlib import Path
+
+# The library lives in src/: make it importable here and in every job this workflow starts.
+_SRC = str(Path(workflow.basedir) / "src")
+if _SRC not in sys.path:
+    sys.path.insert(0, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_SRC, os.environ.get("PYTHONPATH")) if p
+)
+
+from bioprobe import grid
+from bioprobe.checks import missing_task_data
+from bioprobe.config import sorted_slice, training_config, validate_config
+from bioprobe.models import resolve_model
+
+# One clear error naming the config key, before any job is planned.
+_validated = validate_config(config)
+config.clear()
+config.update(_validated)
+
+# Missing data must not stop a dry run from planning the grid (the paper's MedNLI is supplied by
+# the user), but a real run stops in `onstart`, before any job, with one line per problem.
+MISSING_DATA = missing_task_data(config)
+for _problem in MISSING_DATA:
+    print(f"bioprobe warning: {_problem}", file=sys.stderr)
+
+
+onstart:
+    if MISSING_DATA:
+        raise SystemExit("bioprobe error: " + "\n".join(MISSING_DATA))
+
+
+wildcard_constraints:
+    task=grid.ID_PATTERN,
+    model=grid.ID_PATTERN,
+    method=grid.ID_PATTERN,
+    size=r"\d+",
+    seed=r"\d+",
+    split="train|validation|test",
+
+
+def all_targets():
+    return [
+        "results/tables/downstream.tsv",
+        "results/tables/probes.tsv",
+        "results/tables/attention_similarity.tsv",
+        "results/tables/cka.tsv",
+    ]
+
+
+# --- params slices: each rule sees only its own part of the config, key-sorted ---
+
+
+def task_slice(wildcards):
+    return sorted_slice(config["tasks"][wildcards.task])
+
+
+def model_slice(wildcards):
+    return sorted_slice(config["models"][wildcards.model])
+
+
+def training_slice(wildcards):
+    return training_config(config, wildcards.task, wildcards.model)
+
+
+# --- inputs ---
+
+
+def task_source_files(wildcards):
+    """The raw split files of a task that reads local files (none for a Hub dataset id)."""
+    task = config["tasks"][wildcards.task]
+    root = Path(task["path"])
+    if not root.exists() and (task["format"] == "hf" or MISSING_DATA):
+        return []
+    return {split: str(root / name) for split, name in task["splits"].items()}
+
+
+def is_scratch(model):
+    return config["models"][model]["source"] == "scratch"
+
+
+def pretrained_dir(task, model):
+    return f"results/pretrained/{task}/{model}"
+
+
+def pretrained_location(task, model):
+    """Where the published (size 0) weights of a model are loaded from."""
+    if is_scratch(model):
+        return pretrained_dir(task, model)
+    return resolve_model(model, config["models"][model]).location
+
+
+def pretrained_input(wildcards):
+    if is_scratch(wildcards.model):
+        return pretrained_dir(wildcards.task, wildcards.model)
+    return []
+
+
+def task_data(wildcards):
+    return {
+        "labels": f"results/data/{wildcards.task}/labels.json",
+        "train": f"results/data/{wildcards.task}/train.jsonl",
+        "validation": f"results/data/{wildcards.task}/validation.jsonl",
+        "test": f"results/data/{wildcards.task}/test.jsonl",
+    }
+
+
+def evaluated_model(wildcards):
+    """A fine-tuned model directory, or for method 'pretrained' the model as published."""
+    if wildcards.method == grid.PRETRAINED:
+        return pretrained_input(wildcards)
+    return grid.MODEL_DIR.format(**wildcards)
+
+
+def model_location(wildcards):
+    if wildcards.method == grid.PRETRAINED:
+        return pretrained_location(wildcards.task, wildcards.model)
+    return grid.MODEL_DIR.format(**wildcards)
+
+
+def eval_files():
+    return [grid.path(grid.EVAL_JSON, run) for run in grid.eval_runs(config)]
+
+
+# --- analysis variants: pretrained, random-init (size 0) and every fine-tuned run ---
+
+
+def variant_runs():
+    runs = list(grid.eval_runs(config))
+    runs = [r for r in runs if r.size > 0]
+    for task in config["tasks"]:
+        for model in config["models"]:
+            for seed in config["seeds"]:
+                runs.append(grid.Run(task, model, grid.PRETRAINED, 0, seed))
+                if config["random_init"]:
+                    runs.append(grid.Run(task, model, grid.RANDOM_INIT, 0, seed))
+    return sorted(set(runs))
+
+
+def compared_runs():
+    """Variants compared against pretrained (attention similarity, CKA)."""
+    return [r for r in variant_runs() if r.method != grid.PRETRAINED]
+
+
+def dump_model_input(wildcards):
+    if wildcards.method in (grid.PRETRAINED, grid.RANDOM_INIT):
+        return pretrained_input(wildcards)
+    return grid.MODEL_DIR.format(**wildcards)
+
+
+def dump_model_location(wildcards):
+    if wildcards.method in (grid.PRETRAINED, grid.RANDOM_INIT):
+        return pretrained_location(wildcards.task, wildcards.model)
+    return grid.MODEL_DIR.format(**wildcards)
+
+
+def extract_slice(wildcards):
+    """Everything a dump depends on, and nothing else (probe kinds do not re-run dumps)."""
+    training = training_config(config, wildcards.task, wildcards.model)
+    probe = config["probe"]
+    splits = {probe["fit_split"], probe["score_split"], config["attention"]["split"]}
+    splits.add(config["cka"]["split"])
+    return sorted_slice(
+        {
+            **config["extract"],
+            "max_length": training["max_length"],
+            "pair_truncation": training["pair_truncation"],
+            "splits": sorted(splits),
+            "attention_split": config["attention"]["split"],
+            "attention_max_examples": config["attention"]["max_examples"],
+        }
+    )
+
+
+def probe_slice(wildcards):
+    return sorted_slice(config["probe"])
+
+
+def pretrained_dump(wildcards):
+    return grid.DUMP_DIR.format(**{**wildcards, "method": grid.PRETRAINED, "size": 0})
+
+
+def attention_inputs(wildcards):
+    inputs = {"dump": grid.DUMP_DIR.format(**wildcards)}
+    if wildcards.method != grid.PRETRAINED:
+        inputs["reference"] = pretrained_dump(wildcards)
+    return inputs
+
+
+def analysis_files(template, runs):
+    return [grid.path(template, run) for run in runs]

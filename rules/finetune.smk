@@ -1,0 +1,80 @@
+rule build_scratch_model:
+    input:
+        train="results/data/{task}/train.jsonl",
+    output:
+        directory("results/pretrained/{task}/{model}"),
+    log:
+        "logs/build_scratch_model/{task}/{model}.log",
+    benchmark:
+        "benchmarks/build_scratch_model/{task}/{model}.tsv"
+    params:
+        model=model_slice,
+    conda:
+        "../envs/bioprobe.yaml"
+    script:
+        "../workflow_scripts/build_scratch_model.py"
+
+
+rule finetune:
+    input:
+        unpack(task_data),
+        subset="results/data/{task}/subsets/seed{seed}.json",
+        pretrained=pretrained_input,
+    output:
+        directory("results/models/{task}/{model}/{method}/size{size}/seed{seed}"),
+    log:
+        "logs/finetune/{task}/{model}/{method}/size{size}/seed{seed}.log",
+    benchmark:
+        "benchmarks/finetune/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+    params:
+        training=training_slice,
+        model=model_slice,
+        location=lambda wc: pretrained_location(wc.task, wc.model),
+        checkpoints="results/checkpoints/{task}/{model}/{method}/size{size}/seed{seed}",
+    threads: 4
+    resources:
+        mem_mb=8000,
+    conda:
+        "../envs/bioprobe.yaml"
+    script:
+        "../workflow_scripts/finetune.py"
+
+
+rule evaluate:
+    input:
+        unpack(task_data),
+        model=evaluated_model,
+    output:
+        "results/eval/{task}/{model}/{method}/size{size}/seed{seed}.json",
+    log:
+        "logs/evaluate/{task}/{model}/{method}/size{size}/seed{seed}.log",
+    benchmark:
+        "benchmarks/evaluate/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+    params:
+        training=training_slice,
+        model=model_slice,
+        location=model_location,
+    threads: 2
+    conda:
+        "../envs/bioprobe.yaml"
+    script:
+        "../workflow_scripts/evaluate.py"
+
+
+rule collect_downstream:
+    input:
+        eval_files(),
+    output:
+        report(
+            "results/tables/downstream.tsv",
+            category="Downstream performance",
+            caption="../report/downstream_table.rst",
+        ),
+    log:
+        "logs/collect_downstream.log",
+    benchmark:
+        "benchmarks/collect_downstream.tsv"
+    conda:
+        "../envs/bioprobe.yaml"
+    script:
+        "../workflow_scripts/collect_downstream.py"

@@ -1,0 +1,347 @@
+"""Dumps: one forward pass per variant and split, all hidden states pooled to the probing unit,
+and attention maps of a capped set of analysis examples, written streaming to .npy files.
+
+Layout of a variant's dump directory:
+
+- ``{split}.hidden.npy`` [L+1, units, H] (NER: one row per kept word; pairs: ``joint`` mode)
+- ``{split}.separate.npy`` [L+1, units, 2H] (pairs only: premise and hypothesis encoded apart)
+- ``{split}.units.json`` the unit labels, sentence lengths (NER), word types and example ids
+- ``attention.npy`` flat float array: per analysis example its [L, heads, T, T] map, trimmed to
+  the real tokens; ``meta.json`` holds the lengths (offsets follow from them)
+- ``meta.json`` what produced the dump (model source, variant, layer count, pooling, dtype)
+
+Examples are processed in length-sorted batches (little padding) but written back in the split's
+original order, so every variant of a model has the same unit at the same row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bioprobe.analysis.dumpio import NpyWriter
+from bioprobe.analysis.pooling import masked_mean, pool_pair_joint, word_pool
+from bioprobe.io import atomic_path, write_json
+from bioprobe.progress import Progress
+from bioprobe.tokenization import encode_pair, encode_text, encode_words
+
+log = logging.getLogger("bioprobe.extract")
+
+
+@dataclass(frozen=True)
+class DumpSettings:
+    word_pooling: str = "mean"  # first | mean | last sub-token of each word
+    joint_pooling: str = "auto"  # cls (encoders) / last non-pad (decoders) | cls | last | mean
+    pair_modes: tuple[str, ...] = ("separate", "joint")
+    dtype: str = "float16"
+    batch_size: int = 32
+    max_length: int = 128
+    pair_truncation: str = "longest_first"
+    splits: tuple[str, ...] = ("validation", "test")
+    attention_split: str = "test"
+    attention_max_examples: int = 64
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _pad(tokenizer, encodings: Sequence[dict]) -> dict[str, torch.Tensor]:
+    """Right-pad a batch of encodings (pooling assumes right padding)."""
+    width = max(len(e["input_ids"]) for e in encodings)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(encodings), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(encodings), width), dtype=torch.long)
+    for row, enc in enumerate(encodings):
+        n = len(enc["input_ids"])
+        ids[row, :n] = torch.tensor(enc["input_ids"])
+        mask[row, :n] = 1
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if all("token_type_ids" in e for e in encodings):
+        types = torch.zeros_like(ids)
+        for row, enc in enumerate(encodings):
+            types[row, : len(enc["token_type_ids"])] = torch.tensor(enc["token_type_ids"])
+        batch["token_type_ids"] = types
+    return batch
+
+
+@torch.inference_mode()
+def _forward(model, batch: dict[str, torch.Tensor], attentions: bool):
+    dev = _device()
+    out = model(
+        **{k: v.to(dev) for k, v in batch.items()},
+        output_hidden_states=True,
+        output_attentions=attentions,
+    )
+    hidden = torch.stack(out.hidden_states).float()  # [L+1, B, T, H]
+    return hidden, out.attentions
+
+
+def _batches(lengths: Sequence[int], batch_size: int, first: int) -> list[list[int]]:
+    """Length-sorted batches; the first `first` examples (the attention set) batch apart."""
+    attention_set = sorted(range(first), key=lambda i: lengths[i])
+    rest = sorted(range(first, len(lengths)), key=lambda i: lengths[i])
+    out = []
+    for group in (attention_set, rest):
+        out += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
+    return out
+
+
+class _AttentionSink:
+    """Writes trimmed attention maps of the analysis examples into one flat array."""
+
+    def __init__(self, path: Path, lengths: list[int], n_layers: int, n_heads: int, dtype: str):
+        self.block = [n_layers * n_heads * t * t for t in lengths]
+        self.offsets = np.concatenate([[0], np.cumsum(self.block)]).astype(np.int64)
+        self.writer = NpyWriter(path, (int(self.offsets[-1]),), dtype)
+        self.lengths = lengths
+
+    def write(self, index: int, maps: torch.Tensor) -> None:
+        t = self.lengths[index]
+        block = maps[:, :, :t, :t].float().cpu().numpy().ravel()
+        self.writer.write(int(self.offsets[index]), block)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _model_shape(model) -> tuple[int, int, int]:
+    cfg = model.config
+    layers = getattr(cfg, "num_hidden_layers", None) or cfg.n_layer
+    heads = getattr(cfg, "num_attention_heads", None) or cfg.n_head
+    hidden = getattr(cfg, "hidden_size", None) or cfg.n_embd
+    return int(layers), int(heads), int(hidden)
+
+
+def _dump_ner_split(model, tokenizer, records, split, out: Path, s: DumpSettings, n_attn: int):
+    n_layers, n_heads, hidden = _model_shape(model)
+    encs = [encode_words(tokenizer, r["tokens"], s.max_length) for r in records]
+    n_words = [e.n_words for e in encs]
+    starts = np.concatenate([[0], np.cumsum(n_words)]).astype(np.int64)
+    writer = NpyWriter(
+        out / f"{split}.hidden.npy", (n_layers + 1, int(starts[-1]), hidden), s.dtype, axis=1
+    )
+    sink = None
+    if n_attn:
+        sink = _AttentionSink(
+            out / "attention.npy",
+            [len(e.input_ids) for e in encs[:n_attn]],
+            n_layers,
+            n_heads,
+            s.dtype,
+        )
+    progress = Progress(len(records), f"{split} forward", log, "examples")
+    try:
+        for batch_ids in _batches([len(e.input_ids) for e in encs], s.batch_size, n_attn):
+            batch = _pad(tokenizer, [{"input_ids": encs[i].input_ids} for i in batch_ids])
+            hidden_states, attn = _forward(model, batch, attentions=batch_ids[0] < n_attn)
+            width = batch["input_ids"].shape[1]
+            word_index = torch.full((len(batch_ids), width), -1, dtype=torch.long)
+            for row, i in enumerate(batch_ids):
+                word_index[row, : len(encs[i].word_index)] = torch.tensor(encs[i].word_index)
+            pooled = word_pool(
+                hidden_states.cpu(),
+                word_index,
+                [n_words[i] for i in batch_ids],
+                mode=s.word_pooling,
+            )
+            for row, i in enumerate(batch_ids):
+                lo, hi = int(pooled.offsets[row]), int(pooled.offsets[row + 1])
+                writer.write(int(starts[i]), pooled.vectors[:, lo:hi].numpy())
+                if sink is not None and attn is not None:
+                    sink.write(i, torch.stack([a[row] for a in attn]))
+            progress.advance(len(batch_ids))
+    finally:
+        writer.close()
+        if sink is not None:
+            sink.close()
+    units = {
+        "ids": [r["id"] for r in records],
+        "sentence_lengths": n_words,
+        "labels": [t for r, n in zip(records, n_words, strict=True) for t in r["tags"][:n]],
+        "word_types": [
+            w.lower() for r, n in zip(records, n_words, strict=True) for w in r["tokens"][:n]
+        ],
+    }
+    stats = {
+        "examples": len(records),
+        "units": int(starts[-1]),
+        "truncated_examples": sum(e.truncated_words > 0 for e in encs),
+        "truncated_words": sum(e.truncated_words for e in encs),
+    }
+    attn_lengths = [len(e.input_ids) for e in encs[:n_attn]]
+    return units, stats, attn_lengths
+
+
+def _dump_pair_split(
+    model, tokenizer, records, split, out: Path, s: DumpSettings, n_attn: int, is_decoder: bool
+):
+    n_layers, n_heads, hidden = _model_shape(model)
+    joint = [
+        encode_pair(tokenizer, r["text_a"], r["text_b"], s.max_length, s.pair_truncation)
+        for r in records
+    ]
+    writers = {}
+    if "joint" in s.pair_modes:
+        writers["joint"] = NpyWriter(
+            out / f"{split}.hidden.npy", (n_layers + 1, len(records), hidden), s.dtype, axis=1
+        )
+    if "separate" in s.pair_modes:
+        writers["separate"] = NpyWriter(
+            out / f"{split}.separate.npy", (n_layers + 1, len(records), 2 * hidden), s.dtype, axis=1
+        )
+        seg_a = [encode_text(tokenizer, r["text_a"], s.max_length) for r in records]
+        seg_b = [encode_text(tokenizer, r["text_b"], s.max_length) for r in records]
+    sink = None
+    if n_attn:
+        sink = _AttentionSink(
+            out / "attention.npy",
+            [len(e["input_ids"]) for e in joint[:n_attn]],
+            n_layers,
+            n_heads,
+            s.dtype,
+        )
+    progress = Progress(len(records), f"{split} forward", log, "examples")
+    try:
+        for batch_ids in _batches([len(e["input_ids"]) for e in joint], s.batch_size, n_attn):
+            want_attn = sink is not None and batch_ids[0] < n_attn
+            if "joint" in writers or want_attn:
+                batch = _pad(tokenizer, [joint[i] for i in batch_ids])
+                hs, attn = _forward(model, batch, attentions=want_attn)
+                vec = (
+                    pool_pair_joint(
+                        hs,
+                        batch["attention_mask"].to(hs.device),
+                        s.joint_pooling,
+                        is_decoder=is_decoder,
+                    )
+                    .cpu()
+                    .numpy()
+                )
+                for row, i in enumerate(batch_ids):
+                    if "joint" in writers:
+                        writers["joint"].write(i, vec[:, row : row + 1])
+                    if want_attn:
+                        sink.write(i, torch.stack([a[row] for a in attn]))
+            if "separate" in writers:
+                means = []
+                for seg in (seg_a, seg_b):
+                    batch = _pad(tokenizer, [seg[i] for i in batch_ids])
+                    hs, _ = _forward(model, batch, attentions=False)
+                    means.append(masked_mean(hs, batch["attention_mask"].to(hs.device)))
+                vec = torch.cat(means, dim=-1).cpu().numpy()
+                for row, i in enumerate(batch_ids):
+                    writers["separate"].write(i, vec[:, row : row + 1])
+            progress.advance(len(batch_ids))
+    finally:
+        for w in writers.values():
+            w.close()
+        if sink is not None:
+            sink.close()
+    units = {"ids": [r["id"] for r in records], "labels": [r["label"] for r in records]}
+    stats = {
+        "examples": len(records),
+        "units": len(records),
+        "truncated_examples": sum(e["truncated_tokens"] > 0 for e in joint),
+    }
+    return units, stats, [len(e["input_ids"]) for e in joint[:n_attn]]
+
+
+def extract(
+    *,
+    model,
+    tokenizer,
+    task_type: str,
+    splits: dict[str, list[dict]],
+    settings: DumpSettings,
+    out_dir: str | Path,
+    provenance: dict,
+) -> dict:
+    """Dump every split of `splits` for one variant into `out_dir` (written atomically)."""
+    model.eval().to(_device())
+    n_layers, n_heads, hidden = _model_shape(model)
+    is_decoder = bool(provenance.get("is_decoder"))
+    meta = {
+        **provenance,
+        "n_layers": n_layers,
+        "num_heads": n_heads,
+        "hidden_size": hidden,
+        "settings": asdict(settings),
+        "splits": {},
+    }
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        for split, records in splits.items():
+            n_attn = (
+                min(settings.attention_max_examples, len(records))
+                if split == settings.attention_split
+                else 0
+            )
+            if task_type == "ner":
+                units, stats, attn = _dump_ner_split(
+                    model, tokenizer, records, split, tmp, settings, n_attn
+                )
+            else:
+                units, stats, attn = _dump_pair_split(
+                    model, tokenizer, records, split, tmp, settings, n_attn, is_decoder
+                )
+            write_json(tmp / f"{split}.units.json", units)
+            meta["splits"][split] = stats
+            if n_attn:
+                meta["attention"] = {"split": split, "n_examples": n_attn, "lengths": attn}
+            log.info("%s: %s", split, stats)
+        write_json(tmp / "meta.json", meta)
+    return meta
+
+
+def dump_variant(
+    *,
+    task_dir: str | Path,
+    method: str,
+    seed: int,
+    model_location: str,
+    spec,
+    settings: DumpSettings,
+    out_dir: str | Path,
+) -> dict:
+    """Load one variant (pretrained, random-init or fine-tuned) with eager attention and dump it."""
+    from bioprobe.grid import RANDOM_INIT
+    from bioprobe.models import (
+        is_decoder_config,
+        load_model_for_task,
+        load_tokenizer_for,
+        random_init_like,
+    )
+    from bioprobe.training.finetune import TaskData
+
+    task = TaskData(task_dir)
+    tokenizer = load_tokenizer_for(spec, model_location)
+    # eager attention: with SDPA, transformers returns no attention maps
+    kwargs = {"spec": spec, "attn_implementation": "eager", "tokenizer": tokenizer}
+    if method == RANDOM_INIT:
+        model = random_init_like(model_location, task.task_type, task.labels, seed=seed, **kwargs)
+    else:
+        model = load_model_for_task(model_location, task.task_type, task.labels, **kwargs)
+    provenance = {
+        "model_id": spec.model_id,
+        "model_source": spec.source,
+        "model_location": str(model_location),
+        "variant": method,
+        "seed": seed,
+        "is_decoder": is_decoder_config(model.config),
+        "task_type": task.task_type,
+    }
+    splits = {name: task.split(name) for name in settings.splits}
+    return extract(
+        model=model,
+        tokenizer=tokenizer,
+        task_type=task.task_type,
+        splits=splits,
+        settings=settings,
+        out_dir=out_dir,
+        provenance=provenance,
+    )

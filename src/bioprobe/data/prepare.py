@@ -1,0 +1,193 @@
+"""The `prepare_task` stage: raw splits in, canonical JSONL splits and `labels.json` out.
+
+Output directory layout (what every later stage reads):
+  train.jsonl, validation.jsonl, test.jsonl   one canonical record per line, keys sorted
+  labels.json   {"task_type", "labels" (index = class id), "label_scheme", "entity_types", "counts"}
+
+All three splits are read and validated before anything is written, and the four files are
+moved into place together, so a failed run leaves the previous outputs (or nothing) behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bioprobe.data.readers import (
+    DEFAULT_FIELDS,
+    is_iob2,
+    read_bio_tsv,
+    read_hf,
+    read_pairs_jsonl,
+    tag_type,
+)
+from bioprobe.errors import ConfigError, InputError
+from bioprobe.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl
+
+SPLITS = ("train", "validation", "test")
+FORMATS = {"bio-tsv": ("ner",), "pairs-jsonl": ("pair",), "hf": ("ner", "pair")}
+
+
+def prepare_task(task_cfg: Mapping[str, Any], out_dir: str | Path, task_id: str) -> dict:
+    """Read, validate and write one task; return the `labels.json` content.
+
+    Validation and test labels must lie inside the label set: the config's `labels` if given,
+    else the labels of the training split (an unseen label there is an error naming its line).
+    """
+    cfg = _with_defaults(task_cfg, task_id)
+    explicit = explicit_labels(cfg, task_id)
+    sources = {split: _split_source(cfg, split, task_id) for split in SPLITS}
+    data = {"train": _read_split(cfg, sources["train"], "train", explicit, None)}
+    labels = explicit or labels_from_train(data["train"], cfg["type"], cfg["label_scheme"])
+    origin = None if explicit else f"the labels of the training split ({sources['train']})"
+    for split in ("validation", "test"):
+        data[split] = _read_split(cfg, sources[split], split, labels, origin)
+    meta = {
+        "task_type": cfg["type"],
+        "labels": labels,
+        "label_scheme": cfg["label_scheme"] if cfg["type"] == "ner" else None,
+        "entity_types": entity_types(labels) if cfg["type"] == "ner" else [],
+        "counts": {split: len(records) for split, records in data.items()},
+    }
+    _write_outputs(Path(out_dir), data, meta)
+    return meta
+
+
+def _with_defaults(task_cfg: Mapping[str, Any], task_id: str) -> dict:
+    """The schema fills these already; repeated here so a notebook can pass a short dict."""
+    cfg = {"label_scheme": "bio", "labels": None, "tag_names": None, "hub_revision": None}
+    cfg.update(task_cfg)
+    cfg["fields"] = {**DEFAULT_FIELDS, **(task_cfg.get("fields") or {})}
+    for key in ("type", "format", "path", "splits"):
+        if key not in cfg:
+            raise ConfigError("missing", key=f"tasks.{task_id}.{key}")
+    if cfg["format"] not in FORMATS or cfg["type"] not in FORMATS[cfg["format"]]:
+        raise ConfigError(
+            f"format {cfg['format']!r} cannot hold a {cfg['type']!r} task",
+            key=f"tasks.{task_id}.format",
+        )
+    if cfg["type"] == "ner" and cfg["label_scheme"] not in ("bio", "type"):
+        raise ConfigError("must be bio or type", key=f"tasks.{task_id}.label_scheme")
+    return cfg
+
+
+def explicit_labels(cfg: Mapping[str, Any], task_id: str) -> list[str] | None:
+    """The config's label list in the output scheme (order kept: it fixes the class ids)."""
+    given = cfg.get("labels")
+    if not given:
+        return None
+    if cfg["type"] == "pair":
+        return list(given)
+    key = f"tasks.{task_id}.labels"
+    if "O" not in given:
+        raise ConfigError("an NER label set must contain 'O'", key=key)
+    out: list[str] = []
+    for label in given:
+        if cfg["label_scheme"] == "bio" and not is_iob2(label):
+            raise ConfigError(f"{label!r} is not an IOB2 tag (O, B-TYPE, I-TYPE)", key=key)
+        collapsed = tag_type(label) if cfg["label_scheme"] == "type" else label
+        if collapsed not in out:
+            out.append(collapsed)
+    return out
+
+
+def labels_from_train(records: Sequence[dict], task_type: str, label_scheme: str) -> list[str]:
+    """NER: O, then B-T, I-T (or T) per entity type, sorted; pairs: sorted labels."""
+    if task_type == "pair":
+        return sorted({r["label"] for r in records})
+    types = sorted({tag_type(t) for r in records for t in r["tags"]} - {"O"})
+    if label_scheme == "type":
+        return ["O", *types]
+    return ["O", *(f"{prefix}-{t}" for t in types for prefix in "BI")]
+
+
+def entity_types(labels: Sequence[str]) -> list[str]:
+    return sorted({tag_type(label) for label in labels} - {"O"})
+
+
+def _split_source(cfg: Mapping[str, Any], split: str, task_id: str) -> str:
+    """The file (or hf split spec) of a split; a missing directory or file is an InputError."""
+    name = cfg["splits"][split]
+    if cfg["format"] == "hf":
+        return name
+    root = Path(cfg["path"])
+    if not root.is_dir():
+        files = ", ".join(cfg["splits"][s] for s in SPLITS)
+        raise InputError(
+            f"data directory of task '{task_id}' is missing: put its split files ({files}) "
+            "there. Credentialed corpora such as MedNLI are not distributed with bioprobe; "
+            "obtain them yourself and copy the files into this directory.",
+            root,
+        )
+    path = root / name
+    if not path.is_file():
+        raise InputError(
+            f"{split} split file of task '{task_id}' is missing (config tasks.{task_id}.splits."
+            f"{split}); put the file there",
+            path,
+        )
+    return str(path)
+
+
+def _read_split(
+    cfg: Mapping[str, Any],
+    source: str,
+    split: str,
+    labels: list[str] | None,
+    labels_origin: str | None,
+) -> list[dict]:
+    common = {"split": split, "labels": labels, "labels_origin": labels_origin}
+    if cfg["format"] == "bio-tsv":
+        return read_bio_tsv(source, cfg["label_scheme"], **common)
+    if cfg["format"] == "pairs-jsonl":
+        return read_pairs_jsonl(source, cfg["fields"], **common)
+    return read_hf(
+        cfg["path"],
+        source,
+        cfg["type"],
+        cfg["fields"],
+        tag_names=cfg["tag_names"],
+        revision=cfg["hub_revision"],
+        label_scheme=cfg["label_scheme"],
+        **common,
+    )
+
+
+def _write_outputs(out_dir: Path, data: Mapping[str, list[dict]], meta: dict) -> None:
+    """Write every file to a temporary sibling; rename them only once all are complete."""
+    with contextlib.ExitStack() as stack:
+        # entered first, so renamed last: labels.json appears only after the splits
+        write_json(stack.enter_context(atomic_path(out_dir / "labels.json")), meta)
+        for split in SPLITS:
+            write_jsonl(stack.enter_context(atomic_path(out_dir / f"{split}.jsonl")), data[split])
+
+
+def load_split(out_dir: str | Path, split: str) -> list[dict]:
+    """The canonical records of one prepared split."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
+    path = Path(out_dir) / f"{split}.jsonl"
+    if not path.is_file():
+        raise InputError("prepared split is missing (run prepare_task first)", path)
+    return read_jsonl(path)
+
+
+def load_labels(out_dir: str | Path) -> dict:
+    """The `labels.json` of a prepared task."""
+    path = Path(out_dir) / "labels.json"
+    if not path.is_file():
+        raise InputError("labels.json is missing (run prepare_task first)", path)
+    return read_json(path)
+
+
+def corpus_text(split_file: str | Path) -> list[str]:
+    """The text of a prepared split, one string per text segment (for training tokenizers)."""
+    texts: list[str] = []
+    for record in read_jsonl(split_file):
+        if "tokens" in record:
+            texts.append(" ".join(record["tokens"]))
+        else:
+            texts.extend((record["text_a"], record["text_b"]))
+    return texts

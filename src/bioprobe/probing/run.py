@@ -1,0 +1,243 @@
+"""Probe every layer of a dump: one probe per layer and target, scored into tidy rows.
+
+`probe_all_layers(train, test, kind, ...)` fits on `train` (by default the validation split)
+and scores on `test`. The linear probe fits all layers at once (`fit_layers_linear`); the other
+kinds fit one probe per layer, spread over `n_jobs` processes with joblib.
+
+Rows: `{"layer", "probe", "target", "metric", "value"}`, target `task` or `control`, metrics
+`accuracy`, `macro_f1`, `micro_f1` (over probing units: words or pairs); for NER also the paper's
+token-level `token_macro_f1`/`token_micro_f1` over entity types (`O` excluded) and, when the
+probe labels are BIO tags, entity-level `entity_precision`/`entity_recall`/`entity_f1` (seqeval,
+strict IOB2). With both targets, each layer also gets `selectivity` (task − control accuracy) and
+`selectivity_macro_f1` rows under target `task`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bioprobe.metrics import classification_scores, entity_type, ner_scores
+from bioprobe.probing.control import control_labels_ner_pair, control_labels_pairs
+from bioprobe.probing.estimators import PROBE_KINDS, fit_layers_linear, make_probe
+
+__all__ = ["ProbeData", "bio_to_type", "probe_all_layers", "split_sentences"]
+
+TARGETS = ("task", "control")
+LABEL_MODES = ("type", "bio")
+_ENTITY_METRICS = ("entity_precision", "entity_recall", "entity_f1")
+_TOKEN_METRICS = ("token_macro_f1", "token_micro_f1")
+
+
+@dataclass
+class ProbeData:
+    """Probing units of one split: per-layer features and labels.
+
+    features: [L+1, N, H] (layer 0 = embeddings), any float dtype, may be a memmap.
+    labels: [N] integer ids into `label_names`.
+    sentence_lengths: NER only: words per sentence, in row order (sums to N).
+    word_types: NER only: each word's type (lowercased form), for the control task.
+    """
+
+    features: Any
+    labels: np.ndarray
+    label_names: Sequence[str]
+    sentence_lengths: np.ndarray | None = None
+    word_types: Sequence[str] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if getattr(self.features, "ndim", None) != 3:
+            raise ValueError("features must be a [L+1, N, H] array")
+        n = self.features.shape[1]
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if self.labels.shape != (n,):
+            raise ValueError(f"labels have shape {self.labels.shape}, features have {n} rows")
+        if n and (self.labels.min() < 0 or self.labels.max() >= len(self.label_names)):
+            raise ValueError("labels must be ids into label_names")
+        if self.sentence_lengths is not None:
+            self.sentence_lengths = np.asarray(self.sentence_lengths, dtype=np.int64)
+            if self.sentence_lengths.min(initial=0) < 0 or self.sentence_lengths.sum() != n:
+                raise ValueError(f"sentence_lengths must be >= 0 and sum to {n} rows")
+        if self.word_types is not None and len(self.word_types) != n:
+            raise ValueError(f"{len(self.word_types)} word types for {n} rows")
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.sentence_lengths is not None
+
+
+def bio_to_type(label_names: Sequence[str], labels: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Collapse BIO tags to entity types (`B-Disease`, `I-Disease` -> `Disease`; `O` stays).
+
+    Returns the type names (in order of first appearance in `label_names`) and the relabelled
+    ids. Names that are already types pass through.
+    """
+    types: list[str] = []
+    old_to_new = np.empty(len(label_names), dtype=np.int64)
+    for i, name in enumerate(label_names):
+        t = entity_type(name)
+        if t not in types:
+            types.append(t)
+        old_to_new[i] = types.index(t)
+    return types, old_to_new[np.asarray(labels, dtype=np.int64)]
+
+
+def split_sentences(rows: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    """Word rows [N, ...] -> one array per sentence (views, no copy)."""
+    return np.split(rows, np.cumsum(lengths)[:-1]) if len(lengths) else []
+
+
+def _is_bio(names: Sequence[str]) -> bool:
+    return any(n[:2] in ("B-", "I-") for n in names)
+
+
+def _fit_predict_layer(kind, hyper, x_fit, y_fit, x_eval, fit_lengths, eval_lengths, threads):
+    """One layer, one target: fit a probe and predict the evaluation rows [M]."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    x_fit = np.asarray(x_fit, dtype=np.float32)
+    x_eval = np.asarray(x_eval, dtype=np.float32)
+    probe = make_probe(kind, **hyper)
+    if kind == "bilstm-crf":
+        probe.fit(split_sentences(x_fit, fit_lengths), split_sentences(y_fit, fit_lengths))
+        pred = probe.predict(split_sentences(x_eval, eval_lengths))
+        return np.concatenate(pred) if pred else np.empty(0, dtype=np.int64)
+    return probe.fit(x_fit, y_fit).predict(x_eval)
+
+
+def _score(gold, pred, names, lengths, bio) -> dict[str, float]:
+    scores = classification_scores(gold, pred)
+    if lengths is not None:
+        names = np.asarray(names, dtype=object)
+        g = [list(s) for s in split_sentences(names[gold], lengths)]
+        p = [list(s) for s in split_sentences(names[pred], lengths)]
+        ner = ner_scores(g, p)
+        keys = _TOKEN_METRICS + (_ENTITY_METRICS if bio else ())
+        scores.update({k: ner[k] for k in keys})
+    return scores
+
+
+def probe_all_layers(
+    train: ProbeData,
+    test: ProbeData,
+    kind: str = "linear",
+    hyper: Mapping[str, Any] | None = None,
+    targets: Sequence[str] = TARGETS,
+    label_mode: str = "bio",
+    seed: int = 0,
+    n_jobs: int = 1,
+) -> list[dict]:
+    """Fit a `kind` probe per layer and target on `train`, score on `test`; tidy rows.
+
+    label_mode (NER): "bio" probes the BIO tags (entity-level F1 reported), "type" collapses
+    them to entity types first (the paper's setting). Pair tasks ignore it. `seed` seeds the
+    probes and the control task.
+    """
+    hyper = dict(hyper or {})
+    if kind not in PROBE_KINDS:
+        raise ValueError(f"unknown probe kind {kind!r}; expected one of {sorted(PROBE_KINDS)}")
+    make_probe(kind, **hyper)  # validates the hyper-parameters before any work
+    if not targets or not set(targets) <= set(TARGETS):
+        raise ValueError(f"targets must be a non-empty subset of {TARGETS}, got {targets!r}")
+    targets = [t for t in TARGETS if t in targets]
+    if label_mode not in LABEL_MODES:
+        raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
+    if list(train.label_names) != list(test.label_names):
+        raise ValueError("train and test have different label_names")
+    if train.features.shape[0] != test.features.shape[0]:
+        raise ValueError("train and test have different numbers of layers")
+    if train.features.shape[2] != test.features.shape[2]:
+        raise ValueError("train and test have different hidden sizes")
+    sequence = train.is_sequence
+    if sequence != test.is_sequence:
+        raise ValueError("sentence_lengths must be given for both train and test, or neither")
+    if kind == "bilstm-crf" and not sequence:
+        raise ValueError("the bilstm-crf probe needs sentence_lengths (an NER dump)")
+
+    names = list(train.label_names)
+    y_fit, y_eval = train.labels, test.labels
+    if sequence and label_mode == "type":
+        names, y_fit = bio_to_type(train.label_names, y_fit)
+        _, y_eval = bio_to_type(test.label_names, y_eval)
+    bio = sequence and _is_bio(names)
+
+    labels = {"task": (y_fit, y_eval)}
+    if "control" in targets:
+        if sequence:
+            if train.word_types is None or test.word_types is None:
+                raise ValueError("the NER control task needs word_types for train and test")
+            labels["control"] = control_labels_ner_pair(
+                train.word_types, y_fit, test.word_types, y_eval, seed, n_labels=len(names)
+            )
+        else:
+            labels["control"] = (
+                control_labels_pairs(y_fit, [seed, 0]),
+                control_labels_pairs(y_eval, [seed, 1]),
+            )
+
+    n_layers = train.features.shape[0]
+    preds: dict[str, np.ndarray] = {}
+    if kind == "linear":
+        solver = {k: v for k, v in hyper.items() if k != "random_state"}  # deterministic
+        for target in targets:
+            preds[target] = fit_layers_linear(
+                train.features, labels[target][0], test.features, **solver
+            )
+    else:
+        from joblib import Parallel, delayed
+
+        hyper.setdefault("random_state", seed)
+        jobs = [(t, layer) for t in targets for layer in range(n_layers)]
+        threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else 0
+        out = Parallel(n_jobs=n_jobs)(
+            delayed(_fit_predict_layer)(
+                kind,
+                hyper,
+                train.features[layer],
+                labels[t][0],
+                test.features[layer],
+                train.sentence_lengths,
+                test.sentence_lengths,
+                threads,
+            )
+            for t, layer in jobs
+        )
+        for t in targets:
+            preds[t] = np.stack([p for (tt, _), p in zip(jobs, out, strict=True) if tt == t])
+
+    rows = []
+    for layer in range(n_layers):
+        scores = {
+            t: _score(labels[t][1], preds[t][layer], names, test.sentence_lengths, bio)
+            for t in targets
+        }
+        for t, s in scores.items():
+            rows += [_row(layer, kind, t, m, v) for m, v in s.items()]
+        if len(targets) == 2:
+            task, ctrl = scores["task"], scores["control"]
+            rows.append(
+                _row(layer, kind, "task", "selectivity", task["accuracy"] - ctrl["accuracy"])
+            )
+            rows.append(
+                _row(
+                    layer, kind, "task", "selectivity_macro_f1", task["macro_f1"] - ctrl["macro_f1"]
+                )
+            )
+    rows.sort(key=lambda r: (r["layer"], r["target"], r["metric"]))
+    return rows
+
+
+def _row(layer: int, kind: str, target: str, metric: str, value: float) -> dict:
+    return {
+        "layer": layer,
+        "probe": kind,
+        "target": target,
+        "metric": metric,
+        "value": float(value),
+    }

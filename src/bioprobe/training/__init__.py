@@ -1,0 +1,1 @@
+"""Fine-tuning with the Hugging Face Trainer, and downstream evaluation."""

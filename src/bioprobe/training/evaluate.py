@@ -1,0 +1,91 @@
+"""Downstream evaluation: predictions on the validation and test splits, scored per task type.
+
+NER predictions are read at the first sub-token of each word; words cut off by `max_length`
+are predicted `O` (and counted), so gold entities are never dropped from the denominator.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import set_seed
+
+from bioprobe.metrics import classification_scores, ner_scores
+from bioprobe.models import ModelSpec, load_model_for_task, load_tokenizer_for
+from bioprobe.training.features import FeatureSet, build_features
+from bioprobe.training.finetune import TaskData, make_collator
+
+log = logging.getLogger("bioprobe.evaluate")
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.inference_mode()
+def predict(model, tokenizer, task_type: str, fs: FeatureSet, batch_size: int) -> list:
+    """Class ids per example (pairs) or per kept word (NER), in the order of `fs.features`.
+
+    Batches are formed from length-sorted examples so padding stays minimal.
+    """
+    order = sorted(range(len(fs.features)), key=lambda i: fs.features[i]["length"])
+    collate = make_collator(task_type, tokenizer)
+    feats = [{k: v for k, v in fs.features[i].items() if k != "length"} for i in order]
+    loader = DataLoader(feats, batch_size=batch_size, collate_fn=collate)
+    model.eval().to(device())
+    out: list = [None] * len(order)
+    pos = 0
+    for batch in loader:
+        labels = batch.pop("labels")
+        logits = model(**{k: v.to(device()) for k, v in batch.items()}).logits.cpu()
+        pred = logits.argmax(-1)
+        for row in range(pred.shape[0]):
+            i = order[pos]
+            if task_type == "ner":
+                out[i] = pred[row][labels[row] != -100].tolist()
+            else:
+                out[i] = int(pred[row])
+            pos += 1
+    return out
+
+
+def score_split(
+    task_type: str, labels: Sequence[str], records: Sequence[dict], predicted: list
+) -> dict[str, float]:
+    if task_type == "ner":
+        gold = [r["tags"] for r in records]
+        pred = [
+            [labels[t] for t in ids] + ["O"] * (len(r["tags"]) - len(ids))
+            for r, ids in zip(records, predicted, strict=True)
+        ]
+        return ner_scores(gold, pred)
+    return classification_scores([r["label"] for r in records], [labels[i] for i in predicted])
+
+
+def evaluate(
+    *,
+    task_dir: str | Path,
+    model_location: str,
+    spec: ModelSpec,
+    training: dict,
+    seed: int,
+    splits: Sequence[str] = ("validation", "test"),
+) -> dict:
+    """Scores of a fine-tuned model (or of a pretrained one with a seeded, untrained head)."""
+    task = TaskData(task_dir)
+    set_seed(seed)  # a pretrained model's fresh head is random: make it reproducible
+    tokenizer = load_tokenizer_for(spec, model_location)
+    model = load_model_for_task(model_location, task.task_type, task.labels, spec=spec)
+    scores, truncation = {}, {}
+    for split in splits:
+        records = task.split(split)
+        fs = build_features(task.task_type, records, tokenizer, task.labels, training)
+        predicted = predict(model, tokenizer, task.task_type, fs, training["eval_batch_size"])
+        scores[split] = score_split(task.task_type, task.labels, records, predicted)
+        truncation[split] = fs.stats()
+        log.info("%s: %s", split, {k: round(v, 4) for k, v in scores[split].items()})
+    return {"scores": scores, "truncation": truncation}

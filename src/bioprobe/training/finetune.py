@@ -1,0 +1,264 @@
+"""Fine-tuning a model on a task subset with the Hugging Face Trainer.
+
+Checkpoints live outside the declared Snakemake output (`checkpoint_dir`), so a killed job resumes
+from its last checkpoint instead of step 0; a fingerprint of everything that defines the run
+guards against resuming a checkpoint that belongs to other settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import resource
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from transformers import (
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from bioprobe.data import load_labels, load_split, read_subset
+from bioprobe.io import atomic_path, read_json, write_json
+from bioprobe.metrics import classification_scores, ner_scores
+from bioprobe.models import ModelSpec, load_model_for_task, load_tokenizer_for
+from bioprobe.training.features import build_features
+from bioprobe.training.progress import ProgressLogCallback
+
+log = logging.getLogger("bioprobe.train")
+
+
+@dataclass
+class TaskData:
+    """A prepared task directory: labels and the splits, loaded on demand."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.info = load_labels(self.root)
+        self.task_type: str = self.info["task_type"]
+        self.labels: list[str] = self.info["labels"]
+
+    def split(self, name: str) -> list[dict]:
+        return load_split(self.root, name)
+
+
+def precision_flags(precision: str) -> dict[str, bool]:
+    """`auto`: bf16 where the GPU supports it, else fp16; full precision on CPU."""
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        if not cuda:
+            return {"bf16": False, "fp16": False}
+        bf16 = torch.cuda.is_bf16_supported()
+        return {"bf16": bf16, "fp16": not bf16}
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def make_collator(task_type: str, tokenizer):
+    multiple = 8 if torch.cuda.is_available() else None  # tensor cores like multiples of 8
+    if task_type == "ner":
+        return DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=multiple)
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
+
+
+def selection_metric(task_type: str) -> str:
+    return "entity_f1" if task_type == "ner" else "macro_f1"
+
+
+def metrics_fn(task_type: str, labels: list[str]):
+    """compute_metrics for model selection on the validation split."""
+
+    def compute(eval_pred) -> dict[str, float]:
+        preds, gold = eval_pred.predictions, eval_pred.label_ids
+        if task_type != "ner":
+            return classification_scores(gold, preds)
+        keep = gold != -100
+        g = [[labels[t] for t in row[m]] for row, m in zip(gold, keep, strict=True)]
+        p = [[labels[t] for t in row[m]] for row, m in zip(preds, keep, strict=True)]
+        return ner_scores(g, p)
+
+    return compute
+
+
+def _argmax_logits(logits, labels):
+    return logits.argmax(dim=-1)
+
+
+def run_fingerprint(**parts) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _prepare_checkpoint_dir(checkpoint_dir: Path, fingerprint: str) -> str | None:
+    """Return the checkpoint to resume from, wiping checkpoints of a different run."""
+    stamp = checkpoint_dir / "fingerprint.json"
+    if checkpoint_dir.exists():
+        same = stamp.exists() and read_json(stamp).get("fingerprint") == fingerprint
+        if not same:
+            log.info("discarding checkpoints of other settings in %s", checkpoint_dir)
+            shutil.rmtree(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    write_json(stamp, {"fingerprint": fingerprint})
+    last = get_last_checkpoint(str(checkpoint_dir))
+    if last:
+        log.info("resuming from checkpoint %s", last)
+    return last
+
+
+def training_arguments(
+    training: dict, seed: int, checkpoint_dir: Path, task_type: str
+) -> TrainingArguments:
+    select = training["select_best"]
+    every = "steps" if training["save_steps"] else "epoch"
+    return TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        num_train_epochs=training["epochs"],
+        learning_rate=training["learning_rate"],
+        per_device_train_batch_size=training["batch_size"],
+        per_device_eval_batch_size=training["eval_batch_size"],
+        gradient_accumulation_steps=training["gradient_accumulation"],
+        warmup_steps=float(training["warmup_ratio"]),  # a float < 1 is a ratio of total steps
+        weight_decay=training["weight_decay"],
+        max_grad_norm=training["max_grad_norm"],
+        lr_scheduler_type="linear",
+        optim="adamw_torch",
+        train_sampling_strategy="group_by_length" if training["group_by_length"] else "random",
+        length_column_name="length",
+        eval_strategy=every if select else "no",
+        save_strategy=every,
+        save_steps=training["save_steps"] or 500,
+        eval_steps=training["save_steps"] if select and training["save_steps"] else None,
+        save_total_limit=2,
+        load_best_model_at_end=select,
+        metric_for_best_model=selection_metric(task_type) if select else None,
+        greater_is_better=True if select else None,
+        logging_strategy="steps",
+        logging_steps=training["logging_steps"],
+        disable_tqdm=True,
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        **precision_flags(training["precision"]),
+    )
+
+
+def parameter_counts(model) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"parameters_total": total, "parameters_trainable": trainable}
+
+
+def peak_memory_mb() -> dict[str, float]:
+    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available():
+        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def finetune(
+    *,
+    task_dir: str | Path,
+    subset_file: str | Path,
+    size: int,
+    seed: int,
+    model_location: str,
+    spec: ModelSpec,
+    training: dict,
+    out_dir: str | Path,
+    checkpoint_dir: str | Path,
+    keep_checkpoints: bool = False,
+) -> dict:
+    """Fine-tune on `size` % of the training split; write safetensors, tokenizer and metrics."""
+    if size <= 0:
+        raise ValueError("size 0 is the pretrained model: nothing to fine-tune")
+    task = TaskData(task_dir)
+    order = read_subset(subset_file, size)
+    train_records = task.split("train")
+    train_records = [train_records[i] for i in order]
+    log.info("task %s: %d of the training examples (%d %%)", task.root, len(train_records), size)
+
+    set_seed(seed)
+    tokenizer = load_tokenizer_for(spec, model_location)
+    model = load_model_for_task(model_location, task.task_type, task.labels, spec=spec)
+    train_fs = build_features(task.task_type, train_records, tokenizer, task.labels, training)
+    val_fs = build_features(
+        task.task_type, task.split("validation"), tokenizer, task.labels, training
+    )
+    for name, fs in (("train", train_fs), ("validation", val_fs)):
+        if fs.truncated_examples:
+            log.warning(
+                "%s: %d examples longer than max_length=%d were truncated (%d words cut)",
+                name,
+                fs.truncated_examples,
+                training["max_length"],
+                fs.truncated_words,
+            )
+
+    checkpoint_dir = Path(checkpoint_dir)
+    fingerprint = run_fingerprint(
+        training=training, seed=seed, size=size, model=model_location, order=order
+    )
+    resume = _prepare_checkpoint_dir(checkpoint_dir, fingerprint)
+    args = training_arguments(training, seed, checkpoint_dir, task.task_type)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train_fs.features),
+        eval_dataset=Dataset.from_list(val_fs.features) if training["select_best"] else None,
+        data_collator=make_collator(task.task_type, tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=metrics_fn(task.task_type, task.labels),
+        preprocess_logits_for_metrics=_argmax_logits,
+        callbacks=[ProgressLogCallback()],
+    )
+    started = time.monotonic()
+    result = trainer.train(resume_from_checkpoint=resume)
+    wall = time.monotonic() - started
+
+    metrics = {
+        "train_examples": len(train_records),
+        "size": size,
+        "seed": seed,
+        "global_steps": result.global_step,
+        "train_loss": float(result.training_loss),
+        "train_runtime_s": wall,
+        "train_samples_per_second": result.metrics.get("train_samples_per_second"),
+        "resumed_from": Path(resume).name if resume else None,
+        "best_checkpoint": Path(trainer.state.best_model_checkpoint).name
+        if trainer.state.best_model_checkpoint
+        else None,
+        f"best_validation_{selection_metric(task.task_type)}": trainer.state.best_metric,
+        "truncation": {"train": train_fs.stats(), "validation": val_fs.stats()},
+        "precision": {k: v for k, v in precision_flags(training["precision"]).items() if v}
+        or "fp32",
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        **parameter_counts(trainer.model),
+        **peak_memory_mb(),
+    }
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        trainer.model.save_pretrained(tmp)  # safetensors only
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / "labels.json", task.info)
+        write_json(tmp / "training_args.json", {"training": training, "seed": seed})
+        write_json(tmp / "train_metrics.json", metrics)
+        for pickled in (*tmp.glob("*.bin"), *tmp.glob("*.pt")):
+            pickled.unlink()
+    if not keep_checkpoints:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    log.info("saved %s (%.1f s)", out_dir, wall)
+    return metrics
+
+
+__all__ = ["TaskData", "finetune"]

@@ -1,0 +1,336 @@
+"""Tokenizer loading, word alignment, truncation and pair encoding for the three families."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from bioprobe.errors import BioprobeError
+from bioprobe.tokenization import (
+    IGNORE_INDEX,
+    WordEncoding,
+    align_labels,
+    encode_pair,
+    encode_text,
+    encode_words,
+    is_byte_level,
+    load_tokenizer,
+    num_special_tokens,
+    prepare_tokenizer,
+    word_pieces,
+)
+
+X = IGNORE_INDEX
+
+
+@pytest.fixture(scope="module")
+def tokenizers(tiny_bert_dir, tiny_gpt2_dir, tiny_biogpt_dir, minilm_dir):
+    return {
+        "bert": load_tokenizer(str(tiny_bert_dir)),
+        "gpt2": load_tokenizer(str(tiny_gpt2_dir)),
+        "biogpt": load_tokenizer(str(tiny_biogpt_dir)),
+        "minilm": load_tokenizer(str(minilm_dir)),
+    }
+
+
+def tokens(tok, enc: WordEncoding) -> list[str]:
+    return tok.convert_ids_to_tokens(enc.input_ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# hand-made expectations: a 3-word sentence in which exactly one word splits into two pieces
+
+HAND_MADE = {
+    "bert": (
+        ["The", "patient", "developed"],
+        ["[CLS]", "the", "patient", "d", "##eveloped", "[SEP]"],
+        [-1, 0, 1, 2, 2, -1],
+    ),
+    # GPT-2 adds no special tokens; every word carries its leading space (add_prefix_space)
+    "gpt2": (
+        ["The", "patient", "binds"],
+        ["ĠThe", "Ġp", "atient", "Ġbinds"],
+        [0, 1, 1, 2],
+    ),
+    # BioGPT: fairseq puts </s> first; '</w>' ends a word
+    "biogpt": (
+        ["Aspirin", "reduces", "STAT3"],
+        ["</s>", "Aspirin</w>", "re", "duces</w>", "STAT3</w>"],
+        [-1, 0, 1, 1, 2],
+    ),
+    "minilm": (
+        ["The", "patient", "inhibits"],
+        ["[CLS]", "the", "patient", "inhibit", "##s", "[SEP]"],
+        [-1, 0, 1, 2, 2, -1],
+    ),
+}
+
+
+@pytest.mark.parametrize("family", sorted(HAND_MADE))
+def test_word_index_and_labels_hand_made(tokenizers, family):
+    tok = tokenizers[family]
+    words, expected_tokens, expected_index = HAND_MADE[family]
+    enc = encode_words(tok, words, 64)
+    assert tokens(tok, enc) == expected_tokens
+    assert enc.word_index == expected_index
+    assert (enc.n_words, enc.truncated_words) == (3, 0)
+    # labels 5, 6, 7: first piece of each word labelled, the rest ignored
+    labels = align_labels(enc.word_index, [5, 6, 7])
+    expected_labels = {
+        "bert": [X, 5, 6, 7, X, X],
+        "gpt2": [5, 6, X, 7],
+        "biogpt": [X, 5, 6, X, 7],
+        "minilm": [X, 5, 6, 7, X, X],
+    }[family]
+    assert labels == expected_labels
+
+
+def test_align_labels_edge_cases():
+    assert align_labels([], []) == []
+    assert align_labels([-1, -1], []) == [X, X]
+    # labels beyond the kept words (truncation) are ignored
+    assert align_labels([-1, 0, 1, 1, -1], [3, 4, 5, 6]) == [X, 3, 4, X, X]
+    # a word that follows a special token in the middle (pair-like layouts) still gets labelled
+    assert align_labels([0, -1, 0], [2]) == [2, X, X]
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "minilm"])
+def test_fast_path_matches_transformers_word_ids(tokenizers, family):
+    tok = tokenizers[family]
+    words = ["Interleukin-6", "binds", "the", "HLA-B27", "receptor", "."]
+    enc = encode_words(tok, words, 128)
+    ref = tok(words, is_split_into_words=True)
+    assert enc.input_ids == ref["input_ids"]
+    assert enc.word_index == [-1 if w is None else w for w in ref.word_ids()]
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "minilm"])
+@pytest.mark.parametrize("max_length", [4, 7, 10, 128])
+def test_word_by_word_path_equals_fast_path(tokenizers, family, max_length):
+    tok = tokenizers[family]
+    words = ["Tamoxifen", "inhibits", "HLA-B27", "in", "tumour", "cells", "."]
+    fast = encode_words(tok, words, max_length, word_by_word=False)
+    slow = encode_words(tok, words, max_length, word_by_word=True)
+    assert slow == fast
+    assert word_pieces(tok, words, word_by_word=True) == word_pieces(tok, words)
+
+
+def test_biogpt_scratch_tokenizer_is_slow_biogpt(tokenizers, tiny_biogpt_dir):
+    from transformers import AutoTokenizer, BioGptTokenizer
+
+    raw = AutoTokenizer.from_pretrained(str(tiny_biogpt_dir))
+    assert type(raw) is BioGptTokenizer
+    assert raw.is_fast is False
+    tok = tokenizers["biogpt"]
+    assert (tok.bos_token, tok.eos_token, tok.sep_token, tok.pad_token, tok.unk_token) == (
+        "<s>",
+        "</s>",
+        "</s>",
+        "<pad>",
+        "<unk>",
+    )
+    assert [tok.bos_token_id, tok.pad_token_id, tok.eos_token_id, tok.unk_token_id] == [0, 1, 2, 3]
+    with pytest.raises(BioprobeError, match="slow"):
+        word_pieces(tok, ["a"], word_by_word=False)
+    # Moses splits 'TNF-alpha' into TNF @-@ alpha: three pieces of one word
+    words = ["Interleukin-6", "binds", "TNF-alpha"]
+    enc = encode_words(tok, words, 64)
+    assert tokens(tok, enc)[0] == "</s>"
+    assert enc.word_index[0] == -1
+    assert sorted(set(enc.word_index[1:])) == [0, 1, 2]
+    # the same ids transformers' own slow pre-split path gives
+    assert enc.input_ids == tok(words, is_split_into_words=True)["input_ids"]
+
+
+def test_word_without_tokens_becomes_unk(tokenizers):
+    tok = tokenizers["minilm"]
+    enc = encode_words(tok, ["fever", "\x00", "cells"], 64)  # BERT cleaning drops \x00
+    assert enc.word_index == [-1, 0, 1, 2, -1]
+    assert enc.input_ids[2] == tok.unk_token_id
+    assert encode_words(tok, ["fever", "\x00", "cells"], 64, word_by_word=True) == enc
+
+
+def test_empty_sentence(tokenizers):
+    enc = encode_words(tokenizers["bert"], [], 16)
+    assert tokens(tokenizers["bert"], enc) == ["[CLS]", "[SEP]"]
+    assert (enc.word_index, enc.n_words, enc.truncated_words) == ([-1, -1], 0, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# truncation at word boundaries
+
+
+def test_truncation_counted_at_word_boundaries(tokenizers):
+    tok = tokenizers["bert"]
+    words = ["Aspirin", "reduces", "fever"]  # as ##p ##irin | reduc ##es | f ##ever
+    full = encode_words(tok, words, 64)
+    assert full.word_index == [-1, 0, 0, 0, 1, 1, 2, 2, -1]
+    # 7 = 2 specials + 3 + 2: 'fever' would not fit
+    enc = encode_words(tok, words, 7)
+    assert enc.word_index == [-1, 0, 0, 0, 1, 1, -1]
+    assert (enc.n_words, enc.truncated_words) == (2, 1)
+    assert len(enc.input_ids) == 7
+    # 6: 'reduces' would be cut after 'reduc': it is dropped whole, and 'fever' with it
+    enc = encode_words(tok, words, 6)
+    assert tokens(tok, enc) == ["[CLS]", "as", "##p", "##irin", "[SEP]"]
+    assert (enc.n_words, enc.truncated_words) == (1, 2)
+    assert align_labels(enc.word_index, [1, 2, 3]) == [X, 1, X, X, X]
+    with pytest.raises(BioprobeError, match="no room"):
+        encode_words(tok, words, 2)
+
+
+def test_truncation_biogpt_slow_path(tokenizers):
+    tok = tokenizers["biogpt"]
+    words = ["Aspirin", "reduces", "STAT3"]  # </s> | Aspirin | re duces | STAT3
+    enc = encode_words(tok, words, 3)
+    assert enc.word_index == [-1, 0]
+    assert (enc.n_words, enc.truncated_words) == (1, 2)
+    enc = encode_words(tok, words, 4)
+    assert enc.word_index == [-1, 0, 1, 1]
+    assert (enc.n_words, enc.truncated_words) == (2, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# GPT-2: pad token and prefix space
+
+
+def test_gpt2_pad_token_and_prefix_space(tokenizers, tiny_gpt2_dir):
+    tok = tokenizers["gpt2"]
+    assert tok.pad_token == tok.eos_token == "<|endoftext|>"
+    assert tok.pad_token_id == tok.eos_token_id
+    assert tok.padding_side == "right"
+    assert is_byte_level(tok) and tok.add_prefix_space
+    # the first word is encoded like any other word: with its leading space
+    assert tok("fever")["input_ids"] == tok(" fever")["input_ids"]
+    assert tok.convert_ids_to_tokens(tok("cells")["input_ids"])[0].startswith("Ġ")
+    # the saved tokenizer itself has the prefix space off, as the real GPT-2
+    cfg = json.loads((tiny_gpt2_dir / "tokenizer_config.json").read_text())
+    assert cfg["add_prefix_space"] is False
+
+
+def test_prefix_space_forced_on_generic_fast_backend(tiny_gpt2_dir, tmp_path):
+    """A byte-level tokenizer loaded as a plain TokenizersBackend ignores the keyword."""
+    from transformers import AutoTokenizer
+
+    copy = tmp_path / "generic"
+    shutil.copytree(tiny_gpt2_dir, copy)
+    cfg_path = copy / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    cfg_path.write_text(json.dumps(cfg))
+    raw = AutoTokenizer.from_pretrained(str(copy), add_prefix_space=True)
+    assert type(raw).__name__ != "GPT2Tokenizer"
+    tok = load_tokenizer(str(copy))
+    assert tok("fever")["input_ids"] == tok(" fever")["input_ids"]
+    assert tok.pad_token == tok.eos_token
+
+
+def test_prepare_tokenizer_keeps_existing_pad(tokenizers):
+    tok = tokenizers["minilm"]
+    assert prepare_tokenizer(tok).pad_token == "[PAD]"
+    assert not is_byte_level(tok)
+
+
+# ---------------------------------------------------------------------------------------------
+# texts and pairs
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "biogpt", "minilm"])
+def test_encode_text_matches_tokenizer(tokenizers, family):
+    tok = tokenizers[family]
+    text = "Aspirin reduces fever in patients with arthritis."
+    enc = encode_text(tok, text, 128)
+    assert enc["input_ids"] == tok(text)["input_ids"]
+    assert enc["attention_mask"] == [1] * len(enc["input_ids"])
+    assert enc["truncated_tokens"] == 0
+    short = encode_text(tok, text, 5)
+    assert len(short["input_ids"]) == 5
+    assert short["truncated_tokens"] == len(enc["input_ids"]) - 5
+
+
+def test_pair_encoders_use_their_template(tokenizers):
+    tok = tokenizers["minilm"]
+    a, b = "Aspirin reduces fever.", "The patient developed hepatitis."
+    enc = encode_pair(tok, a, b, 128)
+    ref = tok(a, b)
+    assert enc["input_ids"] == ref["input_ids"]
+    assert enc["token_type_ids"] == ref["token_type_ids"]
+    assert enc["truncated_tokens"] == 0
+
+
+@pytest.mark.parametrize("truncation", ["only_second", "longest_first"])
+@pytest.mark.parametrize("max_length", [6, 7, 8, 9, 10, 12, 15])
+def test_pair_truncation_matches_tokenizers(tokenizers, truncation, max_length):
+    tok = tokenizers["minilm"]
+    a = "Aspirin reduces fever."  # 6 sub-tokens
+    b = "The patient developed severe hepatitis after isoniazid."  # longer
+    full = len(tok(a, b)["input_ids"])
+    enc = encode_pair(tok, a, b, max_length, truncation=truncation)
+    if truncation == "only_second" and max_length <= 3 + 6:
+        # tokenizers refuses ("sequence to truncate too short"); bioprobe cuts the first too
+        assert len(enc["input_ids"]) == max_length
+        assert enc["truncated_tokens"] == full - max_length
+        return
+    ref = tok(a, b, truncation=truncation, max_length=max_length)
+    assert enc["input_ids"] == ref["input_ids"]
+    assert enc["token_type_ids"] == ref["token_type_ids"]
+    assert enc["truncated_tokens"] == full - len(ref["input_ids"])
+    # equal lengths: the tie rule of tokenizers' LongestFirst
+    same = encode_pair(tok, b, b, max_length, truncation="longest_first")
+    assert same["input_ids"] == tok(b, b, truncation="longest_first", max_length=max_length)[
+        "input_ids"
+    ]
+
+
+def test_pair_only_second_cuts_first_when_it_alone_is_too_long(tokenizers):
+    tok = tokenizers["minilm"]
+    # a: as ##pi ##rin reduces fever in patients . (8), b: yes . (2); 7 - 3 specials = 4
+    enc = encode_pair(tok, "Aspirin reduces fever in patients.", "Yes.", 7)
+    assert tok.convert_ids_to_tokens(enc["input_ids"]) == [
+        "[CLS]",
+        "as",
+        "##pi",
+        "##rin",
+        "reduces",
+        "[SEP]",
+        "[SEP]",
+    ]
+    assert enc["truncated_tokens"] == 6
+
+
+def test_pair_gpt2_separated_by_eos(tokenizers):
+    tok = tokenizers["gpt2"]
+    assert tok.sep_token is None
+    a, b = "Aspirin reduces fever.", "The patient developed hepatitis."
+    enc = encode_pair(tok, a, b, 128)
+    ids_a = tok(a)["input_ids"]
+    ids_b = tok(b)["input_ids"]
+    assert enc["input_ids"] == [*ids_a, tok.eos_token_id, *ids_b]
+    assert "token_type_ids" not in enc
+    assert num_special_tokens(tok) == 0
+    cut = encode_pair(tok, a, b, len(ids_a) + 3)
+    assert cut["input_ids"] == [*ids_a, tok.eos_token_id, *ids_b[:2]]
+    assert cut["truncated_tokens"] == len(ids_b) - 2
+
+
+def test_pair_biogpt_uses_sep(tokenizers):
+    tok = tokenizers["biogpt"]
+    a, b = "Aspirin reduces fever.", "The patient developed hepatitis."
+    enc = encode_pair(tok, a, b, 128)
+    assert enc["input_ids"] == tok(a, b)["input_ids"]
+    sep = tok.sep_token_id
+    assert enc["input_ids"][0] == sep
+    assert enc["input_ids"].count(sep) == 2
+
+
+def test_longest_first_grid_matches_tokenizers(tokenizers):
+    tok = tokenizers["minilm"]
+    for la in range(1, 8):
+        for lb in range(1, 8):
+            a, b = " ".join(["cell"] * la), " ".join(["gene"] * lb)
+            for max_length in range(5, la + lb + 5):
+                enc = encode_pair(tok, a, b, max_length, truncation="longest_first")
+                ref = tok(a, b, truncation="longest_first", max_length=max_length)
+                assert enc["input_ids"] == ref["input_ids"], (la, lb, max_length)

@@ -1,0 +1,25 @@
+"""Fine-tune one (task, model, method, size, seed) with the Hugging Face Trainer."""
+
+from pathlib import Path
+
+from bioprobe.models import resolve_model
+from bioprobe.smk_support import run_script
+from bioprobe.training.finetune import finetune
+
+
+def main(sm):
+    wc = sm.wildcards
+    finetune(
+        task_dir=Path(sm.input.labels).parent,
+        subset_file=sm.input.subset,
+        size=int(wc.size),
+        seed=int(wc.seed),
+        model_location=sm.params.location,
+        spec=resolve_model(wc.model, sm.params.model),
+        training=sm.params.training,
+        out_dir=sm.output[0],
+        checkpoint_dir=sm.params.checkpoints,
+    )
+
+
+run_script(snakemake, main)  # noqa: F821

@@ -1,0 +1,20 @@
+"""Probe every layer of one variant's dump; a tidy TSV keyed by the variant."""
+
+from bioprobe.analysis.stages import probe_variant
+from bioprobe.io import read_json
+from bioprobe.smk_support import run_script
+from bioprobe.tables import PROBE_COLUMNS, key_of, write_keyed_rows
+
+
+def main(sm):
+    rows = probe_variant(
+        sm.input.dump,
+        read_json(sm.input.labels),
+        sm.params.probe,
+        seed=int(sm.wildcards.seed),
+        threads=sm.threads,
+    )
+    write_keyed_rows(rows, key_of(sm.wildcards), PROBE_COLUMNS, sm.output[0])
+
+
+run_script(snakemake, main)  # noqa: F821
