@@ -17,6 +17,7 @@ import heapq
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ def validate_scratch(cfg: Mapping[str, Any], key: str = "scratch") -> dict[str, 
     missing = [k for k in SCRATCH_KEYS if k not in cfg]
     if missing:
         raise ConfigError(f"missing {', '.join(missing)}", key)
-    extra = sorted(set(cfg) - set(SCRATCH_KEYS))
+    extra = sorted(set(cfg) - set(SCRATCH_KEYS) - {"seed"})  # seed: passed to build_scratch
     if extra:
         raise ConfigError(f"unknown {', '.join(extra)}", key)
     if cfg["family"] not in FAMILIES:
@@ -107,7 +108,7 @@ def train_bpe(
     pair_counts: dict[tuple[str, str], int] = defaultdict(int)
     where: dict[tuple[str, str], set[int]] = defaultdict(set)
     for i, seq in enumerate(seqs):
-        for pair in zip(seq, seq[1:]):
+        for pair in pairwise(seq):
             pair_counts[pair] += counts[i]
             where[pair].add(i)
     heap = [(-c, p) for p, c in pair_counts.items()]
@@ -128,7 +129,7 @@ def train_bpe(
         changed = set()
         for i in sorted(where.pop(pair)):
             seq, n = seqs[i], counts[i]
-            for p in zip(seq, seq[1:]):
+            for p in pairwise(seq):
                 pair_counts[p] -= n
                 changed.add(p)
             out, j = [], 0
@@ -140,7 +141,7 @@ def train_bpe(
                     out.append(seq[j])
                     j += 1
             seqs[i] = out
-            for p in zip(out, out[1:]):
+            for p in pairwise(out):
                 pair_counts[p] += n
                 where[p].add(i)
                 changed.add(p)
@@ -162,7 +163,9 @@ def _bert_tokenizer(corpus: list[str], vocab_size: int) -> Any:
 
     norm = normalizers.BertNormalizer(lowercase=True)
     pre = pre_tokenizers.BertPreTokenizer()
-    counts = Counter(w for line in corpus for w, _ in pre.pre_tokenize_str(norm.normalize_str(line)))
+    counts = Counter(
+        w for line in corpus for w, _ in pre.pre_tokenize_str(norm.normalize_str(line))
+    )
     tokens, _ = train_bpe(counts, max_tokens=vocab_size - len(BERT_SPECIALS), prefix="##")
     vocab = {t: i for i, t in enumerate([*BERT_SPECIALS, *tokens])}
     return BertTokenizer(vocab=vocab, do_lower_case=True)

@@ -3,7 +3,6 @@ clear error line (not a traceback wall) when the input is at fault."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
@@ -25,6 +24,9 @@ def _configure(log_path: str | None, threads: int) -> None:
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # bars are noise in a log file
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
     try:
         import torch
 
@@ -33,22 +35,31 @@ def _configure(log_path: str | None, threads: int) -> None:
         pass
 
 
+def _redirect_fds(log_path: str) -> None:
+    """Send file descriptors 1 and 2 to the log: also catches handlers that were bound to the
+    original stderr at import time (transformers') and output from C extensions."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def run_script(snakemake: Any, main: Callable[[Any], None]) -> None:
-    """Run a rule's `main(snakemake)` with its log file as stdout/stderr and the logging sink."""
+    """Run a rule's `main(snakemake)` with its log file as stdout/stderr and the logging sink.
+
+    Only for Snakemake `script:` jobs, which run in a process of their own.
+    """
     log_path = snakemake.log[0] if len(snakemake.log) else None
     _configure(log_path, int(getattr(snakemake, "threads", 1) or 1))
-    stream = open(log_path, "a", buffering=1) if log_path else None  # noqa: SIM115
-    with contextlib.ExitStack() as stack:
-        if stream is not None:
-            stack.callback(stream.close)
-            stack.enter_context(contextlib.redirect_stdout(stream))
-            stack.enter_context(contextlib.redirect_stderr(stream))
-        try:
-            main(snakemake)
-        except BioprobeError as exc:
-            logging.getLogger("bioprobe").error("%s", exc)
-            print(f"bioprobe error: {exc}", file=sys.__stderr__)
-            raise SystemExit(1) from None
-        except Exception:
-            logging.getLogger("bioprobe").error("failed:\n%s", traceback.format_exc())
-            raise
+    if log_path:
+        _redirect_fds(log_path)
+    try:
+        main(snakemake)
+    except BioprobeError as exc:  # the user's input is at fault: one line, no traceback
+        logging.getLogger("bioprobe").error("%s", exc)
+        raise SystemExit(1) from None
+    except Exception:
+        logging.getLogger("bioprobe").error("failed:\n%s", traceback.format_exc())
+        raise

@@ -17,15 +17,12 @@ tokenizers have no ``build_inputs_with_special_tokens``), read once as a templat
 
 from __future__ import annotations
 
-import logging
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from bioprobe.errors import BioprobeError
-
-log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 """Label of sub-tokens that carry no loss (continuations, special tokens, padding)."""
@@ -115,9 +112,7 @@ def load_tokenizer(
     if is_byte_level(tokenizer):
         parts = _byte_level_parts(tokenizer.backend_tokenizer.pre_tokenizer)
         if not all(p.add_prefix_space for p in parts):
-            tokenizer = AutoTokenizer.from_pretrained(
-                name_or_path, add_prefix_space=True, **kwargs
-            )
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, add_prefix_space=True, **kwargs)
         _force_prefix_space(tokenizer)
     return prepare_tokenizer(tokenizer)
 
@@ -169,7 +164,9 @@ def _fast_template(tokenizer: Any, pair: bool) -> list[tuple[str, int, int]]:
         out = processor.process(probe, _probe_encoding(tokenizer) if pair else None, True)
         template = []
         n_content = 0
-        for tid, type_id, special in zip(out.ids, out.type_ids, out.special_tokens_mask, strict=True):
+        for tid, type_id, special in zip(
+            out.ids, out.type_ids, out.special_tokens_mask, strict=True
+        ):
             if special:
                 template.append(("special", tid, type_id))
             else:
@@ -364,7 +361,9 @@ def encode_text(tokenizer: Any, text: str, max_length: int) -> dict[str, Any]:
     if budget < 1:
         raise BioprobeError(f"max_length {max_length} leaves no room beside the special tokens")
     ids = _text_ids(tokenizer, text)
-    return _result(tokenizer, _add_special_tokens(tokenizer, ids[:budget], None), max(0, len(ids) - budget))
+    return _result(
+        tokenizer, _add_special_tokens(tokenizer, ids[:budget], None), max(0, len(ids) - budget)
+    )
 
 
 def _truncate_pair(la: int, lb: int, budget: int, truncation: Truncation) -> tuple[int, int]:

@@ -38,9 +38,7 @@ TINY_SCRATCH = {
     "biogpt": {"family": "biogpt", "vocab_size": 300},
 }
 for _cfg in TINY_SCRATCH.values():
-    _cfg.update(
-        hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position=128
-    )
+    _cfg.update(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position=128)
 
 
 def _build(tmp_path_factory: pytest.TempPathFactory, family: str) -> Path:

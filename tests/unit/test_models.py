@@ -180,11 +180,14 @@ def test_scratch_loads_back_with_auto_classes(family, request, tiny_scratch):
     assert not list(path.glob("*.bin")) and (path / "model.safetensors").is_file()
     tok = transformers.AutoTokenizer.from_pretrained(str(path))
     assert cfg["vocab_size"] == len(tok) <= tiny_scratch[family]["vocab_size"]
-    assert type(tok).__name__ == {
-        "bert": "BertTokenizer",
-        "gpt2": "GPT2Tokenizer",
-        "biogpt": "BioGptTokenizer",
-    }[family]
+    assert (
+        type(tok).__name__
+        == {
+            "bert": "BertTokenizer",
+            "gpt2": "GPT2Tokenizer",
+            "biogpt": "BioGptTokenizer",
+        }[family]
+    )
     base = transformers.AutoModel.from_pretrained(str(path), use_safetensors=True)
     assert base.config.num_hidden_layers == 2
     spec = local_spec(f"tiny-{family}", path)

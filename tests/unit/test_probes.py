@@ -26,6 +26,17 @@ from bioprobe.probing import (
 )
 
 H = 24  # a hidden size no real model has: nothing may assume 768
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny problems: one thread is fastest and immune to a busy 2-core machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 K = 3
 
 
@@ -56,11 +67,12 @@ def sentences(X, y, rng, lo=2, hi=10):
 
 def fit_predict(kind, X, y, Xe, rng):
     if kind == "bilstm-crf":
-        probe = make_probe(kind, hidden_size=32, epochs=8, random_state=0)
+        probe = make_probe(kind, hidden_size=32, epochs=8, num_threads=1, random_state=0)
         xs, ys = sentences(X, y, rng)
         xe, _ = sentences(Xe, np.zeros(len(Xe), dtype=int), rng)
         return np.concatenate(probe.fit(xs, ys).predict(xe))
-    return make_probe(kind, random_state=0).fit(X, y).predict(Xe)
+    hyper = {"num_threads": 1} if kind == "mlp" else {}
+    return make_probe(kind, random_state=0, **hyper).fit(X, y).predict(Xe)
 
 
 KINDS = ["linear", "svc", "mlp", "bilstm-crf"]
@@ -207,7 +219,7 @@ def test_bilstm_crf_learns_bio_sequences():
     rng = np.random.default_rng(0)
     xs, ys = bio_sentences(rng, 200)
     xe, ye = bio_sentences(rng, 100)
-    probe = BiLSTMCRFProbe(hidden_size=32, epochs=8, random_state=0).fit(xs, ys)
+    probe = BiLSTMCRFProbe(hidden_size=32, epochs=8, num_threads=1, random_state=0).fit(xs, ys)
     pred = probe.predict(xe)
     assert [len(p) for p in pred] == [len(s) for s in ye]
     gold_flat, pred_flat = np.concatenate(ye), np.concatenate(pred)
@@ -329,7 +341,12 @@ def test_probe_all_layers_ner_rows(mode):
 def test_probe_all_layers_bilstm_crf_and_task_only():
     train, test = ner_data(0, 60, h=24), ner_data(1, 30, h=24)
     rows = probe_all_layers(
-        train, test, "bilstm-crf", {"hidden_size": 16, "epochs": 3}, targets=["task"], seed=1
+        train,
+        test,
+        "bilstm-crf",
+        {"hidden_size": 16, "epochs": 3, "num_threads": 1},
+        targets=["task"],
+        seed=1,
     )
     assert {r["target"] for r in rows} == {"task"}
     assert {r["metric"] for r in rows} == BASE | TOKEN | ENTITY
@@ -338,13 +355,14 @@ def test_probe_all_layers_bilstm_crf_and_task_only():
 
 def test_probe_all_layers_pairs_parallel():
     train, test = pair_data(0, 150), pair_data(1, 150)
-    rows = probe_all_layers(train, test, "mlp", {"hidden_size": 16}, seed=0, n_jobs=2)
+    hyper = {"hidden_size": 16, "num_threads": 1}
+    rows = probe_all_layers(train, test, "mlp", hyper, seed=0, n_jobs=2)
     v = by_key(rows)
     assert {m for (_, _, m) in v} == BASE | SELECT
     assert v[(2, "task", "accuracy")] >= 0.95
     assert abs(v[(2, "control", "accuracy")] - 1 / 3) < 0.15
     # same seeds in workers as in one process (only thread counts differ, so allow float noise)
-    serial = by_key(probe_all_layers(train, test, "mlp", {"hidden_size": 16}, seed=0, n_jobs=1))
+    serial = by_key(probe_all_layers(train, test, "mlp", hyper, seed=0, n_jobs=1))
     assert serial.keys() == v.keys()
     assert all(abs(serial[key] - v[key]) <= 0.05 for key in v)
 

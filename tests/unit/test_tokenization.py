@@ -279,9 +279,10 @@ def test_pair_truncation_matches_tokenizers(tokenizers, truncation, max_length):
     assert enc["truncated_tokens"] == full - len(ref["input_ids"])
     # equal lengths: the tie rule of tokenizers' LongestFirst
     same = encode_pair(tok, b, b, max_length, truncation="longest_first")
-    assert same["input_ids"] == tok(b, b, truncation="longest_first", max_length=max_length)[
-        "input_ids"
-    ]
+    assert (
+        same["input_ids"]
+        == tok(b, b, truncation="longest_first", max_length=max_length)["input_ids"]
+    )
 
 
 def test_pair_only_second_cuts_first_when_it_alone_is_too_long(tokenizers):

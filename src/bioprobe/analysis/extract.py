@@ -316,7 +316,7 @@ def dump_variant(
         load_tokenizer_for,
         random_init_like,
     )
-    from bioprobe.training.finetune import TaskData
+    from bioprobe.training.task_data import TaskData
 
     task = TaskData(task_dir)
     tokenizer = load_tokenizer_for(spec, model_location)

@@ -17,7 +17,7 @@ from transformers import set_seed
 from bioprobe.metrics import classification_scores, ner_scores
 from bioprobe.models import ModelSpec, load_model_for_task, load_tokenizer_for
 from bioprobe.training.features import FeatureSet, build_features
-from bioprobe.training.finetune import TaskData, make_collator
+from bioprobe.training.task_data import TaskData, make_collator
 
 log = logging.getLogger("bioprobe.evaluate")
 

@@ -13,44 +13,27 @@ import logging
 import resource
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from datasets import Dataset
 from transformers import (
-    DataCollatorForTokenClassification,
-    DataCollatorWithPadding,
+    PrinterCallback,
     Trainer,
     TrainingArguments,
     set_seed,
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-from bioprobe.data import load_labels, load_split, read_subset
+from bioprobe.data import read_subset
 from bioprobe.io import atomic_path, read_json, write_json
 from bioprobe.metrics import classification_scores, ner_scores
 from bioprobe.models import ModelSpec, load_model_for_task, load_tokenizer_for
 from bioprobe.training.features import build_features
 from bioprobe.training.progress import ProgressLogCallback
+from bioprobe.training.task_data import TaskData, make_collator
 
 log = logging.getLogger("bioprobe.train")
-
-
-@dataclass
-class TaskData:
-    """A prepared task directory: labels and the splits, loaded on demand."""
-
-    root: Path
-
-    def __post_init__(self) -> None:
-        self.root = Path(self.root)
-        self.info = load_labels(self.root)
-        self.task_type: str = self.info["task_type"]
-        self.labels: list[str] = self.info["labels"]
-
-    def split(self, name: str) -> list[dict]:
-        return load_split(self.root, name)
 
 
 def precision_flags(precision: str) -> dict[str, bool]:
@@ -62,13 +45,6 @@ def precision_flags(precision: str) -> dict[str, bool]:
         bf16 = torch.cuda.is_bf16_supported()
         return {"bf16": bf16, "fp16": not bf16}
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
-
-
-def make_collator(task_type: str, tokenizer):
-    multiple = 8 if torch.cuda.is_available() else None  # tensor cores like multiples of 8
-    if task_type == "ner":
-        return DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=multiple)
-    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
 
 
 def selection_metric(task_type: str) -> str:
@@ -223,6 +199,7 @@ def finetune(
         preprocess_logits_for_metrics=_argmax_logits,
         callbacks=[ProgressLogCallback()],
     )
+    trainer.remove_callback(PrinterCallback)  # raw dicts on stdout; ProgressLogCallback says it
     started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=resume)
     wall = time.monotonic() - started
@@ -259,6 +236,3 @@ def finetune(
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     log.info("saved %s (%.1f s)", out_dir, wall)
     return metrics
-
-
-__all__ = ["TaskData", "finetune"]

@@ -1,0 +1,117 @@
+"""Helpers to run the real workflow (`snakemake` as a subprocess) in a scratch directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
+
+# A tiny grid: both task types on the demo corpus, a scratch encoder and a scratch decoder.
+TINY_CONFIG = {
+    "tasks": {
+        "demo-ner": {
+            "type": "ner",
+            "format": "bio-tsv",
+            "path": "resources/demo/ner",
+            "splits": {"train": "train.tsv", "validation": "devel.tsv", "test": "test.tsv"},
+        },
+        "demo-nli": {
+            "type": "pair",
+            "format": "pairs-jsonl",
+            "path": "resources/demo/nli",
+            "splits": {"train": "train.jsonl", "validation": "dev.jsonl", "test": "test.jsonl"},
+            "fields": {
+                "id": "pairID",
+                "text_a": "sentence1",
+                "text_b": "sentence2",
+                "label": "gold_label",
+            },
+        },
+    },
+    "models": {
+        "tiny-bert": {
+            "source": "scratch",
+            "scratch": {
+                "family": "bert",
+                "hidden_size": 32,
+                "num_layers": 2,
+                "num_heads": 2,
+                "intermediate_size": 64,
+                "vocab_size": 500,
+            },
+        },
+        "tiny-gpt2": {
+            "source": "scratch",
+            "scratch": {
+                "family": "gpt2",
+                "hidden_size": 32,
+                "num_layers": 2,
+                "num_heads": 2,
+                "intermediate_size": 64,
+                "vocab_size": 500,
+            },
+        },
+    },
+    "sizes": [0, 50],
+    "seeds": [1],
+    "training": {"epochs": 1, "batch_size": 16, "learning_rate": 1.0e-3, "max_length": 96},
+    "attention": {"max_examples": 8},
+}
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+    """Run the repository's workflow with `workdir` as working directory."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
+    ]
+    return subprocess.run(
+        cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """The job-count table of a dry run (`rule count` lines), {} when nothing is to be done."""
+    counts: dict[str, int] = {}
+    lines = result.stdout.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith("job ")) + 2
+    except StopIteration:
+        return counts
+    for line in lines[start:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The tiny grid run to completion once; tests read or extend it."""
+    workdir = tmp_path_factory.mktemp("tiny-run")
+    write_config(workdir, TINY_CONFIG)
+    result = snakemake(workdir, "--cores", "2")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return workdir

@@ -1,0 +1,151 @@
+"""The paper's three model families fine-tune, evaluate and dump on both task types.
+
+Library level (no Snakemake): tiny scratch BERT, GPT-2 and BioGPT models built on a small demo
+corpus, one epoch each. Proves the traps are handled: GPT-2's pad token and prefix space,
+BioGPT's slow tokenizer, the sequence head's last-non-pad pooling.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bioprobe.analysis.extract import DumpSettings, dump_variant
+from bioprobe.analysis.stages import attention_rows, cka_rows, probe_variant
+from bioprobe.config import validate_config
+from bioprobe.data import prepare_task, write_subsets
+from bioprobe.data.demo import write_demo_ner, write_demo_nli
+from bioprobe.data.prepare import corpus_text, load_split
+from bioprobe.models import build_scratch, resolve_model
+from bioprobe.training.evaluate import evaluate
+from bioprobe.training.finetune import finetune
+
+TASKS = {
+    "ner": {
+        "type": "ner",
+        "format": "bio-tsv",
+        "splits": {"train": "train.tsv", "validation": "devel.tsv", "test": "test.tsv"},
+    },
+    "pair": {
+        "type": "pair",
+        "format": "pairs-jsonl",
+        "splits": {"train": "train.jsonl", "validation": "dev.jsonl", "test": "test.jsonl"},
+        "fields": {
+            "id": "pairID",
+            "text_a": "sentence1",
+            "text_b": "sentence2",
+            "label": "gold_label",
+        },
+    },
+}
+SCRATCH = {
+    "hidden_size": 32,
+    "num_layers": 2,
+    "num_heads": 2,
+    "intermediate_size": 64,
+    "vocab_size": 400,
+    "max_position": 128,
+}
+
+
+def _config(task_type, raw_dir):
+    return validate_config(
+        {
+            "tasks": {"t": {**TASKS[task_type], "path": str(raw_dir)}},
+            "models": {"m": {"source": "x"}},
+            "training": {"epochs": 1, "batch_size": 8, "max_length": 64, "learning_rate": 1e-3},
+        }
+    )
+
+
+@pytest.fixture(scope="module", params=["ner", "pair"])
+def task(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"task-{request.param}")
+    writer = write_demo_ner if request.param == "ner" else write_demo_nli
+    writer(root / "raw", n_train=60, n_validation=30, n_test=30)
+    config = _config(request.param, root / "raw")
+    prepare_task(config["tasks"]["t"], root / "data", "t")
+    write_subsets(load_split(root / "data", "train"), request.param, 1, root / "subset.json")
+    return {"type": request.param, "root": root, "training": config["training"]}
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "biogpt"])
+def test_family_finetunes_evaluates_and_dumps(task, family, tmp_path):
+    root = task["root"]
+    scratch = {"family": family, **SCRATCH}
+    build_scratch(scratch, corpus_text(root / "data" / "train.jsonl"), tmp_path / "base", seed=0)
+    spec = resolve_model("m", {"source": "scratch", "scratch": scratch})
+    metrics = finetune(
+        task_dir=root / "data",
+        subset_file=root / "subset.json",
+        size=100,
+        seed=1,
+        model_location=str(tmp_path / "base"),
+        spec=spec,
+        training=task["training"],
+        out_dir=tmp_path / "ft",
+        checkpoint_dir=tmp_path / "ckpt",
+    )
+    assert metrics["train_examples"] == 60
+    assert (tmp_path / "ft" / "model.safetensors").is_file()
+    assert not list((tmp_path / "ft").glob("*.bin")), "safetensors only"
+    assert not (tmp_path / "ckpt").exists(), "checkpoints are removed once the model is saved"
+
+    result = evaluate(
+        task_dir=root / "data",
+        model_location=str(tmp_path / "ft"),
+        spec=spec,
+        training=task["training"],
+        seed=1,
+    )
+    main = "entity_f1" if task["type"] == "ner" else "macro_f1"
+    for split in ("validation", "test"):
+        assert 0.0 <= result["scores"][split][main] <= 1.0
+        assert result["truncation"][split]["examples"] == 30
+
+    settings = DumpSettings(
+        batch_size=8, max_length=64, attention_max_examples=5, splits=("validation", "test")
+    )
+    dumps = {}
+    for method, location in (("pretrained", tmp_path / "base"), ("full", tmp_path / "ft")):
+        dumps[method] = tmp_path / f"dump-{method}"
+        meta = dump_variant(
+            task_dir=root / "data",
+            method=method,
+            seed=1,
+            model_location=str(location),
+            spec=spec,
+            settings=settings,
+            out_dir=dumps[method],
+        )
+    assert meta["n_layers"] == 2 and meta["hidden_size"] == 32
+    hidden = np.load(dumps["full"] / "test.hidden.npy", mmap_mode="r")
+    assert hidden.shape[0] == 3 and hidden.shape[2] == 32 and hidden.dtype == np.float16
+    assert np.isfinite(hidden).all()
+    if task["type"] == "pair":
+        assert np.load(dumps["full"] / "test.separate.npy").shape[2] == 64
+
+    labels = {"task_type": task["type"], **_labels(root)}
+    probe_cfg = {
+        "kinds": ["linear"],
+        "label_mode": "type",
+        "pair_mode": "separate",
+        "fit_split": "validation",
+        "score_split": "test",
+        "control": True,
+        "linear": {"C": 1.0, "max_iter": 50},
+    }
+    rows = probe_variant(dumps["full"], labels, probe_cfg, seed=1)
+    assert {r["layer"] for r in rows} == {0, 1, 2}
+    similarity = attention_rows(dumps["full"], dumps["pretrained"])
+    assert {r["metric"] for r in similarity} == {"cosine", "js_divergence", "entropy"}
+    same = attention_rows(dumps["pretrained"], dumps["pretrained"])
+    assert all(r["value"] == pytest.approx(1.0, abs=1e-4) for r in same if r["metric"] == "cosine")
+    cka = cka_rows(dumps["full"], dumps["pretrained"], "test", task["type"], "separate")
+    assert len(cka) == 3 and all(-1e-6 <= r["value"] <= 1 + 1e-6 for r in cka)
+
+
+def _labels(root: Path) -> dict:
+    import json
+
+    return json.loads((root / "data" / "labels.json").read_text())
