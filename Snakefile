@@ -12,9 +12,10 @@ include: "rules/finetune.smk"
 include: "rules/extract.smk"
 include: "rules/probe.smk"
 include: "rules/attention.smk"
+include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -7,9 +7,9 @@ rule attention_similarity:
         "logs/attention_similarity/{task}/{model}/{method}/size{size}/seed{seed}.log",
     benchmark:
         "benchmarks/attention_similarity/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
-    threads: 1
     conda:
         "../envs/bioprobe.yaml"
+    threads: 1
     script:
         "../workflow_scripts/attention_similarity.py"
 
@@ -25,13 +25,13 @@ rule cka:
         "logs/cka/{task}/{model}/{method}/size{size}/seed{seed}.log",
     benchmark:
         "benchmarks/cka/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+    conda:
+        "../envs/bioprobe.yaml"
+    threads: 1
     params:
         cka=lambda wc: sorted_slice(
             {**config["cka"], "pair_mode": config["probe"]["pair_mode"]}
         ),
-    threads: 1
-    conda:
-        "../envs/bioprobe.yaml"
     script:
         "../workflow_scripts/cka.py"
 
@@ -49,10 +49,10 @@ rule collect_attention:
         "logs/collect_attention.log",
     benchmark:
         "benchmarks/collect_attention.tsv"
-    params:
-        table="attention",
     conda:
         "../envs/bioprobe.yaml"
+    params:
+        table="attention",
     script:
         "../workflow_scripts/collect_table.py"
 
@@ -70,9 +70,9 @@ rule collect_cka:
         "logs/collect_cka.log",
     benchmark:
         "benchmarks/collect_cka.tsv"
-    params:
-        table="cka",
     conda:
         "../envs/bioprobe.yaml"
+    params:
+        table="cka",
     script:
         "../workflow_scripts/collect_table.py"

@@ -1,15 +1,12 @@
 # Validation, wildcard constraints, targets and param helpers. No rules here.
-import os
 import sys
 from pathlib import Path
 
-# The library lives in src/: make it importable here and in every job this workflow starts.
+# Plan-time imports of the library work from a plain checkout too; jobs import the installed
+# package (`make setup` installs it into .venv).
 _SRC = str(Path(workflow.basedir) / "src")
 if _SRC not in sys.path:
     sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (_SRC, os.environ.get("PYTHONPATH")) if p
-)
 
 from bioprobe import grid
 from bioprobe.checks import missing_task_data
@@ -48,6 +45,15 @@ def all_targets():
         "results/tables/probes.tsv",
         "results/tables/attention_similarity.tsv",
         "results/tables/cka.tsv",
+        "results/tables/summary.tsv",
+        "results/figures/downstream.png",
+        "results/figures/probes.png",
+        "results/figures/attention_by_layer.png",
+        "results/figures/cka.png",
+        "results/figures/correlations.png",
+        *expand(
+            "results/figures/attention_heatmap_{task}.png", task=sorted(config["tasks"])
+        ),
     ]
 
 
@@ -192,3 +198,12 @@ def attention_inputs(wildcards):
 
 def analysis_files(template, runs):
     return [grid.path(template, run) for run in runs]
+
+
+def summary_options(wildcards):
+    """The summary and the correlations read the first configured probe kind's macro-F1."""
+    return {"probe": config["probe"]["kinds"][0], "probe_metric": "macro_f1"}
+
+
+def probe_figure_options(wildcards):
+    return {"probe": config["probe"]["kinds"][0], "metric": "macro_f1"}

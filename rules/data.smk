@@ -7,10 +7,10 @@ rule demo_ner_data:
         "logs/demo_data/ner.log",
     benchmark:
         "benchmarks/demo_data/ner.tsv"
-    params:
-        kind="ner",
     conda:
         "../envs/bioprobe.yaml"
+    params:
+        kind="ner",
     script:
         "../workflow_scripts/demo_data.py"
 
@@ -24,10 +24,10 @@ rule demo_nli_data:
         "logs/demo_data/nli.log",
     benchmark:
         "benchmarks/demo_data/nli.tsv"
-    params:
-        kind="nli",
     conda:
         "../envs/bioprobe.yaml"
+    params:
+        kind="nli",
     script:
         "../workflow_scripts/demo_data.py"
 
@@ -44,10 +44,10 @@ rule prepare_task:
         "logs/prepare_task/{task}.log",
     benchmark:
         "benchmarks/prepare_task/{task}.tsv"
-    params:
-        task=task_slice,
     conda:
         "../envs/bioprobe.yaml"
+    params:
+        task=task_slice,
     script:
         "../workflow_scripts/prepare_task.py"
 

@@ -8,14 +8,14 @@ rule extract:
         "logs/extract/{task}/{model}/{method}/size{size}/seed{seed}.log",
     benchmark:
         "benchmarks/extract/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+    conda:
+        "../envs/bioprobe.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
     params:
         extract=extract_slice,
         model=model_slice,
         location=dump_model_location,
-    threads: 4
-    resources:
-        mem_mb=8000,
-    conda:
-        "../envs/bioprobe.yaml"
     script:
         "../workflow_scripts/extract.py"

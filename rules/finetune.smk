@@ -7,10 +7,10 @@ rule build_scratch_model:
         "logs/build_scratch_model/{task}/{model}.log",
     benchmark:
         "benchmarks/build_scratch_model/{task}/{model}.tsv"
-    params:
-        model=model_slice,
     conda:
         "../envs/bioprobe.yaml"
+    params:
+        model=model_slice,
     script:
         "../workflow_scripts/build_scratch_model.py"
 
@@ -26,16 +26,16 @@ rule finetune:
         "logs/finetune/{task}/{model}/{method}/size{size}/seed{seed}.log",
     benchmark:
         "benchmarks/finetune/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+    conda:
+        "../envs/bioprobe.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
     params:
         training=training_slice,
         model=model_slice,
         location=lambda wc: pretrained_location(wc.task, wc.model),
         checkpoints="results/checkpoints/{task}/{model}/{method}/size{size}/seed{seed}",
-    threads: 4
-    resources:
-        mem_mb=8000,
-    conda:
-        "../envs/bioprobe.yaml"
     script:
         "../workflow_scripts/finetune.py"
 
@@ -50,13 +50,13 @@ rule evaluate:
         "logs/evaluate/{task}/{model}/{method}/size{size}/seed{seed}.log",
     benchmark:
         "benchmarks/evaluate/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+    conda:
+        "../envs/bioprobe.yaml"
+    threads: 1
     params:
         training=training_slice,
         model=model_slice,
         location=model_location,
-    threads: 2
-    conda:
-        "../envs/bioprobe.yaml"
     script:
         "../workflow_scripts/evaluate.py"
 

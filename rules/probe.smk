@@ -8,13 +8,13 @@ rule probe:
         "logs/probe/{task}/{model}/{method}/size{size}/seed{seed}.log",
     benchmark:
         "benchmarks/probe/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
-    params:
-        probe=probe_slice,
-    threads: 2
-    resources:
-        mem_mb=8000,
     conda:
         "../envs/bioprobe.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+    params:
+        probe=probe_slice,
     script:
         "../workflow_scripts/probe.py"
 
@@ -32,9 +32,9 @@ rule collect_probes:
         "logs/collect_probes.log",
     benchmark:
         "benchmarks/collect_probes.tsv"
-    params:
-        table="probes",
     conda:
         "../envs/bioprobe.yaml"
+    params:
+        table="probes",
     script:
         "../workflow_scripts/collect_table.py"

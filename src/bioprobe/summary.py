@@ -1,0 +1,345 @@
+"""Summary and correlation tables over the tidy result tables.
+
+Inputs are the collected tidy tables (DataFrames or paths to their TSVs), all keyed by
+``task, model, method, size, seed``:
+
+- downstream: ``split, metric, value``
+- probes: ``layer, probe, target, metric, value``
+- attention similarity: ``layer, head, metric, value``
+- CKA: ``layer, value``
+
+`internal_measures` puts, per fine-tuned variant and seed, the downstream main score next to the
+internal measures (best-layer and last-layer probe score, mean attention similarity, mean CKA);
+`correlations` relates them (Spearman and Pearson, per task and pooled as ``task="all"``);
+`summary_table` averages everything over seeds per task × model × method × size; `to_markdown`
+renders any of them with 3 decimals.
+
+Missing input: the downstream table is required (a `ValueError` naming it when it is missing or
+has no rows for the requested split); the internal-measure tables are optional (``None`` or empty
+gives NaN columns), so a partial run still summarises what it has.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = [
+    "KEY",
+    "MAIN_METRICS",
+    "MEASURES",
+    "SPECIAL_METHODS",
+    "correlations",
+    "internal_measures",
+    "load_table",
+    "main_metric",
+    "summary_table",
+    "to_markdown",
+]
+
+KEY = ["task", "model", "method", "size", "seed"]
+GROUP = ["task", "model", "method", "size"]
+#: Methods that are not fine-tuning: the published model and its random-weights control.
+SPECIAL_METHODS = ("pretrained", "random-init")
+#: A task's main downstream metric: the first of these the table has for that task
+#: (NER tables have ``entity_f1``, pair tables ``macro_f1``).
+MAIN_METRICS = ("entity_f1", "macro_f1", "accuracy", "token_macro_f1", "micro_f1")
+#: The internal measures `internal_measures` computes, with their axis labels.
+MEASURES = {
+    "probe_best": "best-layer probe score",
+    "probe_last": "last-layer probe score",
+    "attention_similarity": "mean attention similarity",
+    "cka": "mean CKA",
+}
+
+_REQUIRED = {
+    "downstream": [*KEY, "split", "metric", "value"],
+    "probes": [*KEY, "layer", "probe", "target", "metric", "value"],
+    "attention_similarity": [*KEY, "layer", "head", "metric", "value"],
+    "cka": [*KEY, "layer", "value"],
+}
+
+
+def load_table(
+    table: pd.DataFrame | str | Path | None, name: str, *, required: bool = True
+) -> pd.DataFrame | None:
+    """A tidy table as a DataFrame (read from a TSV path if needed), its columns checked.
+
+    `name` is one of ``downstream``, ``probes``, ``attention_similarity``, ``cka``. A missing
+    (``None``) or empty table raises a `ValueError` naming it when `required`, else gives None.
+    """
+    if table is None:
+        if required:
+            raise ValueError(f"the {name} table is missing (got None)")
+        return None
+    df = pd.read_csv(table, sep="\t") if isinstance(table, (str, Path)) else table
+    if df.empty:
+        if required:
+            raise ValueError(f"the {name} table is empty")
+        return None
+    missing = [c for c in _REQUIRED[name] if c not in df.columns]
+    if missing:
+        raise ValueError(f"the {name} table lacks columns {missing} (has {list(df.columns)})")
+    return df
+
+
+def main_metric(metrics: Iterable[str]) -> str:
+    """The main downstream metric among `metrics`: first of `MAIN_METRICS`, else the first."""
+    present = sorted(set(metrics))
+    if not present:
+        raise ValueError("no metrics to choose a main metric from")
+    for m in MAIN_METRICS:
+        if m in present:
+            return m
+    return present[0]
+
+
+def _is_finetuned(method: pd.Series) -> pd.Series:
+    return ~method.isin(SPECIAL_METHODS)
+
+
+def _downstream_main(downstream: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Per key: the task's main metric on `split`: KEY + ``metric``, ``downstream``."""
+    df = downstream[downstream["split"] == split]
+    if df.empty:
+        splits = sorted(downstream["split"].unique())
+        raise ValueError(f"the downstream table has no rows for split {split!r} (has {splits})")
+    chosen = {task: main_metric(g["metric"]) for task, g in df.groupby("task", sort=True)}
+    df = df[df["metric"] == df["task"].map(chosen)]
+    out = df.groupby(KEY, as_index=False, sort=True).agg(
+        metric=("metric", "first"), downstream=("value", "mean")
+    )
+    return out
+
+
+def _probe_rows(
+    probes: pd.DataFrame | None, probe: str, metric: str, target: str = "task"
+) -> pd.DataFrame | None:
+    if probes is None:
+        return None
+    df = probes[
+        (probes["probe"] == probe) & (probes["metric"] == metric) & (probes["target"] == target)
+    ]
+    return None if df.empty else df
+
+
+def _selectivity_metric(probes: pd.DataFrame, metric: str) -> str:
+    """The selectivity that matches the probe metric (``selectivity_<metric>`` if present)."""
+    name = f"selectivity_{metric}"
+    return name if (probes["metric"] == name).any() else "selectivity"
+
+
+def internal_measures(
+    downstream: pd.DataFrame | str | Path,
+    probes: pd.DataFrame | str | Path | None = None,
+    attention: pd.DataFrame | str | Path | None = None,
+    cka: pd.DataFrame | str | Path | None = None,
+    *,
+    split: str = "test",
+    probe: str = "linear",
+    probe_metric: str = "macro_f1",
+    attention_metric: str = "cosine",
+    include_pretrained: bool = False,
+) -> pd.DataFrame:
+    """Per (task, model, method, size, seed): downstream main score and the internal measures.
+
+    Columns: the key, ``metric`` (the task's main downstream metric, see `main_metric`),
+    ``downstream`` (its value on `split`), ``probe_best`` (the best layer's probe score, that
+    seed's curve), ``probe_best_layer``, ``probe_last`` (the last layer's), both for `probe`,
+    target ``task`` and `probe_metric`; ``attention_similarity`` (mean of `attention_metric`
+    over layers and heads); ``cka`` (mean CKA over layers 0..L). A measure whose table is
+    missing is NaN. Rows are the fine-tuned variants (the pretrained model too with
+    `include_pretrained`: its head is untrained, and it has no attention similarity or CKA).
+    """
+    down = load_table(downstream, "downstream")
+    probes = load_table(probes, "probes", required=False)
+    attention = load_table(attention, "attention_similarity", required=False)
+    cka = load_table(cka, "cka", required=False)
+
+    out = _downstream_main(down, split)
+    keep = _is_finetuned(out["method"])
+    if include_pretrained:
+        keep |= out["method"] == "pretrained"
+    out = out[keep].reset_index(drop=True)
+
+    p = _probe_rows(probes, probe, probe_metric)
+    if p is not None:
+        curves = p.groupby([*KEY, "layer"], as_index=False, sort=True)["value"].mean()
+        best = curves.loc[curves.groupby(KEY, sort=True)["value"].idxmax()]
+        best = best.rename(columns={"value": "probe_best", "layer": "probe_best_layer"})
+        last = curves.loc[curves.groupby(KEY, sort=True)["layer"].idxmax()]
+        last = last.rename(columns={"value": "probe_last"}).drop(columns="layer")
+        out = out.merge(best, on=KEY, how="left").merge(last, on=KEY, how="left")
+    else:
+        out = out.assign(probe_best=np.nan, probe_best_layer=np.nan, probe_last=np.nan)
+
+    if attention is not None:
+        a = attention[attention["metric"] == attention_metric]
+        a = a.groupby(KEY, as_index=False, sort=True)["value"].mean()
+        out = out.merge(a.rename(columns={"value": "attention_similarity"}), on=KEY, how="left")
+    else:
+        out["attention_similarity"] = np.nan
+
+    if cka is not None:
+        c = cka.groupby(KEY, as_index=False, sort=True)["value"].mean()
+        out = out.merge(c.rename(columns={"value": "cka"}), on=KEY, how="left")
+    else:
+        out["cka"] = np.nan
+
+    cols = [*KEY, "metric", "downstream", "probe_best_layer", *MEASURES]
+    out = out[cols].sort_values(KEY, kind="mergesort").reset_index(drop=True)
+    out.attrs.update(
+        split=split, probe=probe, probe_metric=probe_metric, attention_metric=attention_metric
+    )
+    return out
+
+
+def _usable(x: np.ndarray, y: np.ndarray) -> bool:
+    """At least 3 pairs and neither side constant: a correlation is defined."""
+    return len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
+
+
+def correlation(x: Sequence[float], y: Sequence[float]) -> dict[str, float | int]:
+    """Spearman and Pearson of the finite pairs; NaN where n < 3 or either side is constant."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    res: dict[str, float | int] = dict.fromkeys(
+        ("spearman_rho", "spearman_p", "pearson_r", "pearson_p"), math.nan
+    )
+    res["n"] = len(x)
+    if _usable(x, y):
+        s = stats.spearmanr(x, y)
+        r = stats.pearsonr(x, y)
+        res.update(
+            spearman_rho=float(s.statistic),
+            spearman_p=float(s.pvalue),
+            pearson_r=float(r.statistic),
+            pearson_p=float(r.pvalue),
+        )
+    return res
+
+
+def correlations(
+    measures_df: pd.DataFrame, measures: Sequence[str] | None = None, *, target: str = "downstream"
+) -> pd.DataFrame:
+    """Correlation of `target` with each measure, per task and pooled (``task="all"``).
+
+    Columns ``measure, task, spearman_rho, spearman_p, pearson_r, pearson_p, n``; `n` counts the
+    rows where both are finite; the statistics are NaN for n < 3 or constant input. `measures`
+    defaults to the `MEASURES` columns present.
+    """
+    if measures is None:
+        measures = [m for m in MEASURES if m in measures_df.columns]
+    missing = [c for c in [target, "task", *measures] if c not in measures_df.columns]
+    if missing:
+        raise ValueError(f"the measures table lacks columns {missing}")
+    rows = []
+    tasks = sorted(measures_df["task"].unique())
+    for measure in measures:
+        groups = [(t, measures_df[measures_df["task"] == t]) for t in tasks]
+        groups.append(("all", measures_df))
+        for task, g in groups:
+            rows.append({"measure": measure, "task": task, **correlation(g[measure], g[target])})
+    cols = ["measure", "task", "spearman_rho", "spearman_p", "pearson_r", "pearson_p", "n"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def summary_table(
+    downstream: pd.DataFrame | str | Path,
+    probes: pd.DataFrame | str | Path | None = None,
+    attention: pd.DataFrame | str | Path | None = None,
+    cka: pd.DataFrame | str | Path | None = None,
+    *,
+    split: str = "test",
+    probe: str = "linear",
+    probe_metric: str = "macro_f1",
+    attention_metric: str = "cosine",
+) -> pd.DataFrame:
+    """One row per task × model × method × size, everything averaged over seeds.
+
+    Columns: ``task, model, method, size, metric`` (the task's main downstream metric),
+    ``score_mean``, ``score_std`` (sample sd over seeds, NaN for one seed), ``n_seeds``;
+    ``best_layer`` (the layer where the seed-mean probe curve peaks), ``probe_score`` (that
+    mean), ``selectivity`` (seed-mean selectivity at that layer: ``selectivity_<probe_metric>``
+    where the table has it, else the accuracy-based ``selectivity``); ``attention_similarity``
+    (mean of `attention_metric` over layers, heads and seeds); ``cka`` (mean over layers and
+    seeds). Variants without downstream rows (random-init) keep NaN scores.
+    """
+    down = load_table(downstream, "downstream")
+    probes = load_table(probes, "probes", required=False)
+    attention = load_table(attention, "attention_similarity", required=False)
+    cka = load_table(cka, "cka", required=False)
+
+    scores = _downstream_main(down, split)
+    scores = scores.groupby(GROUP, as_index=False, sort=True).agg(
+        metric=("metric", "first"),
+        score_mean=("downstream", "mean"),
+        score_std=("downstream", "std"),
+        n_seeds=("seed", "nunique"),
+    )
+    # rows: every variant any table has (random-init has no downstream scores)
+    variants = pd.concat(
+        [t[GROUP] for t in (down, probes, attention, cka) if t is not None], ignore_index=True
+    ).drop_duplicates()
+    out = variants.merge(scores, on=GROUP, how="left")
+
+    p = _probe_rows(probes, probe, probe_metric)
+    if p is not None:
+        curve = p.groupby([*GROUP, "layer"], as_index=False, sort=True)["value"].mean()
+        best = curve.loc[curve.groupby(GROUP, sort=True)["value"].idxmax()]
+        best = best.rename(columns={"layer": "best_layer", "value": "probe_score"})
+        sel_name = _selectivity_metric(probes, probe_metric)
+        sel = _probe_rows(probes, probe, sel_name)
+        if sel is not None:
+            sel = sel.groupby([*GROUP, "layer"], as_index=False, sort=True)["value"].mean()
+            sel = sel.rename(columns={"layer": "best_layer", "value": "selectivity"})
+            best = best.merge(sel, on=[*GROUP, "best_layer"], how="left")
+        else:
+            best["selectivity"] = np.nan
+        out = out.merge(best, on=GROUP, how="left")
+    else:
+        out = out.assign(best_layer=np.nan, probe_score=np.nan, selectivity=np.nan)
+
+    for name, table, col in (
+        ("attention", attention, "attention_similarity"),
+        ("cka", cka, "cka"),
+    ):
+        if table is None:
+            out[col] = np.nan
+            continue
+        if name == "attention":
+            table = table[table["metric"] == attention_metric]
+        # mean over layers (and heads) per seed, then over seeds: every seed weighs the same
+        per_seed = table.groupby(KEY, as_index=False, sort=True)["value"].mean()
+        mean = per_seed.groupby(GROUP, as_index=False, sort=True)["value"].mean()
+        out = out.merge(mean.rename(columns={"value": col}), on=GROUP, how="left")
+
+    cols = [
+        *GROUP,
+        "metric",
+        "score_mean",
+        "score_std",
+        "n_seeds",
+        "best_layer",
+        "probe_score",
+        "selectivity",
+        "attention_similarity",
+        "cka",
+    ]
+    out = out[cols].sort_values(GROUP, kind="mergesort").reset_index(drop=True)
+    out["n_seeds"] = out["n_seeds"].astype("Int64")
+    out["best_layer"] = out["best_layer"].astype("Int64")
+    return out
+
+
+def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
+    """A GitHub-flavoured Markdown table, floats with `digits` decimals, NaN as empty cells."""
+    cells = df.astype(object).where(df.notna(), None)  # NaN and pd.NA alike -> empty cell
+    return cells.to_markdown(index=False, floatfmt=f".{digits}f", missingval="") + "\n"

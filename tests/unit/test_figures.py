@@ -1,0 +1,434 @@
+"""Figures on synthetic tidy tables: files written, panels, labels, legends, paper scale."""
+
+from __future__ import annotations
+
+import itertools
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from bioprobe.plotting import figures as F
+from bioprobe.plotting.style import save_figure, size_colors, tick_step, wrap_shape
+from bioprobe.summary import KEY
+
+# ------------------------------------------------------------------------ synthetic tables
+
+NER_METRICS = ["entity_f1", "entity_precision", "entity_recall", "token_macro_f1", "token_micro_f1"]
+PAIR_METRICS = ["accuracy", "macro_f1", "micro_f1"]
+
+
+def synthetic_tables(
+    tasks: dict[str, str],
+    models: dict[str, tuple[int, int]],
+    sizes=(10, 50, 100),
+    seeds=(1, 2),
+    methods=("full",),
+    seed: int = 0,
+) -> dict[str, pd.DataFrame]:
+    """Tidy downstream / probes / attention_similarity / cka tables with plausible trends.
+
+    tasks: id -> "ner" | "pair"; models: id -> (layers L, heads).
+    """
+    rng = np.random.default_rng(seed)
+    variants = [("pretrained", 0), ("random-init", 0)] + [(m, s) for m in methods for s in sizes]
+    down, probes, att, cka = [], [], [], []
+    for (task, kind), (model, (n_layers, n_heads)), (method, size), sd in itertools.product(
+        tasks.items(), models.items(), variants, seeds
+    ):
+        key = {"task": task, "model": model, "method": method, "size": size, "seed": sd}
+        frac = size / 100
+        noise = rng.normal(0, 0.02)
+        if method != "random-init":
+            base = 0.05 if method == "pretrained" else 0.5 + 0.35 * frac + noise
+            for split, metric in itertools.product(
+                ("validation", "test"), NER_METRICS if kind == "ner" else PAIR_METRICS
+            ):
+                down.append({**key, "split": split, "metric": metric, "value": base})
+        layers = np.arange(n_layers + 1)
+        depth = layers / n_layers
+        if method == "random-init":
+            curve = 0.3 + 0.02 * rng.normal(size=layers.size)
+        else:
+            curve = 0.5 + 0.3 * np.sin(np.pi * depth) * (1 - 0.5 * depth) + 0.2 * frac * depth
+            curve = curve + 0.01 * rng.normal(size=layers.size)
+        control = 0.25 + 0.05 * depth
+        for layer in layers:
+            for target, value in (("task", curve[layer]), ("control", control[layer])):
+                for metric in ("accuracy", "macro_f1"):
+                    probes.append(
+                        {
+                            **key,
+                            "layer": int(layer),
+                            "probe": "linear",
+                            "target": target,
+                            "metric": metric,
+                            "value": float(value),
+                        }
+                    )
+            for metric in ("selectivity", "selectivity_macro_f1"):
+                probes.append(
+                    {
+                        **key,
+                        "layer": int(layer),
+                        "probe": "linear",
+                        "target": "task",
+                        "metric": metric,
+                        "value": float(curve[layer] - control[layer]),
+                    }
+                )
+        if method != "pretrained":
+            drop = 0.6 if method == "random-init" else 0.05 + 0.3 * frac
+            for layer in layers:
+                cka.append({**key, "layer": int(layer), "value": 1 - drop * layer / n_layers})
+        lay, head = np.meshgrid(np.arange(1, n_layers + 1), np.arange(1, n_heads + 1))
+        lay, head = lay.ravel(), head.ravel()
+        metrics = {"entropy": 1.5 + 0.05 * head + rng.normal(0, 0.05, lay.size)}
+        if method != "pretrained":
+            drop = 0.7 if method == "random-init" else 0.1 * frac + 0.01
+            cos = 1 - drop * (lay / n_layers) ** 2 + rng.normal(0, 0.01, lay.size)
+            metrics["cosine"] = np.clip(cos, 0, 1)
+            metrics["js_divergence"] = 1 - metrics["cosine"]
+        for metric, values in metrics.items():
+            att.append(
+                pd.DataFrame({**key, "layer": lay, "head": head, "metric": metric, "value": values})
+            )
+    return {
+        "downstream": pd.DataFrame(down),
+        "probes": pd.DataFrame(probes),
+        "attention_similarity": pd.concat(att, ignore_index=True),
+        "cka": pd.DataFrame(cka),
+    }
+
+
+SMALL_TASKS = {"ner-a": "ner", "pair-b": "pair"}
+SMALL_MODELS = {"enc": (4, 2), "dec": (6, 3)}  # different depths: normalised x axis
+
+
+@pytest.fixture(scope="module")
+def small():
+    return synthetic_tables(SMALL_TASKS, SMALL_MODELS)
+
+
+@pytest.fixture(scope="module")
+def measures(small):
+    return F.internal_measures(
+        small["downstream"], small["probes"], small["attention_similarity"], small["cka"]
+    )
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def visible_axes(fig):
+    """Panels: visible axes that are not colour bars."""
+    return [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+
+
+def legend_labels(fig):
+    return [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+
+
+def assert_written(paths, stem):
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    assert [p.with_suffix("") for p in paths] == [stem, stem]
+    for p in paths:
+        assert p.stat().st_size > 1000
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths[1].read_bytes()[:5] == b"%PDF-"
+
+
+# ------------------------------------------------------------------------------- style
+
+
+def test_style_helpers():
+    assert wrap_shape(1) == (1, 1)
+    assert wrap_shape(4) == (1, 4)
+    assert wrap_shape(6) == (2, 4)
+    assert tick_step(24) == 4
+    assert tick_step(16, 5) == 4
+    assert tick_step(6) == 1
+    colors = size_colors([10, 50, 100])
+    assert colors[0] == (0.0, 0.0, 0.0)
+    assert len({colors[s] for s in (10, 50, 100)}) == 3
+
+
+def test_save_figure_is_deterministic(tmp_path):
+    def draw():
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([0, 1, 2], [1, 0, 2], label="x")
+        ax.set_title("ρ = 0.5")
+        return fig
+
+    a = save_figure(draw(), tmp_path / "a")
+    b = save_figure(draw(), tmp_path / "b")
+    assert [p.name for p in a] == ["a.png", "a.pdf"]
+    for pa, pb in zip(a, b, strict=True):
+        assert pa.read_bytes() == pb.read_bytes()
+    assert b"CreationDate" not in a[1].read_bytes()
+    assert b"Software" not in a[0].read_bytes()
+
+
+# --------------------------------------------------------------------------- downstream
+
+
+def test_downstream(small, tmp_path):
+    fig = F.build_downstream(small["downstream"])
+    axes = visible_axes(fig)
+    # NER: entity_f1 + token_macro_f1; pairs: accuracy + macro_f1
+    assert sorted(ax.get_title() for ax in axes) == [
+        "ner-a · entity_f1",
+        "ner-a · token_macro_f1",
+        "pair-b · accuracy",
+        "pair-b · macro_f1",
+    ]
+    assert axes[0].get_ylabel() == "entity_f1"
+    assert "training data" in axes[-1].get_xlabel()
+    assert list(axes[0].get_xticks()) == [0, 10, 50, 100]  # size 0 = the pretrained point
+    assert set(legend_labels(fig)) == {"enc", "dec"}
+    assert fig.legends[0].get_bbox_to_anchor() is not None
+    # every line starts at size 0
+    xs = {tuple(line.get_xdata()) for line in axes[0].get_lines() if len(line.get_xdata()) > 1}
+    assert all(x[0] == 0 for x in xs)
+    paths = F.plot_downstream(small["downstream"], tmp_path / "down")
+    assert_written(paths, tmp_path / "down")
+    again = F.plot_downstream(small["downstream"], tmp_path / "again")
+    for a, b in zip(paths, again, strict=True):  # reruns give identical bytes
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_downstream_two_methods_style_by_method(tmp_path):
+    t = synthetic_tables({"ner-a": "ner"}, {"enc": (3, 2)}, methods=("full", "lora"))
+    fig = F.build_downstream(t["downstream"])
+    assert {"full", "lora", "enc"} <= set(legend_labels(fig))
+
+
+def test_downstream_missing_split_names_table():
+    df = synthetic_tables({"ner-a": "ner"}, {"enc": (2, 2)})["downstream"]
+    with pytest.raises(ValueError, match="downstream table has no rows for split 'dev'"):
+        F.build_downstream(df, split="dev")
+    with pytest.raises(ValueError, match="downstream table is empty"):
+        F.build_downstream(df.iloc[:0])
+    with pytest.raises(ValueError, match="downstream table is missing"):
+        F.build_downstream(None)
+
+
+# ------------------------------------------------------------------------------- probes
+
+
+def test_probes(small, tmp_path):
+    fig = F.build_probes(small["probes"])
+    axes = visible_axes(fig)
+    assert len(axes) == len(SMALL_TASKS) * len(SMALL_MODELS)
+    assert axes[0].get_title() == "ner-a · dec"
+    assert axes[1].get_title() == "ner-a · enc"
+    assert axes[0].get_ylabel() == "probe macro_f1"
+    assert axes[-1].get_xlabel() == "normalised depth (layer / L)"  # depths 4 and 6
+    labels = legend_labels(fig)
+    assert labels[:5] == ["random-init", "pretrained", "10%", "50%", "100%"]
+    assert "control task" in labels
+    # control lines are dashed, random-init task lines dotted-ish (a dash pattern, grey)
+    styles = {line.get_linestyle() for line in axes[0].get_lines()}
+    assert "-" in styles and "--" in styles
+    paths = F.plot_probes(small["probes"], tmp_path / "probes")
+    assert_written(paths, tmp_path / "probes")
+
+
+def test_probes_same_depth_uses_layer_numbers(small):
+    df = small["probes"][small["probes"]["model"] == "enc"]
+    fig = F.build_probes(df)
+    axes = visible_axes(fig)
+    assert len(axes) == 2
+    assert axes[-1].get_xlabel() == "layer"
+
+
+def test_probes_unknown_probe_names_table(small):
+    with pytest.raises(ValueError, match=r"probes table has no rows for probe 'mlp'.*linear"):
+        F.build_probes(small["probes"], probe="mlp")
+
+
+# ---------------------------------------------------------------------------- attention
+
+
+def test_attention_heatmaps(small, tmp_path):
+    figs = F.build_attention_heatmaps(small["attention_similarity"])
+    assert sorted(figs) == sorted(SMALL_TASKS)
+    fig = figs["ner-a"]
+    panels = visible_axes(fig)
+    # models (rows) × variants (columns): random-init + 3 sizes; pretrained has no cosine
+    assert len(panels) == len(SMALL_MODELS) * 4
+    assert [ax.get_title() for ax in panels[:4]] == ["random-init", "10%", "50%", "100%"]
+    assert panels[0].get_ylabel() == "dec\nlayer"
+    assert panels[-1].get_xlabel() == "head"
+    colorbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(colorbars) == 1
+    assert colorbars[0].get_ylabel() == "attention cosine"
+    # one colour scale shared by every panel of every task
+    clims = {m.get_clim() for f in figs.values() for ax in visible_axes(f) for m in ax.collections}
+    assert len(clims) == 1
+    paths = F.plot_attention_heatmaps(small["attention_similarity"], tmp_path / "att")
+    assert [p.name for p in paths] == [
+        "att_ner-a.png",
+        "att_ner-a.pdf",
+        "att_pair-b.png",
+        "att_pair-b.pdf",
+    ]
+
+
+def test_attention_heatmap_cell_is_seed_mean(small):
+    df = small["attention_similarity"]
+    fig = F.build_attention_heatmaps(df)["ner-a"]
+    panel = visible_axes(fig)[4]  # enc (second row), random-init
+    mesh = panel.collections[0]
+    got = np.asarray(mesh.get_array()).reshape(4, 2)  # enc: 4 layers × 2 heads
+    sel = df[
+        (df["task"] == "ner-a")
+        & (df["model"] == "enc")
+        & (df["method"] == "random-init")
+        & (df["metric"] == "cosine")
+    ]
+    want = sel.groupby(["layer", "head"])["value"].mean().unstack().to_numpy()
+    np.testing.assert_allclose(got, want)
+
+
+def test_attention_by_layer_entropy_includes_pretrained(small, tmp_path):
+    fig = F.build_attention_by_layer(small["attention_similarity"], metric="entropy")
+    assert len(visible_axes(fig)) == 4
+    assert "pretrained" in legend_labels(fig)
+    assert "control task" not in legend_labels(fig)
+    paths = F.plot_attention_by_layer(small["attention_similarity"], tmp_path / "abl")
+    assert_written(paths, tmp_path / "abl")
+
+
+def test_attention_missing_metric(small):
+    with pytest.raises(ValueError, match="attention_similarity table has no rows for metric"):
+        F.build_attention_by_layer(small["attention_similarity"], metric="kl")
+
+
+# ---------------------------------------------------------------------------------- CKA
+
+
+def test_cka(small, tmp_path):
+    fig = F.build_cka(small["cka"])
+    axes = visible_axes(fig)
+    assert len(axes) == 4
+    assert axes[0].get_ylabel() == "linear CKA to pretrained"
+    assert "random-init" in legend_labels(fig)
+    assert "pretrained" not in legend_labels(fig)
+    paths = F.plot_cka(small["cka"], tmp_path / "cka")
+    assert_written(paths, tmp_path / "cka")
+
+
+def test_cka_empty_names_table():
+    with pytest.raises(ValueError, match="cka table is empty"):
+        F.build_cka(pd.DataFrame(columns=[*KEY, "layer", "value"]))
+
+
+# ------------------------------------------------------------------------- correlations
+
+
+def test_correlations_figure(measures, tmp_path):
+    fig = F.build_correlations(measures)
+    axes = visible_axes(fig)
+    assert len(axes) == 4
+    assert axes[0].get_xlabel().startswith("best-layer probe score")
+    assert axes[0].get_ylabel() == "downstream score"
+    texts = [ax.get_legend().get_texts()[0].get_text() for ax in axes]
+    assert all(t.startswith("Spearman ρ = ") for t in texts)
+    assert set(legend_labels(fig)) >= {"enc", "dec", "ner-a", "pair-b"}
+    paths = F.plot_correlations(measures, tmp_path / "corr")
+    assert_written(paths, tmp_path / "corr")
+
+
+def test_correlations_figure_handles_tiny_and_constant_input(measures):
+    tiny = measures.iloc[:2].copy()
+    fig = F.build_correlations(tiny)
+    text = visible_axes(fig)[0].get_legend().get_texts()[0].get_text()
+    assert text == "Spearman ρ = n/a\nn = 2"
+    flat = measures.assign(cka=0.5)
+    fig = F.build_correlations(flat, measures=["cka"])
+    assert "n/a" in visible_axes(fig)[0].get_legend().get_texts()[0].get_text()
+
+
+def test_correlations_figure_without_measures(measures):
+    with pytest.raises(ValueError, match="no internal measure"):
+        F.build_correlations(
+            measures.drop(columns=["probe_best", "probe_last", "cka"]).assign(
+                attention_similarity=np.nan
+            )
+        )
+
+
+# ---------------------------------------------------------------------------- paper scale
+
+
+def assert_not_cramped(fig):
+    """After layout: no two panel titles, tick labels of one axis, legends, colour bars or the
+    figure title overlap, and the legend sits outside every panel."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+
+    def boxes(artists):
+        return [a.get_window_extent(renderer) for a in artists if a.get_visible() and a.get_text()]
+
+    def disjoint(bs, what):
+        for k, a in enumerate(bs):
+            for b in bs[k + 1 :]:
+                assert not a.overlaps(b), f"{what} overlap: {a} {b}"
+
+    panels = visible_axes(fig)
+    disjoint(boxes([ax.title for ax in panels]), "panel titles")
+    for ax in panels:
+        disjoint(boxes(ax.get_xticklabels()), "x tick labels")
+        disjoint(boxes(ax.get_yticklabels()), "y tick labels")
+    extras = [leg.get_window_extent(renderer) for leg in fig.legends]
+    extras += [ax.get_window_extent(renderer) for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    if fig._suptitle is not None:
+        extras.append(fig._suptitle.get_window_extent(renderer))
+    disjoint(extras, "legend / colour bar / figure title")
+    for box in extras[: len(fig.legends)]:
+        for ax in panels:
+            assert not box.overlaps(ax.get_window_extent(renderer)), "legend over a panel"
+    width, height = fig.canvas.get_width_height()
+    for box in extras:  # nothing clipped at the figure edge
+        assert box.x0 >= -1 and box.y0 >= -1 and box.x1 <= width + 1 and box.y1 <= height + 1
+
+
+def test_small_figures_not_cramped():
+    # two panel columns and long names: the legend is wide next to a narrow grid
+    long = {"bert-base-cased-long-name": (4, 2), "gpt2-medium-long-name": (6, 3)}
+    t = synthetic_tables({"ncbi-disease-ner": "ner"}, long)
+    measures = F.internal_measures(t["downstream"], t["probes"], None, t["cka"])
+    for fig in (
+        F.build_downstream(t["downstream"]),
+        F.build_probes(t["probes"]),
+        F.build_cka(t["cka"]),
+        F.build_correlations(measures),
+    ):
+        assert_not_cramped(fig)
+        plt.close(fig)
+
+
+def test_paper_scale_renders(tmp_path):
+    """4 models (12 and 24 layers, 12 and 16 heads) × 5 sizes, layouts stay readable."""
+    models = {"m-a": (12, 12), "m-b": (24, 16), "m-c": (24, 16), "m-d": (12, 12)}
+    t = synthetic_tables({"ner-a": "ner"}, models, sizes=(10, 25, 50, 75, 100), seeds=(1,))
+    fig = F.build_probes(t["probes"])
+    assert len(visible_axes(fig)) == 4
+    w, h = fig.get_size_inches()
+    assert w >= 4 * 2.5 and h >= 2.0  # panels keep their size instead of shrinking
+    assert_not_cramped(fig)
+    plt.close(fig)
+    fig = F.build_attention_heatmaps(t["attention_similarity"])["ner-a"]
+    assert len(visible_axes(fig)) == 4 * 6  # models × (random-init + 5 sizes)
+    assert_not_cramped(fig)
+    # tick thinning: at most 6 layer labels on a 24-layer panel
+    panel = visible_axes(fig)[6]  # m-b row, first column
+    assert panel.get_ylabel() == "m-b\nlayer"
+    assert 3 <= len([x for x in panel.get_yticklabels() if x.get_text()]) <= 6
+    paths = F.plot_attention_heatmaps(t["attention_similarity"], tmp_path / "h")
+    assert len(paths) == 2

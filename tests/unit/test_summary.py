@@ -1,0 +1,260 @@
+"""Summary and correlation tables against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bioprobe.summary import (
+    correlation,
+    correlations,
+    internal_measures,
+    main_metric,
+    summary_table,
+    to_markdown,
+)
+
+
+def key(task, model, method, size, seed):
+    return {"task": task, "model": model, "method": method, "size": size, "seed": seed}
+
+
+@pytest.fixture
+def tables():
+    """One NER task, one pair task, one model, full fine-tuning at 10 and 100 %, seeds 1-2."""
+    down, probes, att, cka = [], [], [], []
+    scores = {  # (task, size, seed) -> main score
+        ("ner", 10, 1): 0.6,
+        ("ner", 10, 2): 0.8,
+        ("ner", 100, 1): 0.9,
+        ("ner", 100, 2): 0.7,
+        ("nli", 10, 1): 0.5,
+        ("nli", 10, 2): 0.5,
+        ("nli", 100, 1): 0.75,
+        ("nli", 100, 2): 0.65,
+    }
+    for (task, size, seed), score in scores.items():
+        k = key(task, "m", "full", size, seed)
+        main, other = ("entity_f1", "token_macro_f1") if task == "ner" else ("macro_f1", "accuracy")
+        down += [
+            {**k, "split": "test", "metric": main, "value": score},
+            {**k, "split": "test", "metric": other, "value": 0.0},
+            {**k, "split": "validation", "metric": main, "value": 0.0},
+        ]
+        # probe: layers 0..2, peak at layer 1 = score, last layer = score - 0.1
+        for layer, value in enumerate([0.2, score, score - 0.1]):
+            for target, v in (("task", value), ("control", 0.1)):
+                probes.append(
+                    {**k, "layer": layer, "probe": "linear", "target": target}
+                    | {"metric": "macro_f1", "value": v}
+                )
+            probes.append(
+                {**k, "layer": layer, "probe": "linear", "target": "task"}
+                | {"metric": "selectivity_macro_f1", "value": value - 0.1}
+            )
+            probes.append(
+                {**k, "layer": layer, "probe": "mlp", "target": "task"}
+                | {"metric": "macro_f1", "value": 1.0}
+            )
+            cka.append({**k, "layer": layer, "value": 1.0 - size / 1000 * layer})
+        for layer in (1, 2):
+            for head in (1, 2):
+                att.append(
+                    {
+                        **k,
+                        "layer": layer,
+                        "head": head,
+                        "metric": "cosine",
+                        "value": 1 - size / 1000,
+                    }
+                )
+                att.append({**k, "layer": layer, "head": head, "metric": "entropy", "value": 9.0})
+    # pretrained (size 0) and random-init variants
+    for task in ("ner", "nli"):
+        for seed in (1, 2):
+            pk = key(task, "m", "pretrained", 0, seed)
+            metric = "entity_f1" if task == "ner" else "macro_f1"
+            down.append({**pk, "split": "test", "metric": metric, "value": 0.05})
+            rk = key(task, "m", "random-init", 0, seed)
+            for layer in range(3):
+                probes.append(
+                    {**rk, "layer": layer, "probe": "linear", "target": "task"}
+                    | {"metric": "macro_f1", "value": 0.3}
+                )
+                cka.append({**rk, "layer": layer, "value": 0.2})
+    return {
+        "downstream": pd.DataFrame(down),
+        "probes": pd.DataFrame(probes),
+        "attention": pd.DataFrame(att),
+        "cka": pd.DataFrame(cka),
+    }
+
+
+def test_main_metric():
+    assert main_metric(["token_macro_f1", "entity_f1", "entity_f1/Disease"]) == "entity_f1"
+    assert main_metric(["accuracy", "macro_f1", "micro_f1"]) == "macro_f1"
+    assert main_metric(["accuracy"]) == "accuracy"
+    assert main_metric(["zzz", "bleu"]) == "bleu"
+    with pytest.raises(ValueError):
+        main_metric([])
+
+
+def test_internal_measures(tables):
+    m = internal_measures(
+        tables["downstream"], tables["probes"], tables["attention"], tables["cka"]
+    )
+    assert len(m) == 8  # fine-tuned variants only
+    assert set(m["method"]) == {"full"}
+    row = m[(m["task"] == "ner") & (m["size"] == 10) & (m["seed"] == 2)].iloc[0]
+    assert row["metric"] == "entity_f1"
+    assert row["downstream"] == pytest.approx(0.8)
+    assert row["probe_best"] == pytest.approx(0.8)
+    assert row["probe_best_layer"] == 1
+    assert row["probe_last"] == pytest.approx(0.7)
+    assert row["attention_similarity"] == pytest.approx(0.99)  # cosine only, not entropy
+    assert row["cka"] == pytest.approx((1.0 + 0.99 + 0.98) / 3)
+    assert set(m.loc[m["task"] == "nli", "metric"]) == {"macro_f1"}
+    with_pre = internal_measures(tables["downstream"], tables["probes"], include_pretrained=True)
+    pre = with_pre[with_pre["method"] == "pretrained"]
+    assert len(pre) == 4
+    assert pre["attention_similarity"].isna().all() and pre["cka"].isna().all()
+
+
+def test_internal_measures_optional_tables(tables):
+    m = internal_measures(tables["downstream"])
+    assert m[["probe_best", "probe_last", "attention_similarity", "cka"]].isna().all().all()
+    with pytest.raises(ValueError, match="downstream table is missing"):
+        internal_measures(None)
+    with pytest.raises(ValueError, match="downstream table has no rows for split 'dev'"):
+        internal_measures(tables["downstream"], split="dev")
+    with pytest.raises(ValueError, match="probes table lacks columns"):
+        internal_measures(tables["downstream"], tables["cka"])
+
+
+def test_internal_measures_reads_tsv(tables, tmp_path):
+    path = tmp_path / "downstream.tsv"
+    tables["downstream"].to_csv(path, sep="\t", index=False)
+    m = internal_measures(path)
+    assert len(m) == 8
+
+
+def test_correlation_hand_computed():
+    # ranks equal values; d = [1, -1, 1, -1, 0]: rho = 1 - 6 * 4 / (5 * 24) = 0.8
+    res = correlation([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])
+    assert res["n"] == 5
+    assert res["spearman_rho"] == pytest.approx(0.8)
+    assert res["pearson_r"] == pytest.approx(0.8)
+    # two-sided p from t = r sqrt((n - 2) / (1 - r^2)) with n - 2 = 3 degrees of freedom
+    from scipy.stats import t as t_dist
+
+    t = 0.8 * math.sqrt(3 / (1 - 0.64))
+    assert res["spearman_p"] == pytest.approx(2 * t_dist.sf(t, 3))
+    # ties: x = [1, 1, 2, 3] -> ranks [1.5, 1.5, 3, 4]; y monotone -> rho = Pearson of ranks
+    res = correlation([1, 1, 2, 3], [1, 2, 3, 4])
+    rx, ry = np.array([1.5, 1.5, 3, 4]), np.array([1, 2, 3, 4])
+    assert res["spearman_rho"] == pytest.approx(np.corrcoef(rx, ry)[0, 1])
+
+
+def test_correlation_undefined_cases():
+    res = correlation([1, 2], [2, 1])
+    assert res["n"] == 2 and math.isnan(res["spearman_rho"]) and math.isnan(res["pearson_p"])
+    res = correlation([1, 1, 1, 1], [1, 2, 3, 4])
+    assert res["n"] == 4 and math.isnan(res["spearman_rho"])
+    res = correlation([1, 2, np.nan, 4, 5], [1, 2, 3, np.nan, 5])
+    assert res["n"] == 3 and res["spearman_rho"] == pytest.approx(1.0)
+
+
+def test_correlations_table():
+    df = pd.DataFrame(
+        {
+            "task": ["a"] * 5 + ["b"] * 2,
+            "downstream": [2, 1, 4, 3, 5, 0.1, 0.2],
+            "probe_best": [1, 2, 3, 4, 5, 1, 2],
+            "cka": [5, 4, 3, 2, 1, 7, 7],
+        }
+    )
+    c = correlations(df)
+    assert list(c.columns) == [
+        "measure",
+        "task",
+        "spearman_rho",
+        "spearman_p",
+        "pearson_r",
+        "pearson_p",
+        "n",
+    ]
+    assert list(zip(c["measure"], c["task"], strict=True)) == [
+        ("probe_best", "a"),
+        ("probe_best", "b"),
+        ("probe_best", "all"),
+        ("cka", "a"),
+        ("cka", "b"),
+        ("cka", "all"),
+    ]
+    get = c.set_index(["measure", "task"])
+    assert get.loc[("probe_best", "a"), "spearman_rho"] == pytest.approx(0.8)
+    assert get.loc[("cka", "a"), "spearman_rho"] == pytest.approx(-0.8)
+    assert get.loc[("probe_best", "b"), "n"] == 2
+    assert math.isnan(get.loc[("probe_best", "b"), "spearman_rho"])
+    assert get.loc[("probe_best", "all"), "n"] == 7
+    with pytest.raises(ValueError, match="lacks columns"):
+        correlations(df, measures=["nope"])
+
+
+def test_summary_table(tables):
+    s = summary_table(tables["downstream"], tables["probes"], tables["attention"], tables["cka"])
+    assert list(s.columns) == [
+        "task",
+        "model",
+        "method",
+        "size",
+        "metric",
+        "score_mean",
+        "score_std",
+        "n_seeds",
+        "best_layer",
+        "probe_score",
+        "selectivity",
+        "attention_similarity",
+        "cka",
+    ]
+    # 2 tasks × (random-init, pretrained, full 10, full 100)
+    assert len(s) == 8
+    row = s[(s["task"] == "ner") & (s["method"] == "full") & (s["size"] == 10)].iloc[0]
+    assert row["metric"] == "entity_f1"
+    assert row["score_mean"] == pytest.approx(0.7)  # (0.6 + 0.8) / 2
+    assert row["score_std"] == pytest.approx(math.sqrt(((0.6 - 0.7) ** 2 + (0.8 - 0.7) ** 2) / 1))
+    assert row["n_seeds"] == 2
+    assert row["best_layer"] == 1
+    assert row["probe_score"] == pytest.approx(0.7)  # seed mean at layer 1
+    assert row["selectivity"] == pytest.approx(0.6)  # selectivity_macro_f1 there
+    assert row["attention_similarity"] == pytest.approx(0.99)
+    assert row["cka"] == pytest.approx(0.99)
+    nli = s[(s["task"] == "nli") & (s["method"] == "full") & (s["size"] == 10)].iloc[0]
+    assert nli["metric"] == "macro_f1" and nli["score_std"] == pytest.approx(0.0)
+    rnd = s[(s["task"] == "ner") & (s["method"] == "random-init")].iloc[0]
+    assert math.isnan(rnd["score_mean"]) and rnd["probe_score"] == pytest.approx(0.3)
+    assert rnd["cka"] == pytest.approx(0.2)
+    pre = s[(s["task"] == "ner") & (s["method"] == "pretrained")].iloc[0]
+    assert pre["score_mean"] == pytest.approx(0.05) and math.isnan(pre["cka"])
+
+
+def test_summary_table_downstream_only(tables):
+    s = summary_table(tables["downstream"])
+    assert len(s) == 6  # no random-init rows without the tables that have them
+    assert s["best_layer"].isna().all() and s["cka"].isna().all()
+
+
+def test_to_markdown(tables):
+    s = summary_table(tables["downstream"], tables["probes"])
+    md = to_markdown(s)
+    lines = md.splitlines()
+    assert lines[0].startswith("| task")
+    assert "score_mean" in lines[0]
+    assert len(lines) == 2 + len(s)
+    assert "0.700" in md and "0.141" in md
+    assert "nan" not in md.lower() and "<NA>" not in md
+    assert to_markdown(pd.DataFrame({"x": [1 / 3]})).splitlines()[2] == "| 0.333 |"

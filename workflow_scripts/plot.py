@@ -1,0 +1,30 @@
+"""Draw one figure (PNG for the report, PDF for papers) from a collected tidy table."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from bioprobe.plotting import figures
+from bioprobe.smk_support import run_script
+
+PLOTTERS = {
+    "downstream": figures.plot_downstream,
+    "probes": figures.plot_probes,
+    "attention_heatmap": figures.plot_attention_heatmaps,
+    "attention_by_layer": figures.plot_attention_by_layer,
+    "cka": figures.plot_cka,
+    "correlations": figures.plot_correlations,
+}
+
+
+def main(sm):
+    stem = Path(sm.output.png[0] if isinstance(sm.output.png, list) else sm.output.png)
+    if sm.params.figure == "attention_heatmap":  # one file per task: <stem>_<task>.png
+        stem = stem.with_name("attention_heatmap")
+    else:
+        stem = stem.with_suffix("")
+    df = pd.read_csv(sm.input[0], sep="\t")
+    PLOTTERS[sm.params.figure](df, stem, **sm.params.options)
+
+
+run_script(snakemake, main)  # noqa: F821

@@ -1,0 +1,22 @@
+"""Per-run internal measures, their correlations with downstream scores, and the summary table
+(TSV and Markdown)."""
+
+from pathlib import Path
+
+from bioprobe import summary
+from bioprobe.smk_support import run_script
+from bioprobe.tables import write_tsv
+
+
+def main(sm):
+    tables = {k: sm.input[k] for k in ("downstream", "probes", "attention", "cka")}
+    options = sm.params.options
+    measures = summary.internal_measures(**tables, **options)
+    write_tsv(measures, sm.output.measures)
+    write_tsv(summary.correlations(measures), sm.output.correlations)
+    table = summary.summary_table(**tables, **options)
+    write_tsv(table, sm.output.summary)
+    Path(sm.output.markdown).write_text(summary.to_markdown(table) + "\n", encoding="utf-8")
+
+
+run_script(snakemake, main)  # noqa: F821
