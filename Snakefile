@@ -7,6 +7,7 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/download.smk"
 include: "rules/data.smk"
 include: "rules/finetune.smk"
 include: "rules/extract.smk"

@@ -1,4 +1,5 @@
 # Validation, wildcard constraints, targets and param helpers. No rules here.
+import functools
 import sys
 from pathlib import Path
 
@@ -8,7 +9,14 @@ _SRC = str(Path(workflow.basedir) / "src")
 if _SRC not in sys.path:
     sys.path.insert(0, _SRC)
 
-from bioprobe import grid
+from bioprobe.hub import work_offline
+
+# Compute jobs never reach the Hub: the local download rules (rules/download.smk) fetch Hub
+# models and datasets into resources/hub/ first. HF_HUB_OFFLINE=1 is set here, before anything
+# imports huggingface_hub; jobs inherit it (on SLURM through sbatch --export=ALL).
+work_offline()
+
+from bioprobe import grid, hub
 from bioprobe.checks import missing_task_data
 from bioprobe.config import sorted_slice, training_config, validate_config
 from bioprobe.models import resolve_model
@@ -61,7 +69,10 @@ def all_targets():
 
 
 def task_slice(wildcards):
-    return sorted_slice(config["tasks"][wildcards.task])
+    task = config["tasks"][wildcards.task]
+    if hub.is_hub_dataset(task):  # read from where download_dataset put it
+        task = {**task, "path": hub.DATASET_DIR.format(task=wildcards.task)}
+    return sorted_slice(task)
 
 
 def model_slice(wildcards):
@@ -78,6 +89,8 @@ def training_slice(wildcards):
 def task_source_files(wildcards):
     """The raw split files of a task that reads local files (none for a Hub dataset id)."""
     task = config["tasks"][wildcards.task]
+    if hub.is_hub_dataset(task):
+        return {"hub": hub.DATASET_DIR.format(task=wildcards.task)}
     root = Path(task["path"])
     if not root.exists() and (task["format"] == "hf" or MISSING_DATA):
         return []
@@ -92,17 +105,49 @@ def pretrained_dir(task, model):
     return f"results/pretrained/{task}/{model}"
 
 
+@functools.cache
+def is_hub_model(model):
+    return resolve_model(model, config["models"][model]).kind == "hub"
+
+
 def pretrained_location(task, model):
     """Where the published (size 0) weights of a model are loaded from."""
     if is_scratch(model):
         return pretrained_dir(task, model)
+    if is_hub_model(model):
+        return hub.MODEL_DIR.format(model=model)
     return resolve_model(model, config["models"][model]).location
 
 
 def pretrained_input(wildcards):
     if is_scratch(wildcards.model):
         return pretrained_dir(wildcards.task, wildcards.model)
+    if is_hub_model(wildcards.model):
+        return hub.MODEL_DIR.format(model=wildcards.model)
     return []
+
+
+def hub_model_slice(wildcards):
+    """What a model download depends on (not the training settings of the entry)."""
+    entry = config["models"][wildcards.model]
+    return sorted_slice(
+        {
+            "source": entry["source"],
+            "revision": entry.get("revision"),
+            "allow_pickle": bool(entry.get("allow_pickle", False)),
+        }
+    )
+
+
+def hub_dataset_slice(wildcards):
+    task = config["tasks"][wildcards.task]
+    return sorted_slice(
+        {
+            "path": task["path"],
+            "hub_revision": task.get("hub_revision"),
+            "splits": task["splits"],
+        }
+    )
 
 
 def task_data(wildcards):

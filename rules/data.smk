@@ -7,6 +7,7 @@ rule demo_ner_data:
         "logs/demo_data/ner.log",
     benchmark:
         "benchmarks/demo_data/ner.tsv"
+    localrule: True
     conda:
         "../envs/bioprobe.yaml"
     params:
@@ -24,6 +25,7 @@ rule demo_nli_data:
         "logs/demo_data/nli.log",
     benchmark:
         "benchmarks/demo_data/nli.tsv"
+    localrule: True
     conda:
         "../envs/bioprobe.yaml"
     params:

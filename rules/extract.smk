@@ -13,6 +13,7 @@ rule extract:
     threads: 1
     resources:
         mem_mb=8000,
+        gpu=1,
     params:
         extract=extract_slice,
         model=model_slice,

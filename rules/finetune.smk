@@ -31,6 +31,7 @@ rule finetune:
     threads: 2
     resources:
         mem_mb=8000,
+        gpu=1,
     params:
         training=training_slice,
         model=model_slice,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bioprobe.errors import BioprobeError
+from bioprobe.gpus import assign_job_gpus
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -56,6 +57,8 @@ def run_script(snakemake: Any, main: Callable[[Any], None]) -> None:
     if log_path:
         _redirect_fds(log_path)
     try:
+        # a GPU of its own for a job that asked for one (`resources: gpu=`), before CUDA starts
+        assign_job_gpus(int(getattr(snakemake.resources, "gpu", 0) or 0))
         main(snakemake)
     except BioprobeError as exc:  # the user's input is at fault: one line, no traceback
         logging.getLogger("bioprobe").error("%s", exc)
