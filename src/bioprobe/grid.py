@@ -57,6 +57,22 @@ def eval_runs(config: Mapping[str, Any]) -> list[Run]:
     return sorted([*pretrained_runs(config), *finetune_runs(config)])
 
 
+def check_defined(config: Mapping[str, Any], wildcards: Any) -> None:
+    """A requested path that names a task or model the config does not define is one clear
+    error naming the config key, not a KeyError from deep inside an input function."""
+    from bioprobe.errors import ConfigError
+
+    for kind in ("task", "model"):
+        value = getattr(wildcards, kind, None)
+        defined = config[f"{kind}s"]
+        if value is not None and value not in defined:
+            raise ConfigError(
+                f"{kind} {value!r} is referenced (by a requested output path) but not defined; "
+                f"defined {kind}s: {', '.join(sorted(defined))}",
+                f"{kind}s.{value}",
+            )
+
+
 MODEL_DIR = "results/models/{task}/{model}/{method}/size{size}/seed{seed}"
 EVAL_JSON = "results/eval/{task}/{model}/{method}/size{size}/seed{seed}.json"
 DUMP_DIR = "results/dumps/{task}/{model}/{method}/size{size}/seed{seed}"

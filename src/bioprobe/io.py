@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -12,11 +14,31 @@ from pathlib import Path
 from typing import Any
 
 
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporaries of `path` that a killed job left behind (a dump's can take gigabytes).
+
+    Only exact `.{name}.<8 random chars>.tmp` siblings match, never another output's. Safe as
+    long as one writer at a time owns `path`, which Snakemake guarantees for job outputs.
+    """
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.tmp")
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if pattern.fullmatch(stale.name):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling of `path`; move it into place only if the block succeeds."""
+    """Yield a temporary sibling of `path`; move it into place only if the block succeeds.
+
+    A killed job leaves only a hidden `.{name}.*.tmp` sibling, which nothing reads as the
+    output and which the next write of `path` removes.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     if is_dir:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     else:

@@ -6,10 +6,13 @@ words) did not fit in `max_length`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bioprobe.tokenization import align_labels, encode_pair, encode_words
+
+log = logging.getLogger("bioprobe.features")
 
 
 @dataclass
@@ -25,6 +28,20 @@ class FeatureSet:
             "truncated_examples": self.truncated_examples,
             "truncated_words": self.truncated_words,
         }
+
+
+def log_truncation(split: str, fs: FeatureSet, max_length: int) -> None:
+    """A warning in the job's log whenever examples did not fit (also counted in the metrics)."""
+    if fs.truncated_examples:
+        log.warning(
+            "%s: %d of %d examples longer than max_length=%d were truncated (%d words cut); "
+            "raise training.max_length to keep them whole",
+            split,
+            fs.truncated_examples,
+            len(fs.features),
+            max_length,
+            fs.truncated_words,
+        )
 
 
 def ner_features(
@@ -69,7 +86,7 @@ def pair_features(
                 "length": len(enc["input_ids"]),
             }
         )
-        out.truncated_examples += int(bool(enc.get("truncated")))
+        out.truncated_examples += int(enc["truncated_tokens"] > 0)
     return out
 
 
