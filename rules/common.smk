@@ -42,7 +42,7 @@ wildcard_constraints:
     task=grid.ID_PATTERN,
     model=grid.ID_PATTERN,
     method=grid.ID_PATTERN,
-    size=r"\d+",
+    size=r"100|[1-9]?\d",  # a percent: no size above 100, no leading zeros
     seed=r"\d+",
     split="train|validation|test",
 
@@ -69,6 +69,7 @@ def all_targets():
 
 
 def task_slice(wildcards):
+    grid.check_defined(config, wildcards)
     task = config["tasks"][wildcards.task]
     if hub.is_hub_dataset(task):  # read from where download_dataset put it
         task = {**task, "path": hub.DATASET_DIR.format(task=wildcards.task)}
@@ -76,10 +77,12 @@ def task_slice(wildcards):
 
 
 def model_slice(wildcards):
+    grid.check_defined(config, wildcards)
     return sorted_slice(config["models"][wildcards.model])
 
 
 def training_slice(wildcards):
+    grid.check_defined(config, wildcards)
     return training_config(config, wildcards.task, wildcards.model)
 
 
@@ -88,6 +91,7 @@ def training_slice(wildcards):
 
 def task_source_files(wildcards):
     """The raw split files of a task that reads local files (none for a Hub dataset id)."""
+    grid.check_defined(config, wildcards)
     task = config["tasks"][wildcards.task]
     if hub.is_hub_dataset(task):
         return {"hub": hub.DATASET_DIR.format(task=wildcards.task)}
@@ -120,6 +124,7 @@ def pretrained_location(task, model):
 
 
 def pretrained_input(wildcards):
+    grid.check_defined(config, wildcards)
     if is_scratch(wildcards.model):
         return pretrained_dir(wildcards.task, wildcards.model)
     if is_hub_model(wildcards.model):
@@ -206,6 +211,12 @@ def dump_model_location(wildcards):
     if wildcards.method in (grid.PRETRAINED, grid.RANDOM_INIT):
         return pretrained_location(wildcards.task, wildcards.model)
     return grid.MODEL_DIR.format(**wildcards)
+
+
+def dump_output(pattern):
+    """With keep_dumps: false a dump is temp(): deleted once every job that reads it has run."""
+    out = directory(pattern)
+    return out if config["keep_dumps"] else temp(out)
 
 
 def extract_slice(wildcards):

@@ -3,7 +3,7 @@ rule extract:
         unpack(task_data),
         model=dump_model_input,
     output:
-        directory("results/dumps/{task}/{model}/{method}/size{size}/seed{seed}"),
+        dump_output("results/dumps/{task}/{model}/{method}/size{size}/seed{seed}"),
     log:
         "logs/extract/{task}/{model}/{method}/size{size}/seed{seed}.log",
     benchmark:
@@ -14,6 +14,8 @@ rule extract:
     resources:
         mem_mb=8000,
         gpu=1,
+        # the retry number: a retry after an out-of-memory error halves the batch (bioprobe.oom)
+        attempt=lambda wc, attempt: attempt,
     params:
         extract=extract_slice,
         model=model_slice,

@@ -32,6 +32,8 @@ rule finetune:
     resources:
         mem_mb=8000,
         gpu=1,
+        # the retry number: a retry after an out-of-memory error splits batches (bioprobe.oom)
+        attempt=lambda wc, attempt: attempt,
     params:
         training=training_slice,
         model=model_slice,

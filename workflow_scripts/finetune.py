@@ -19,6 +19,7 @@ def main(sm):
         training=sm.params.training,
         out_dir=sm.output[0],
         checkpoint_dir=sm.params.checkpoints,
+        attempt=int(sm.resources.attempt),
     )
 
 

@@ -12,11 +12,12 @@ sets ``HF_HUB_OFFLINE``: whether the Hub may be reached is the caller's (the wor
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -259,6 +260,22 @@ def check_weights(location: str | os.PathLike, spec: ModelSpec) -> None:
         )
 
 
+@contextlib.contextmanager
+def _refuse_remote_code(spec: ModelSpec) -> Iterator[None]:
+    """transformers refuses a repository's own code without trust_remote_code (nothing runs);
+    say which config key opts in."""
+    try:
+        yield
+    except ValueError as exc:
+        if spec.trust_remote_code or "trust_remote_code" not in str(exc):
+            raise
+        raise ConfigError(
+            f"{spec.location} needs its own Python code to load; it was not run. Set "
+            f"'{spec.key}.trust_remote_code: true' only if you trust that code",
+            f"{spec.key}.trust_remote_code",
+        ) from exc
+
+
 def _auto_class(task_type: str) -> Any:
     import transformers
 
@@ -329,7 +346,8 @@ def load_model_for_task(
         if seed is not None:
             torch.manual_seed(derive_seed("head", seed))
         try:
-            model = auto.from_pretrained(where, **kwargs)
+            with _refuse_remote_code(spec):
+                model = auto.from_pretrained(where, **kwargs)
         except OSError as exc:
             if not spec.allow_pickle and "safetensors" in str(exc):
                 raise ConfigError(
@@ -363,12 +381,13 @@ def random_init_like(
     from transformers import AutoConfig
 
     where = _location(spec, location)
-    config = AutoConfig.from_pretrained(
-        where,
-        trust_remote_code=spec.trust_remote_code,
-        **_hub_kwargs(spec, where),
-        **_label_kwargs(labels),
-    )
+    with _refuse_remote_code(spec):
+        config = AutoConfig.from_pretrained(
+            where,
+            trust_remote_code=spec.trust_remote_code,
+            **_hub_kwargs(spec, where),
+            **_label_kwargs(labels),
+        )
     kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation

@@ -62,7 +62,16 @@ TINY_CONFIG = {
     },
     "sizes": [0, 50],
     "seeds": [1],
-    "training": {"epochs": 1, "batch_size": 16, "learning_rate": 1.0e-3, "max_length": 96},
+    # checkpoints every 4 steps so that a job killed half-way has one to resume from; no
+    # best-checkpoint selection, so the final weights depend on every step after the resume
+    "training": {
+        "epochs": 1,
+        "batch_size": 16,
+        "learning_rate": 1.0e-3,
+        "max_length": 96,
+        "save_steps": 4,
+        "select_best": False,
+    },
     "attention": {"max_examples": 8},
 }
 
@@ -73,9 +82,15 @@ def write_config(workdir: Path, config: dict) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
-    """Run the repository's workflow with `workdir` as working directory."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+def snakemake(
+    workdir: Path, *args: str, timeout: int = 1200, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the repository's workflow with `workdir` as working directory.
+
+    Snakemake runs in a session of its own, so a test may kill its whole process group.
+    """
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, **(env or {})}
     cmd = [
         SNAKEMAKE,
         "-s",
@@ -87,7 +102,13 @@ def snakemake(workdir: Path, *args: str, timeout: int = 1200) -> subprocess.Comp
         *args,
     ]
     return subprocess.run(
-        cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+        cmd,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        start_new_session=True,
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ import torch
 from bioprobe.analysis.dumpio import NpyWriter
 from bioprobe.analysis.pooling import masked_mean, pool_pair_joint, word_pool
 from bioprobe.io import atomic_path, write_json
+from bioprobe.oom import batch_for_attempt, explain_out_of_memory, extract_advice
 from bioprobe.progress import Progress
 from bioprobe.tokenization import encode_pair, encode_text, encode_words
 
@@ -307,8 +308,12 @@ def dump_variant(
     spec,
     settings: DumpSettings,
     out_dir: str | Path,
+    attempt: int = 1,
 ) -> dict:
-    """Load one variant (pretrained, random-init or fine-tuned) with eager attention and dump it."""
+    """Load one variant (pretrained, random-init or fine-tuned) with eager attention and dump it.
+
+    `attempt` > 1 (a retry after running out of memory) halves the batch size per attempt.
+    """
     from bioprobe.grid import RANDOM_INIT
     from bioprobe.models import (
         is_decoder_config,
@@ -336,12 +341,14 @@ def dump_variant(
         "task_type": task.task_type,
     }
     splits = {name: task.split(name) for name in settings.splits}
-    return extract(
-        model=model,
-        tokenizer=tokenizer,
-        task_type=task.task_type,
-        splits=splits,
-        settings=settings,
-        out_dir=out_dir,
-        provenance=provenance,
-    )
+    settings = replace(settings, batch_size=batch_for_attempt(settings.batch_size, attempt))
+    with explain_out_of_memory(extract_advice(settings.batch_size, attempt)):
+        return extract(
+            model=model,
+            tokenizer=tokenizer,
+            task_type=task.task_type,
+            splits=splits,
+            settings=settings,
+            out_dir=out_dir,
+            provenance=provenance,
+        )

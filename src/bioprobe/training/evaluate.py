@@ -16,7 +16,7 @@ from transformers import set_seed
 
 from bioprobe.metrics import classification_scores, ner_scores
 from bioprobe.models import ModelSpec, load_model_for_task, load_tokenizer_for
-from bioprobe.training.features import FeatureSet, build_features
+from bioprobe.training.features import FeatureSet, build_features, log_truncation
 from bioprobe.training.task_data import TaskData, make_collator
 
 log = logging.getLogger("bioprobe.evaluate")
@@ -87,5 +87,6 @@ def evaluate(
         predicted = predict(model, tokenizer, task.task_type, fs, training["eval_batch_size"])
         scores[split] = score_split(task.task_type, task.labels, records, predicted)
         truncation[split] = fs.stats()
+        log_truncation(split, fs, training["max_length"])
         log.info("%s: %s", split, {k: round(v, 4) for k, v in scores[split].items()})
     return {"scores": scores, "truncation": truncation}

@@ -19,18 +19,23 @@ import torch
 from datasets import Dataset
 from transformers import (
     PrinterCallback,
-    Trainer,
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 from bioprobe.data import read_subset
 from bioprobe.io import atomic_path, read_json, write_json
 from bioprobe.metrics import classification_scores, ner_scores
 from bioprobe.models import ModelSpec, load_model_for_task, load_tokenizer_for
-from bioprobe.training.features import build_features
+from bioprobe.oom import (
+    explain_out_of_memory,
+    finetune_advice,
+    resume_key,
+    training_for_attempt,
+)
+from bioprobe.training.features import build_features, log_truncation
 from bioprobe.training.progress import ProgressLogCallback
+from bioprobe.training.resume import ResumableTrainer, last_complete_checkpoint
 from bioprobe.training.task_data import TaskData, make_collator
 
 log = logging.getLogger("bioprobe.train")
@@ -85,7 +90,7 @@ def _prepare_checkpoint_dir(checkpoint_dir: Path, fingerprint: str) -> str | Non
             shutil.rmtree(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     write_json(stamp, {"fingerprint": fingerprint})
-    last = get_last_checkpoint(str(checkpoint_dir))
+    last = last_complete_checkpoint(checkpoint_dir)
     if last:
         log.info("resuming from checkpoint %s", last)
     return last
@@ -155,8 +160,10 @@ def finetune(
     out_dir: str | Path,
     checkpoint_dir: str | Path,
     keep_checkpoints: bool = False,
+    attempt: int = 1,
 ) -> dict:
     """Fine-tune on `size` % of the training split; write safetensors, tokenizer and metrics."""
+    training = training_for_attempt(training, attempt)  # a retry after OOM: smaller batches
     if size <= 0:
         raise ValueError("size 0 is the pretrained model: nothing to fine-tune")
     task = TaskData(task_dir)
@@ -173,22 +180,15 @@ def finetune(
         task.task_type, task.split("validation"), tokenizer, task.labels, training
     )
     for name, fs in (("train", train_fs), ("validation", val_fs)):
-        if fs.truncated_examples:
-            log.warning(
-                "%s: %d examples longer than max_length=%d were truncated (%d words cut)",
-                name,
-                fs.truncated_examples,
-                training["max_length"],
-                fs.truncated_words,
-            )
+        log_truncation(name, fs, training["max_length"])
 
     checkpoint_dir = Path(checkpoint_dir)
     fingerprint = run_fingerprint(
-        training=training, seed=seed, size=size, model=model_location, order=order
+        training=resume_key(training), seed=seed, size=size, model=model_location, order=order
     )
     resume = _prepare_checkpoint_dir(checkpoint_dir, fingerprint)
     args = training_arguments(training, seed, checkpoint_dir, task.task_type)
-    trainer = Trainer(
+    trainer = ResumableTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(train_fs.features),
@@ -201,7 +201,8 @@ def finetune(
     )
     trainer.remove_callback(PrinterCallback)  # raw dicts on stdout; ProgressLogCallback says it
     started = time.monotonic()
-    result = trainer.train(resume_from_checkpoint=resume)
+    with explain_out_of_memory(finetune_advice(training, attempt)):
+        result = trainer.train(resume_from_checkpoint=resume)
     wall = time.monotonic() - started
 
     metrics = {
@@ -213,6 +214,7 @@ def finetune(
         "train_runtime_s": wall,
         "train_samples_per_second": result.metrics.get("train_samples_per_second"),
         "resumed_from": Path(resume).name if resume else None,
+        "attempt": attempt,
         "best_checkpoint": Path(trainer.state.best_model_checkpoint).name
         if trainer.state.best_model_checkpoint
         else None,
