@@ -1,5 +1,6 @@
 # Validation, wildcard constraints, targets and param helpers. No rules here.
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -19,12 +20,17 @@ work_offline()
 from bioprobe import grid, hub
 from bioprobe.checks import missing_task_data
 from bioprobe.config import sorted_slice, training_config, validate_config
+from bioprobe.methods import require_supported
 from bioprobe.models import resolve_model
 
 # One clear error naming the config key, before any job is planned.
 _validated = validate_config(config)
 config.clear()
 config.update(_validated)
+# qlora needs CUDA and bitsandbytes: without them, one error now rather than failed jobs later.
+# BIOPROBE_NO_CUDA_CHECK=1 lets a GPU-less SLURM login node plan (the jobs check again).
+if not os.environ.get("BIOPROBE_NO_CUDA_CHECK"):
+    require_supported(config["methods"])
 
 # Missing data must not stop a dry run from planning the grid (the paper's MedNLI is supplied by
 # the user), but a real run stops in `onstart`, before any job, with one line per problem.
@@ -84,6 +90,25 @@ def model_slice(wildcards):
 def training_slice(wildcards):
     grid.check_defined(config, wildcards)
     return training_config(config, wildcards.task, wildcards.model)
+
+
+def method_slice(wildcards):
+    return sorted_slice(config["methods"][wildcards.method])
+
+
+def is_adapter(method):
+    return method in config["methods"] and config["methods"][method]["kind"] != "full"
+
+
+def adapter_base_input(wildcards):
+    """Adapters apply to the pretrained model: evaluating or dumping them reads it too."""
+    return pretrained_input(wildcards) if is_adapter(wildcards.method) else []
+
+
+def adapter_base_location(wildcards):
+    if is_adapter(wildcards.method):
+        return pretrained_location(wildcards.task, wildcards.model)
+    return None
 
 
 # --- inputs ---

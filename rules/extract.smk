@@ -2,6 +2,7 @@ rule extract:
     input:
         unpack(task_data),
         model=dump_model_input,
+        base=adapter_base_input,
     output:
         dump_output("results/dumps/{task}/{model}/{method}/size{size}/seed{seed}"),
     log:
@@ -20,5 +21,6 @@ rule extract:
         extract=extract_slice,
         model=model_slice,
         location=dump_model_location,
+        base=adapter_base_location,
     script:
         "../workflow_scripts/extract.py"

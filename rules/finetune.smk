@@ -37,6 +37,7 @@ rule finetune:
     params:
         training=training_slice,
         model=model_slice,
+        method=method_slice,
         location=lambda wc: pretrained_location(wc.task, wc.model),
         checkpoints="results/checkpoints/{task}/{model}/{method}/size{size}/seed{seed}",
     script:
@@ -47,6 +48,7 @@ rule evaluate:
     input:
         unpack(task_data),
         model=evaluated_model,
+        base=adapter_base_input,
     output:
         "results/eval/{task}/{model}/{method}/size{size}/seed{seed}.json",
     log:
@@ -60,6 +62,7 @@ rule evaluate:
         training=training_slice,
         model=model_slice,
         location=model_location,
+        base=adapter_base_location,
     script:
         "../workflow_scripts/evaluate.py"
 

@@ -16,6 +16,7 @@ def main(sm):
         spec=resolve_model(wc.model, sm.params.model),
         training=sm.params.training,
         seed=int(wc.seed),
+        base_location=sm.params.base,
     )
     key = {"task": wc.task, "model": wc.model, "method": wc.method}
     write_json(sm.output[0], {**key, "size": int(wc.size), "seed": int(wc.seed), **result})

@@ -20,6 +20,7 @@ def main(sm):
         spec=resolve_model(sm.wildcards.model, sm.params.model),
         settings=settings,
         out_dir=sm.output[0],
+        base_location=sm.params.base,
         attempt=int(sm.resources.attempt),
     )
 

@@ -19,6 +19,8 @@ def main(sm):
         training=sm.params.training,
         out_dir=sm.output[0],
         checkpoint_dir=sm.params.checkpoints,
+        method=sm.params.method,
+        method_id=wc.method,
         attempt=int(sm.resources.attempt),
     )
 

@@ -17,6 +17,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 
 from bioprobe.errors import ConfigError
+from bioprobe.methods import check_method_ids, normalise_methods
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
@@ -75,6 +76,7 @@ def validate_config(config: Mapping[str, Any], schema: dict | None = None) -> di
     """
     schema = schema if schema is not None else load_schema()
     data = copy.deepcopy(dict(config))
+    normalise_methods(data)  # `lora: {}` means kind lora: the schema picks branches by kind
     errors = sorted(
         _DefaultFiller(schema).iter_errors(data),
         # a malformed id first, then the deepest error: it points at the real mistake
@@ -91,6 +93,7 @@ def validate_config(config: Mapping[str, Any], schema: dict | None = None) -> di
 
 
 def _check_semantics(config: dict) -> None:
+    check_method_ids(config["methods"])
     for model_id, model in config["models"].items():
         if model["source"] == "scratch" and "scratch" not in model:
             raise ConfigError("source 'scratch' needs a 'scratch:' block", f"models.{model_id}")

@@ -313,6 +313,7 @@ def load_model_for_task(
     dtype: Any = None,
     tokenizer: Any = None,
     seed: int | None = None,
+    quantization_config: Any = None,
 ) -> Any:
     """A token- (``ner``) or sequence- (``pair``) classification model with ``labels``.
 
@@ -339,6 +340,8 @@ def load_model_for_task(
         kwargs["attn_implementation"] = attn_implementation
     if dtype is not None:
         kwargs["dtype"] = dtype
+    if quantization_config is not None:  # qlora's 4-bit base (bioprobe.methods)
+        kwargs["quantization_config"] = quantization_config
     if tokenizer is None:
         tokenizer = load_tokenizer_for(spec, where)
     auto = _auto_class(task_type)

@@ -30,7 +30,7 @@ def test_defaults_are_filled_from_the_schema():
     cfg = validate_config(minimal())
     assert cfg["sizes"] == [0, 10, 30, 50, 100]
     assert cfg["seeds"] == [1]
-    assert cfg["methods"] == {"full": {}}
+    assert cfg["methods"] == {"full": {"kind": "full", "learning_rate": None}}
     assert cfg["training"]["epochs"] == 3
     assert cfg["training"]["learning_rate"] == 2e-5
     assert cfg["tasks"]["ner"]["label_scheme"] == "bio"

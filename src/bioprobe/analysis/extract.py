@@ -10,6 +10,11 @@ Layout of a variant's dump directory:
   the real tokens; ``meta.json`` holds the lengths (offsets follow from them)
 - ``meta.json`` what produced the dump (model source, variant, layer count, pooling, dtype)
 
+Prompt-tuning and P-tuning models see `virtual_tokens` trained embeddings before the real
+tokens. Dumps keep the real tokens only, so every variant has the same units and maps: the
+virtual positions are cut from the hidden states, and from the attention maps' rows and
+columns, each row then renormalised over the real tokens (`real_tokens_only`).
+
 Examples are processed in length-sorted batches (little padding) but written back in the split's
 original order, so every variant of a model has the same unit at the same row.
 """
@@ -46,6 +51,7 @@ class DumpSettings:
     splits: tuple[str, ...] = ("validation", "test")
     attention_split: str = "test"
     attention_max_examples: int = 64
+    virtual_tokens: int = 0  # prompt methods: leading positions that are not real tokens
 
 
 def _device() -> torch.device:
@@ -71,8 +77,21 @@ def _pad(tokenizer, encodings: Sequence[dict]) -> dict[str, torch.Tensor]:
     return batch
 
 
+def real_tokens_only(hidden: torch.Tensor, attentions, virtual: int):
+    """Cut `virtual` leading positions: hidden [L+1, B, V+T, H] -> [L+1, B, T, H]; attention
+    maps [B, heads, V+T, V+T] -> [B, heads, T, T], each row renormalised to sum to 1 over the
+    real tokens (the attention real tokens paid the prompt is left out, not spread)."""
+    if not virtual:
+        return hidden, attentions
+    hidden = hidden[..., virtual:, :]
+    if attentions is not None:
+        cut = (a[..., virtual:, virtual:] for a in attentions)
+        attentions = tuple(a / a.sum(-1, keepdim=True).clamp_min(1e-12) for a in cut)
+    return hidden, attentions
+
+
 @torch.inference_mode()
-def _forward(model, batch: dict[str, torch.Tensor], attentions: bool):
+def _forward(model, batch: dict[str, torch.Tensor], attentions: bool, virtual: int = 0):
     dev = _device()
     out = model(
         **{k: v.to(dev) for k, v in batch.items()},
@@ -80,7 +99,7 @@ def _forward(model, batch: dict[str, torch.Tensor], attentions: bool):
         output_attentions=attentions,
     )
     hidden = torch.stack(out.hidden_states).float()  # [L+1, B, T, H]
-    return hidden, out.attentions
+    return real_tokens_only(hidden, out.attentions, virtual)
 
 
 def _batches(lengths: Sequence[int], batch_size: int, first: int) -> list[list[int]]:
@@ -140,7 +159,9 @@ def _dump_ner_split(model, tokenizer, records, split, out: Path, s: DumpSettings
     try:
         for batch_ids in _batches([len(e.input_ids) for e in encs], s.batch_size, n_attn):
             batch = _pad(tokenizer, [{"input_ids": encs[i].input_ids} for i in batch_ids])
-            hidden_states, attn = _forward(model, batch, attentions=batch_ids[0] < n_attn)
+            hidden_states, attn = _forward(
+                model, batch, attentions=batch_ids[0] < n_attn, virtual=s.virtual_tokens
+            )
             width = batch["input_ids"].shape[1]
             word_index = torch.full((len(batch_ids), width), -1, dtype=torch.long)
             for row, i in enumerate(batch_ids):
@@ -213,7 +234,7 @@ def _dump_pair_split(
             want_attn = sink is not None and batch_ids[0] < n_attn
             if "joint" in writers or want_attn:
                 batch = _pad(tokenizer, [joint[i] for i in batch_ids])
-                hs, attn = _forward(model, batch, attentions=want_attn)
+                hs, attn = _forward(model, batch, want_attn, s.virtual_tokens)
                 vec = (
                     pool_pair_joint(
                         hs,
@@ -233,7 +254,7 @@ def _dump_pair_split(
                 means = []
                 for seg in (seg_a, seg_b):
                     batch = _pad(tokenizer, [seg[i] for i in batch_ids])
-                    hs, _ = _forward(model, batch, attentions=False)
+                    hs, _ = _forward(model, batch, False, s.virtual_tokens)
                     means.append(masked_mean(hs, batch["attention_mask"].to(hs.device)))
                 vec = torch.cat(means, dim=-1).cpu().numpy()
                 for row, i in enumerate(batch_ids):
@@ -308,19 +329,17 @@ def dump_variant(
     spec,
     settings: DumpSettings,
     out_dir: str | Path,
+    base_location: str | None = None,
     attempt: int = 1,
 ) -> dict:
     """Load one variant (pretrained, random-init or fine-tuned) with eager attention and dump it.
 
+    `base_location`: the pretrained model that a fine-tuned variant's adapters apply to.
     `attempt` > 1 (a retry after running out of memory) halves the batch size per attempt.
     """
     from bioprobe.grid import RANDOM_INIT
-    from bioprobe.models import (
-        is_decoder_config,
-        load_model_for_task,
-        load_tokenizer_for,
-        random_init_like,
-    )
+    from bioprobe.methods import load_trained
+    from bioprobe.models import is_decoder_config, load_tokenizer_for, random_init_like
     from bioprobe.training.task_data import TaskData
 
     task = TaskData(task_dir)
@@ -330,7 +349,10 @@ def dump_variant(
     if method == RANDOM_INIT:
         model = random_init_like(model_location, task.task_type, task.labels, seed=seed, **kwargs)
     else:
-        model = load_model_for_task(model_location, task.task_type, task.labels, **kwargs)
+        model, virtual = load_trained(
+            model_location, task.task_type, task.labels, base_location=base_location, **kwargs
+        )
+        settings = replace(settings, virtual_tokens=virtual)
     provenance = {
         "model_id": spec.model_id,
         "model_source": spec.source,

@@ -14,8 +14,9 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import set_seed
 
+from bioprobe.methods import load_trained
 from bioprobe.metrics import classification_scores, ner_scores
-from bioprobe.models import ModelSpec, load_model_for_task, load_tokenizer_for
+from bioprobe.models import ModelSpec, load_tokenizer_for
 from bioprobe.training.features import FeatureSet, build_features, log_truncation
 from bioprobe.training.task_data import TaskData, make_collator
 
@@ -42,6 +43,8 @@ def predict(model, tokenizer, task_type: str, fs: FeatureSet, batch_size: int) -
     for batch in loader:
         labels = batch.pop("labels")
         logits = model(**{k: v.to(device()) for k, v in batch.items()}).logits.cpu()
+        if task_type == "ner":  # prompt methods: the real tokens are the last positions
+            logits = logits[:, logits.shape[1] - labels.shape[1] :]
         pred = logits.argmax(-1)
         for row in range(pred.shape[0]):
             i = order[pos]
@@ -74,12 +77,18 @@ def evaluate(
     training: dict,
     seed: int,
     splits: Sequence[str] = ("validation", "test"),
+    base_location: str | None = None,
 ) -> dict:
-    """Scores of a fine-tuned model (or of a pretrained one with a seeded, untrained head)."""
+    """Scores of a fine-tuned model (or of a pretrained one with a seeded, untrained head).
+
+    `base_location`: the pretrained model that adapters (lora, prompt tuning, ...) apply to.
+    """
     task = TaskData(task_dir)
     set_seed(seed)  # a pretrained model's fresh head is random: make it reproducible
     tokenizer = load_tokenizer_for(spec, model_location)
-    model = load_model_for_task(model_location, task.task_type, task.labels, spec=spec)
+    model, _ = load_trained(
+        model_location, task.task_type, task.labels, spec=spec, base_location=base_location
+    )
     scores, truncation = {}, {}
     for split in splits:
         records = task.split(split)

@@ -25,8 +25,15 @@ from transformers import (
 
 from bioprobe.data import read_subset
 from bioprobe.io import atomic_path, read_json, write_json
+from bioprobe.methods import (
+    FULL,
+    effective_training,
+    load_for_training,
+    save_method,
+    training_collator,
+)
 from bioprobe.metrics import classification_scores, ner_scores
-from bioprobe.models import ModelSpec, load_model_for_task, load_tokenizer_for
+from bioprobe.models import ModelSpec, load_tokenizer_for
 from bioprobe.oom import (
     explain_out_of_memory,
     finetune_advice,
@@ -136,6 +143,9 @@ def training_arguments(
 
 
 def parameter_counts(model) -> dict[str, int]:
+    if hasattr(model, "get_nb_trainable_parameters"):  # a peft model: counts 4-bit weights right
+        trainable, total = model.get_nb_trainable_parameters()
+        return {"parameters_total": total, "parameters_trainable": trainable}
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"parameters_total": total, "parameters_trainable": trainable}
@@ -160,9 +170,17 @@ def finetune(
     out_dir: str | Path,
     checkpoint_dir: str | Path,
     keep_checkpoints: bool = False,
+    method: dict | None = None,
+    method_id: str | None = None,
     attempt: int = 1,
 ) -> dict:
-    """Fine-tune on `size` % of the training split; write safetensors, tokenizer and metrics."""
+    """Fine-tune on `size` % of the training split; write safetensors, tokenizer and metrics.
+
+    `method` (a validated ``methods.<id>`` entry; default full fine-tuning) may set its own
+    learning rate; adapters are saved as adapters (bioprobe.methods).
+    """
+    method = dict(method or FULL)
+    training = effective_training(training, method)
     training = training_for_attempt(training, attempt)  # a retry after OOM: smaller batches
     if size <= 0:
         raise ValueError("size 0 is the pretrained model: nothing to fine-tune")
@@ -174,7 +192,15 @@ def finetune(
 
     set_seed(seed)
     tokenizer = load_tokenizer_for(spec, model_location)
-    model = load_model_for_task(model_location, task.task_type, task.labels, spec=spec)
+    model = load_for_training(
+        model_location,
+        task.task_type,
+        task.labels,
+        spec=spec,
+        method=method,
+        max_length=training["max_length"],
+        method_id=method_id,
+    )
     train_fs = build_features(task.task_type, train_records, tokenizer, task.labels, training)
     val_fs = build_features(
         task.task_type, task.split("validation"), tokenizer, task.labels, training
@@ -184,7 +210,12 @@ def finetune(
 
     checkpoint_dir = Path(checkpoint_dir)
     fingerprint = run_fingerprint(
-        training=resume_key(training), seed=seed, size=size, model=model_location, order=order
+        training=resume_key(training),
+        seed=seed,
+        size=size,
+        model=model_location,
+        order=order,
+        method=method,
     )
     resume = _prepare_checkpoint_dir(checkpoint_dir, fingerprint)
     args = training_arguments(training, seed, checkpoint_dir, task.task_type)
@@ -193,7 +224,9 @@ def finetune(
         args=args,
         train_dataset=Dataset.from_list(train_fs.features),
         eval_dataset=Dataset.from_list(val_fs.features) if training["select_best"] else None,
-        data_collator=make_collator(task.task_type, tokenizer),
+        data_collator=training_collator(
+            make_collator(task.task_type, tokenizer), method, task.task_type
+        ),
         processing_class=tokenizer,
         compute_metrics=metrics_fn(task.task_type, task.labels),
         preprocess_logits_for_metrics=_argmax_logits,
@@ -223,11 +256,13 @@ def finetune(
         "precision": {k: v for k, v in precision_flags(training["precision"]).items() if v}
         or "fp32",
         "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "method": method,
         **parameter_counts(trainer.model),
         **peak_memory_mb(),
     }
     with atomic_path(out_dir, is_dir=True) as tmp:
-        trainer.model.save_pretrained(tmp)  # safetensors only
+        trainer.model.save_pretrained(tmp)  # safetensors only; a peft model saves its adapters
+        save_method(tmp, method)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "labels.json", task.info)
         write_json(tmp / "training_args.json", {"training": training, "seed": seed})
