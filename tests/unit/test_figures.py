@@ -354,6 +354,14 @@ def test_correlations_figure_handles_tiny_and_constant_input(measures):
     assert "n/a" in visible_axes(fig)[0].get_legend().get_texts()[0].get_text()
 
 
+def test_correlations_figure_marks_each_method(tmp_path):
+    t = synthetic_tables({"ner-a": "ner"}, {"enc": (3, 2)}, methods=("full", "lora"))
+    m = F.internal_measures(t["downstream"], t["probes"], None, t["cka"])
+    fig = F.build_correlations(m)
+    assert {"ner-a · full", "ner-a · lora"} <= set(legend_labels(fig))
+    assert fig.legends[0].get_title().get_text() == "model / task · method"
+
+
 def test_correlations_figure_without_measures(measures):
     with pytest.raises(ValueError, match="no internal measure"):
         F.build_correlations(

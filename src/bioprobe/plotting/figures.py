@@ -643,7 +643,8 @@ def _measure_label(measure: str, attrs: dict) -> str:
 @_styled
 def build_correlations(measures_df: pd.DataFrame, measures: Sequence[str] | None = None) -> Figure:
     """Downstream score against each internal measure (see `internal_measures`), a panel per
-    measure, hue = model, marker = task, Spearman ρ and p over all points written in the panel."""
+    measure, hue = model, marker = task (task · method when there are several fine-tuning
+    methods), Spearman ρ and p over all points written in the panel."""
     if isinstance(measures_df, (str, Path)):
         measures_df = pd.read_csv(measures_df, sep="\t")
     if measures_df is None or measures_df.empty:
@@ -660,6 +661,9 @@ def build_correlations(measures_df: pd.DataFrame, measures: Sequence[str] | None
             f"the measures table has no internal measure with values (looked for {list(MEASURES)})"
         )
     d = measures_df
+    by_method = "method" in d.columns and len(_finetune_methods(d["method"])) > 1
+    if by_method:
+        d = d.assign(task=d["task"] + " · " + d["method"])  # the marker tells methods apart
     models, tasks = sorted(d["model"].unique()), sorted(d["task"].unique())
     colors = model_colors(models)
     task_markers = model_markers(tasks)
@@ -720,7 +724,8 @@ def build_correlations(measures_df: pd.DataFrame, measures: Sequence[str] | None
             Line2D([], [], color="0.3", marker=task_markers[t], linestyle="none", label=t)
             for t in tasks
         ]
-    _outside_legend(fig, handles, title="model / task" if len(tasks) > 1 else "model")
+    style_title = "task · method" if by_method else "task"
+    _outside_legend(fig, handles, title=f"model / {style_title}" if len(tasks) > 1 else "model")
     metric_text = f" ({' / '.join(metrics)})" if metrics else ""
     _suptitle(fig, f"Downstream score{metric_text} against internal measures", LEGEND_W)
     return fig
