@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: setup demo test test-fast lint format report clean
+.PHONY: setup demo test test-fast lint format report bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: setup
 
 test-fast: setup
 	PATH="$(abspath $(BIN)):$$PATH" pytest -m "not workflow and not integration and not slurm"
+
+# a report, not a test: never fails on a timing (see bench/RESULTS.md)
+bench: setup
+	$(BIN)/python bench/run.py
 
 lint: setup
 	PATH="$(abspath $(BIN)):$$PATH" sh -c 'ruff check . && ruff format --check . && snakefmt --check Snakefile rules && snakemake --lint'

