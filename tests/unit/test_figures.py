@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bioprobe.plotting import figures as F
-from bioprobe.plotting.style import save_figure, size_colors, tick_step, wrap_shape
+from bioprobe.plotting.style import save_figure, size_colors, tick_step
 from bioprobe.summary import KEY
 
 # ------------------------------------------------------------------------ synthetic tables
@@ -146,9 +146,6 @@ def assert_written(paths, stem):
 
 
 def test_style_helpers():
-    assert wrap_shape(1) == (1, 1)
-    assert wrap_shape(4) == (1, 4)
-    assert wrap_shape(6) == (2, 4)
     assert tick_step(24) == 4
     assert tick_step(16, 5) == 4
     assert tick_step(6) == 1
@@ -334,12 +331,16 @@ def test_cka_empty_names_table():
 def test_correlations_figure(measures, tmp_path):
     fig = F.build_correlations(measures)
     axes = visible_axes(fig)
-    assert len(axes) == 4
-    assert axes[0].get_xlabel().startswith("best-layer probe score")
-    assert axes[0].get_ylabel() == "downstream score"
+    assert len(axes) == 8  # a row per task (never pooled: their metrics differ) x 4 measures
+    assert axes[4].get_xlabel().startswith("best-layer probe score")
+    assert axes[0].get_xlabel() == ""  # measure named once, under the bottom row
+    assert axes[0].get_ylabel().startswith("ner-a\n")
+    assert axes[4].get_ylabel().startswith("pair-b\n")
+    n_per_task = measures.groupby("task")["probe_best"].count()
+    assert axes[0].get_legend().get_texts()[0].get_text().endswith(f"n = {n_per_task['ner-a']}")
     texts = [ax.get_legend().get_texts()[0].get_text() for ax in axes]
     assert all(t.startswith("Spearman ρ = ") for t in texts)
-    assert set(legend_labels(fig)) >= {"enc", "dec", "ner-a", "pair-b"}
+    assert set(legend_labels(fig)) >= {"enc", "dec"}
     paths = F.plot_correlations(measures, tmp_path / "corr")
     assert_written(paths, tmp_path / "corr")
 
@@ -358,8 +359,8 @@ def test_correlations_figure_marks_each_method(tmp_path):
     t = synthetic_tables({"ner-a": "ner"}, {"enc": (3, 2)}, methods=("full", "lora"))
     m = F.internal_measures(t["downstream"], t["probes"], None, t["cka"])
     fig = F.build_correlations(m)
-    assert {"ner-a · full", "ner-a · lora"} <= set(legend_labels(fig))
-    assert fig.legends[0].get_title().get_text() == "model / task · method"
+    assert {"full", "lora"} <= set(legend_labels(fig))
+    assert fig.legends[0].get_title().get_text() == "model / method"
 
 
 def test_correlations_figure_without_measures(measures):

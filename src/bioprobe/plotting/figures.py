@@ -43,7 +43,6 @@ from bioprobe.plotting.style import (
     size_colors,
     style_context,
     tick_step,
-    wrap_shape,
 )
 from bioprobe.summary import (
     KEY,
@@ -642,9 +641,10 @@ def _measure_label(measure: str, attrs: dict) -> str:
 
 @_styled
 def build_correlations(measures_df: pd.DataFrame, measures: Sequence[str] | None = None) -> Figure:
-    """Downstream score against each internal measure (see `internal_measures`), a panel per
-    measure, hue = model, marker = task (task · method when there are several fine-tuning
-    methods), Spearman ρ and p over all points written in the panel."""
+    """Downstream score against each internal measure (see `internal_measures`): a row per task
+    (tasks score on different metrics, so they are never pooled), a column per measure, hue =
+    model, marker = fine-tuning method when there are several; the panel's Spearman ρ, p and n
+    are those of `correlations.tsv` for that task."""
     if isinstance(measures_df, (str, Path)):
         measures_df = pd.read_csv(measures_df, sep="\t")
     if measures_df is None or measures_df.empty:
@@ -661,73 +661,69 @@ def build_correlations(measures_df: pd.DataFrame, measures: Sequence[str] | None
             f"the measures table has no internal measure with values (looked for {list(MEASURES)})"
         )
     d = measures_df
-    by_method = "method" in d.columns and len(_finetune_methods(d["method"])) > 1
-    if by_method:
-        d = d.assign(task=d["task"] + " · " + d["method"])  # the marker tells methods apart
+    methods = sorted(d["method"].unique()) if "method" in d.columns else []
+    by_method = len(_finetune_methods(methods)) > 1
     models, tasks = sorted(d["model"].unique()), sorted(d["task"].unique())
     colors = model_colors(models)
-    task_markers = model_markers(tasks)
-    n_rows, n_cols = wrap_shape(len(measures), 4)
+    method_markers = model_markers(methods) if by_method else {}
+    n_rows, n_cols = len(tasks), len(measures)
     fig, axes = plt.subplots(
         n_rows,
         n_cols,
         figsize=figure_size(n_rows, n_cols, PANEL_W, PANEL_H + 0.3, legend_w=LEGEND_W),
-        sharey=True,
+        sharey="row",
         squeeze=False,
     )
-    for k, ax in enumerate(axes.flat):
-        if k >= len(measures):
-            ax.set_visible(False)
-            continue
-        measure = measures[k]
-        part = d[d[measure].notna() & d["downstream"].notna()]
-        if part.empty:
-            _no_data(ax)
-        else:
-            sns.scatterplot(
-                data=part,
-                x=measure,
-                y="downstream",
-                hue="model",
-                hue_order=models,
-                palette=colors,
-                style="task",
-                style_order=tasks,
-                markers=task_markers,
-                s=28,
-                alpha=0.85,
-                edgecolor="white",
-                linewidth=0.4,
-                legend=False,
-                ax=ax,
+    for i, task in enumerate(tasks):
+        rows = d[d["task"] == task]
+        metric = ", ".join(sorted(rows["metric"].dropna().unique())) if "metric" in d else ""
+        for j, measure in enumerate(measures):
+            ax = axes[i, j]
+            part = rows[rows[measure].notna() & rows["downstream"].notna()]
+            if part.empty:
+                _no_data(ax)
+            else:
+                sns.scatterplot(
+                    data=part,
+                    x=measure,
+                    y="downstream",
+                    hue="model",
+                    hue_order=models,
+                    palette=colors,
+                    style="method" if by_method else None,
+                    style_order=methods if by_method else None,
+                    markers=method_markers if by_method else True,
+                    s=28,
+                    alpha=0.85,
+                    edgecolor="white",
+                    linewidth=0.4,
+                    legend=False,
+                    ax=ax,
+                )
+            ax.set_xlabel(_measure_label(measure, d.attrs) if i == n_rows - 1 else "")
+            ax.set_ylabel(f"{task}\n{metric or 'downstream score'}" if j == 0 else "")
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+            # the statistic goes where it covers the fewest points ("best" legend placement)
+            ax.legend(
+                handles=[Line2D([], [], linestyle="none")],
+                labels=[_format_corr(correlation(part[measure], part["downstream"]))],
+                loc="best",
+                handlelength=0,
+                handletextpad=0,
+                fontsize=7.5,
+                framealpha=0.85,
+                borderpad=0.4,
             )
-        ax.set_xlabel(_measure_label(measure, d.attrs))
-        ax.set_ylabel("downstream score" if k % n_cols == 0 else "")
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
-        # the statistic goes where it covers the fewest points ("best" legend placement)
-        ax.legend(
-            handles=[Line2D([], [], linestyle="none")],
-            labels=[_format_corr(correlation(part[measure], part["downstream"]))],
-            loc="best",
-            handlelength=0,
-            handletextpad=0,
-            fontsize=7.5,
-            framealpha=0.85,
-            borderpad=0.4,
-        )
-    metrics = sorted(d["metric"].unique()) if "metric" in d.columns else []
     handles = [
         Line2D([], [], color=colors[m], marker="o", linestyle="none", label=m) for m in models
     ]
-    if len(tasks) > 1:
+    if by_method:
         handles += [_spacer()] + [
-            Line2D([], [], color="0.3", marker=task_markers[t], linestyle="none", label=t)
-            for t in tasks
+            Line2D([], [], color="0.3", marker=method_markers[m], linestyle="none", label=m)
+            for m in methods
         ]
-    style_title = "task · method" if by_method else "task"
-    _outside_legend(fig, handles, title=f"model / {style_title}" if len(tasks) > 1 else "model")
-    metric_text = f" ({' / '.join(metrics)})" if metrics else ""
-    _suptitle(fig, f"Downstream score{metric_text} against internal measures", LEGEND_W)
+    _outside_legend(fig, handles, title="model / method" if by_method else "model")
+    _suptitle(fig, "Downstream score (test split) against internal measures, per task", LEGEND_W)
     return fig
 
 

@@ -36,7 +36,6 @@ __all__ = [
     "size_colors",
     "style_context",
     "tick_step",
-    "wrap_shape",
 ]
 
 DPI = 150
@@ -94,13 +93,6 @@ def size_colors(sizes: Iterable[int]) -> dict[int, tuple]:
         frac = 0.2 + 0.72 * (i / (len(ordered) - 1) if len(ordered) > 1 else 1.0)
         colors[s] = tuple(cmap(frac)[:3])
     return colors
-
-
-def wrap_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
-    """(rows, cols) for `n` panels wrapped at `max_cols` columns."""
-    n = max(n, 1)
-    cols = min(n, max_cols)
-    return math.ceil(n / cols), cols
 
 
 def figure_size(
