@@ -5,6 +5,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -139,3 +142,28 @@ def test_a_machine_without_gpus_runs_on_the_cpu(fake_machine, monkeypatch):
     env: dict[str, str] = {}
     assert assign_job_gpus(1, env) is None
     assert "CUDA_VISIBLE_DEVICES" not in env
+
+
+def test_rule_scripts_get_their_gpu_before_main_runs(tmp_path):
+    """The wiring in smk_support.run_script, in a process of its own (as a rule script is)."""
+    code = textwrap.dedent(
+        """
+        import os
+        from types import SimpleNamespace
+        from bioprobe.smk_support import run_script
+        seen = {}
+        def main(sm):
+            seen[sm.name] = os.environ.get("CUDA_VISIBLE_DEVICES")
+        job = SimpleNamespace(name="gpu-job", log=[], threads=1, resources=SimpleNamespace(gpu=1))
+        run_script(job, main)
+        print(seen)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
+    env.update({gpus.DEVICES_ENV: "4", gpus.LOCK_DIR_ENV: str(tmp_path)})
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "'gpu-job': '4'" in out.stdout
+    assert (tmp_path / "gpu4.lock").exists()
