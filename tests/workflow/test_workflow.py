@@ -84,3 +84,28 @@ def test_attention_setting_never_reruns_fine_tuning(tiny_run):
     jobs = _changed(tiny_run, lambda c: c["attention"].update(max_examples=4))
     assert "extract" in jobs and "attention_similarity" in jobs
     assert not {"finetune", "evaluate", "prepare_task", "subsample"} & set(jobs)
+
+
+def test_report_holds_every_figure_and_table_with_its_caption(tiny_run):
+    figures = sorted((tiny_run / "results" / "figures").glob("*.png"))
+    assert {f.stem for f in figures} >= {
+        "downstream",
+        "probes",
+        "attention_by_layer",
+        "cka",
+        "correlations",
+        *(f"attention_heatmap_{t}" for t in TASKS),
+    }
+    assert all(f.with_suffix(".pdf").stat().st_size > 1000 for f in figures)
+    for name in ("report.html", "report.zip"):
+        result = snakemake(tiny_run, "--report", name)
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert (tiny_run / name).stat().st_size > 10_000
+    html = (tiny_run / "report.html").read_text(errors="replace")
+    for figure in figures:
+        assert figure.name in html
+    for table_name in ("downstream.tsv", "probes.tsv", "summary.tsv", "correlations.tsv"):
+        assert table_name in html
+    # a caption from report/ for each category, not just the file names
+    assert "paper's central claim made measurable" in html
+    assert "control task" in html

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,7 +16,9 @@ from bioprobe.analysis.attention import AttentionComparison, EntropyAccumulator,
 from bioprobe.analysis.cka import cka_per_layer
 from bioprobe.analysis.dumpio import open_dump, read_attention
 from bioprobe.io import read_json
-from bioprobe.probing import ProbeData, probe_all_layers
+
+if TYPE_CHECKING:  # probing imports scikit-learn: attention and CKA jobs start faster without it
+    from bioprobe.probing import ProbeData
 
 log = logging.getLogger("bioprobe.analysis")
 
@@ -35,6 +37,8 @@ def load_probe_data(
     units = read_json(dump_dir / f"{split}.units.json")
     names = list(labels_info["labels"])
     index = {name: i for i, name in enumerate(names)}
+    from bioprobe.probing import ProbeData
+
     return ProbeData(
         features=open_dump(features_file(dump_dir, split, task_type, pair_mode)),
         labels=np.array([index[label] for label in units["labels"]], dtype=np.int64),
@@ -52,6 +56,8 @@ def probe_variant(
     threads: int = 1,
 ) -> list[dict]:
     """Rows (layer, probe, target, metric, value) for every configured probe kind."""
+    from bioprobe.probing import probe_all_layers
+
     fit = load_probe_data(dump_dir, probe_cfg["fit_split"], labels_info, probe_cfg["pair_mode"])
     score = load_probe_data(dump_dir, probe_cfg["score_split"], labels_info, probe_cfg["pair_mode"])
     targets = ("task", "control") if probe_cfg["control"] else ("task",)
