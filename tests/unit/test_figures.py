@@ -345,6 +345,15 @@ def test_correlations_figure(measures, tmp_path):
     assert_written(paths, tmp_path / "corr")
 
 
+def test_correlations_figure_has_no_axis_offset_near_one(measures):
+    near_one = measures.assign(cka=1 - 1e-6 * np.arange(len(measures)))
+    fig = F.build_correlations(near_one, measures=["cka"])
+    fig.canvas.draw()
+    for ax in visible_axes(fig):
+        assert ax.xaxis.get_offset_text().get_text() == ""
+    plt.close(fig)
+
+
 def test_correlations_figure_handles_tiny_and_constant_input(measures):
     tiny = measures.iloc[:2].copy()
     fig = F.build_correlations(tiny)

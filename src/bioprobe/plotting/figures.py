@@ -703,6 +703,8 @@ def build_correlations(measures_df: pd.DataFrame, measures: Sequence[str] | None
             ax.set_xlabel(_measure_label(measure, d.attrs) if i == n_rows - 1 else "")
             ax.set_ylabel(f"{task}\n{metric or 'downstream score'}" if j == 0 else "")
             ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+            # similarities near 1 would get an offset label ("1e-5+9.999e-1") over the title
+            ax.ticklabel_format(axis="x", useOffset=False)
             # the statistic goes where it covers the fewest points ("best" legend placement)
             ax.legend(
                 handles=[Line2D([], [], linestyle="none")],
