@@ -20,7 +20,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.workflow.conftest import ROOT, SNAKEMAKE, TINY_CONFIG, planned_jobs, snakemake
+from tests.workflow.conftest import (
+    ROOT,
+    TINY_CONFIG,
+    planned_jobs,
+    snakemake,
+    snakemake_command,
+)
 
 pytestmark = pytest.mark.slurm
 
@@ -60,17 +66,9 @@ def run_on_slurm(cluster, workdir: Path, *args: str, limit: int = 900):
         "-k",
         "15",
         str(limit),
-        SNAKEMAKE,
-        "-s",
-        str(ROOT / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--profile",
-        str(ROOT / "profiles" / "slurm"),
-        *CI_OVERRIDES,
-        *args,
+        *snakemake_command(
+            workdir, "--profile", str(ROOT / "profiles" / "slurm"), *CI_OVERRIDES, *args
+        ),
     ]
     result = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     output = result.stdout + result.stderr

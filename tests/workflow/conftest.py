@@ -68,16 +68,9 @@ def write_config(workdir: Path, config: dict) -> Path:
     return path
 
 
-def snakemake(
-    workdir: Path, *args: str, timeout: int = 1200, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """Run the repository's workflow with `workdir` as working directory.
-
-    Snakemake runs in a session of its own, so a test may kill its whole process group.
-    """
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    env = {**os.environ, "PATH": path, **(env or {})}
-    cmd = [
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    """The repository's workflow on `workdir`'s config.yaml, with `workdir` as working directory."""
+    return [
         SNAKEMAKE,
         "-s",
         str(ROOT / "Snakefile"),
@@ -87,8 +80,19 @@ def snakemake(
         str(workdir / "config.yaml"),
         *args,
     ]
+
+
+def snakemake(
+    workdir: Path, *args: str, timeout: int = 1200, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the repository's workflow with `workdir` as working directory.
+
+    Snakemake runs in a session of its own, so a test may kill its whole process group.
+    """
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, **(env or {})}
     return subprocess.run(
-        cmd,
+        snakemake_command(workdir, *args),
         cwd=workdir,
         env=env,
         capture_output=True,
