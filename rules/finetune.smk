@@ -21,14 +21,18 @@ rule finetune:
         subset="results/data/{task}/subsets/seed{seed}.json",
         pretrained=pretrained_input,
     output:
-        directory("results/models/{task}/{model}/{method}/size{size}/seed{seed}"),
+        model=directory("results/models/{task}/{model}/{method}/size{size}/seed{seed}"),
+        # scored in the same job, on the trained model still in memory
+        evaluation="results/eval/{task}/{model}/{method}/size{size}/seed{seed}.json",
     log:
         "logs/finetune/{task}/{model}/{method}/size{size}/seed{seed}.log",
     benchmark:
         "benchmarks/finetune/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+    wildcard_constraints:
+        size=r"100|[1-9]\d?",  # size 0 is the pretrained model: nothing to train
     conda:
         "../envs/bioprobe.yaml"
-    threads: 2
+    threads: finetune_threads
     resources:
         mem_mb=8000,
         gpu=1,
@@ -44,25 +48,28 @@ rule finetune:
         "../workflow_scripts/finetune.py"
 
 
+# The published model (size 0, a seeded untrained head). Fine-tuned runs are scored by their
+# finetune job.
 rule evaluate:
     input:
         unpack(task_data),
-        model=evaluated_model,
-        base=adapter_base_input,
+        model=pretrained_input,
     output:
         "results/eval/{task}/{model}/{method}/size{size}/seed{seed}.json",
     log:
         "logs/evaluate/{task}/{model}/{method}/size{size}/seed{seed}.log",
     benchmark:
         "benchmarks/evaluate/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+    wildcard_constraints:
+        method=grid.PRETRAINED,
+        size="0",
     conda:
         "../envs/bioprobe.yaml"
     threads: 1
     params:
         training=training_slice,
         model=model_slice,
-        location=model_location,
-        base=adapter_base_location,
+        location=lambda wc: pretrained_location(wc.task, wc.model),
     script:
         "../workflow_scripts/evaluate.py"
 

@@ -1,11 +1,11 @@
-"""Score one model on the validation and test splits."""
+"""Score a model as published (size 0, a seeded untrained head) on the validation and test
+splits. Fine-tuned runs are scored by their finetune job, on the model still in memory."""
 
 from pathlib import Path
 
-from bioprobe.io import write_json
 from bioprobe.models import resolve_model
 from bioprobe.smk_support import run_script
-from bioprobe.training.evaluate import evaluate
+from bioprobe.training.evaluate import evaluate, write_evaluation
 
 
 def main(sm):
@@ -16,10 +16,16 @@ def main(sm):
         spec=resolve_model(wc.model, sm.params.model),
         training=sm.params.training,
         seed=int(wc.seed),
-        base_location=sm.params.base,
     )
-    key = {"task": wc.task, "model": wc.model, "method": wc.method}
-    write_json(sm.output[0], {**key, "size": int(wc.size), "seed": int(wc.seed), **result})
+    write_evaluation(
+        sm.output[0],
+        task=wc.task,
+        model=wc.model,
+        method=wc.method,
+        size=int(wc.size),
+        seed=int(wc.seed),
+        result=result,
+    )
 
 
 run_script(snakemake, main)  # noqa: F821

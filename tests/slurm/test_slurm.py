@@ -138,7 +138,7 @@ def test_gpu_rules_ask_for_a_gpu_and_cpu_rules_do_not(runs):
             assert job["NumCPUs"] == "4"  # the profile's set-threads
         else:
             assert "gpu" not in job.get("TresPerJob", "") + job.get("TresPerNode", ""), job
-    assert seen >= GPU_RULES | {"evaluate", "probe", "prepare_task"}
+    assert seen >= GPU_RULES | {"probe", "prepare_task"}
 
 
 def test_outputs_match_a_local_run(runs):

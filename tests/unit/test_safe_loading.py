@@ -71,6 +71,8 @@ def test_a_models_own_code_never_runs_unless_it_opts_in(load, custom_code_model)
 GOOD = {"task": "demo-ner", "model": "tiny-bert", "method": "full", "size": "50", "seed": "1"}
 EVIL = ["..", "../x", "a/b", "/etc", "", "A", "a b", "~"]
 ROOTS = ("results/", "resources/", "logs/", "benchmarks/")
+# values for rules that narrow a wildcard further (evaluate: the published model only)
+OTHER_GOOD = {"method": ["pretrained"], "size": ["0"]}
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +104,16 @@ def _fill(pattern: str, values: dict[str, str]) -> str:
     return re.sub(r"\{(\w+)(,[^}]*)?\}", lambda m: values[m.group(1)], pattern)
 
 
+def _good_for(pattern: str) -> dict[str, str]:
+    """GOOD, with each wildcard's value replaced where the pattern's constraint wants another."""
+    values = dict(GOOD)
+    for name, regex in re.findall(r"\{(\w+),([^}]*)\}", pattern):
+        values[name] = next(
+            v for v in [GOOD[name], *OTHER_GOOD.get(name, [])] if re.fullmatch(regex, v)
+        )
+    return values
+
+
 def test_no_wildcard_value_can_lead_a_path_out_of_the_workflow(workflow):
     checked = 0
     for rule in workflow.rules:
@@ -113,10 +125,11 @@ def test_no_wildcard_value_can_lead_a_path_out_of_the_workflow(workflow):
             assert all(re.search(rf"\{{{n},", pattern) for n in names), f"unconstrained: {pattern}"
             if not names:
                 continue
-            assert rule.is_producer(_fill(pattern, GOOD)), pattern  # the check can fail
+            good = _good_for(pattern)
+            assert rule.is_producer(_fill(pattern, good)), pattern  # the check can fail
             for name in names:
                 for bad in EVIL:
-                    assert not rule.is_producer(_fill(pattern, {**GOOD, name: bad})), (
+                    assert not rule.is_producer(_fill(pattern, {**good, name: bad})), (
                         f"{rule.name} accepts {name}={bad!r}"
                     )
                     checked += 1
@@ -127,3 +140,11 @@ def test_no_wildcard_value_can_lead_a_path_out_of_the_workflow(workflow):
 def test_a_size_outside_0_to_100_is_no_output(workflow, size):
     target = _fill(str(workflow.get_rule("finetune").output[0]), {**GOOD, "size": size})
     assert not workflow.get_rule("finetune").is_producer(target)
+
+
+def test_fine_tuned_runs_are_scored_by_finetune_and_size_0_by_evaluate(workflow):
+    finetune, evaluate = workflow.get_rule("finetune"), workflow.get_rule("evaluate")
+    tuned = "results/eval/demo-ner/tiny-bert/full/size50/seed1.json"
+    published = "results/eval/demo-ner/tiny-bert/pretrained/size0/seed1.json"
+    assert finetune.is_producer(tuned) and not evaluate.is_producer(tuned)
+    assert evaluate.is_producer(published) and not finetune.is_producer(published)

@@ -68,6 +68,7 @@ def test_family_finetunes_evaluates_and_dumps(task, family, tmp_path):
         training=task["training"],
         out_dir=tmp_path / "ft",
         checkpoint_dir=tmp_path / "ckpt",
+        score_splits=("validation", "test"),
     )
     assert metrics["train_examples"] == 60
     assert (tmp_path / "ft" / "model.safetensors").is_file()
@@ -81,6 +82,8 @@ def test_family_finetunes_evaluates_and_dumps(task, family, tmp_path):
         training=task["training"],
         seed=1,
     )
+    # the finetune job scores the model in memory: the same numbers as scoring the saved model
+    assert metrics["evaluation"] == result
     main = "entity_f1" if task["type"] == "ner" else "macro_f1"
     for split in ("validation", "test"):
         assert 0.0 <= result["scores"][split][main] <= 1.0

@@ -12,15 +12,18 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from transformers import set_seed
 
+from bioprobe.io import write_json
 from bioprobe.methods import load_trained
 from bioprobe.metrics import classification_scores, ner_scores
 from bioprobe.models import ModelSpec, load_tokenizer_for
+from bioprobe.seeding import seed_everything
 from bioprobe.training.features import FeatureSet, build_features, log_truncation
 from bioprobe.training.task_data import TaskData, make_collator
 
 log = logging.getLogger("bioprobe.evaluate")
+
+SPLITS = ("validation", "test")  # model selection, then the reported score
 
 
 def device() -> torch.device:
@@ -69,26 +72,10 @@ def score_split(
     return classification_scores([r["label"] for r in records], [labels[i] for i in predicted])
 
 
-def evaluate(
-    *,
-    task_dir: str | Path,
-    model_location: str,
-    spec: ModelSpec,
-    training: dict,
-    seed: int,
-    splits: Sequence[str] = ("validation", "test"),
-    base_location: str | None = None,
+def score_model(
+    model, tokenizer, task: TaskData, training: dict, splits: Sequence[str] = SPLITS
 ) -> dict:
-    """Scores of a fine-tuned model (or of a pretrained one with a seeded, untrained head).
-
-    `base_location`: the pretrained model that adapters (lora, prompt tuning, ...) apply to.
-    """
-    task = TaskData(task_dir)
-    set_seed(seed)  # a pretrained model's fresh head is random: make it reproducible
-    tokenizer = load_tokenizer_for(spec, model_location)
-    model, _ = load_trained(
-        model_location, task.task_type, task.labels, spec=spec, base_location=base_location
-    )
+    """Scores and truncation counts of a loaded model on `splits` of a task."""
     scores, truncation = {}, {}
     for split in splits:
         records = task.split(split)
@@ -99,3 +86,34 @@ def evaluate(
         log_truncation(split, fs, training["max_length"])
         log.info("%s: %s", split, {k: round(v, 4) for k, v in scores[split].items()})
     return {"scores": scores, "truncation": truncation}
+
+
+def evaluate(
+    *,
+    task_dir: str | Path,
+    model_location: str,
+    spec: ModelSpec,
+    training: dict,
+    seed: int,
+    splits: Sequence[str] = SPLITS,
+    base_location: str | None = None,
+) -> dict:
+    """Scores of a fine-tuned model (or of a pretrained one with a seeded, untrained head).
+
+    `base_location`: the pretrained model that adapters (lora, prompt tuning, ...) apply to.
+    """
+    task = TaskData(task_dir)
+    seed_everything(seed)  # a pretrained model's fresh head is random: make it reproducible
+    tokenizer = load_tokenizer_for(spec, model_location)
+    model, _ = load_trained(
+        model_location, task.task_type, task.labels, spec=spec, base_location=base_location
+    )
+    return score_model(model, tokenizer, task, training, splits)
+
+
+def write_evaluation(
+    path: str | Path, *, task: str, model: str, method: str, size: int, seed: int, result: dict
+) -> None:
+    """The per-run evaluation JSON that `collect_downstream` reads."""
+    key = {"task": task, "model": model, "method": method, "size": size, "seed": seed}
+    write_json(path, {**key, **result})

@@ -13,6 +13,7 @@ import logging
 import resource
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -40,6 +41,7 @@ from bioprobe.oom import (
     resume_key,
     training_for_attempt,
 )
+from bioprobe.training.evaluate import score_model
 from bioprobe.training.features import build_features, log_truncation
 from bioprobe.training.progress import ProgressLogCallback
 from bioprobe.training.resume import ResumableTrainer, last_complete_checkpoint
@@ -173,11 +175,15 @@ def finetune(
     method: dict | None = None,
     method_id: str | None = None,
     attempt: int = 1,
+    score_splits: Sequence[str] = (),
 ) -> dict:
     """Fine-tune on `size` % of the training split; write safetensors, tokenizer and metrics.
 
     `method` (a validated ``methods.<id>`` entry; default full fine-tuning) may set its own
     learning rate; adapters are saved as adapters (bioprobe.methods).
+    `score_splits`: score the trained model on these splits while it is in memory (what
+    `bioprobe.training.evaluate.evaluate` would compute from the saved directory, without a
+    second process loading it); the result is returned under ``"evaluation"``.
     """
     method = dict(method or FULL)
     training = effective_training(training, method)
@@ -260,6 +266,7 @@ def finetune(
         **parameter_counts(trainer.model),
         **peak_memory_mb(),
     }
+    evaluation = score_model(trainer.model, tokenizer, task, training, score_splits)
     with atomic_path(out_dir, is_dir=True) as tmp:
         trainer.model.save_pretrained(tmp)  # safetensors only; a peft model saves its adapters
         save_method(tmp, method)
@@ -272,4 +279,4 @@ def finetune(
     if not keep_checkpoints:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     log.info("saved %s (%.1f s)", out_dir, wall)
-    return metrics
+    return {**metrics, "evaluation": evaluation} if score_splits else metrics
