@@ -6,17 +6,19 @@ What is kept from the paper's scripts, on purpose:
   of 4, shuffled, AdamW at a constant learning rate, a plain Python loop.
 - pair fine-tuning: the whole set tokenized at once with `padding=True` (every pair padded to the
   longest), batch size 1, no shuffle, Adam at a constant learning rate, a plain loop.
-- analysis: one forward pass per example (batch size 1) per variant for the probes, per-word mean
-  pooling in Python, one probe per layer fitted after the other; for attention a second pass of
-  both models per example and a Python loop over layers x heads calling scikit-learn's
-  `cosine_similarity` on each flattened map.
+- analysis: features one layer at a time, as the scripts' `get_entity_embeddings_mean(...,
+  layer_num)` (NER) and `get_embeddings` (pairs) read one layer of `hidden_states` per call: a
+  full forward pass per layer. NER: batch size 1, per-word mean pooling in Python; pairs:
+  batches of 32 padded to the longest, each text alone, the model built with
+  `output_attentions=True` as the scripts loaded it. One probe per layer fitted after the other.
+  For attention, a second pass of both models per example and a Python loop over layers x heads
+  calling scikit-learn's `cosine_similarity` on each flattened map.
 
 What is fixed, so that both sides compute the same numbers (the speed comparison stays fair and
 the values can be checked against each other): the decoders' `pad_token_id` is set, labels and
-word vectors use the same word alignment as bioprobe (`encode_words`), the paper's scripts
-computed one layer per forward pass but here one pass serves every layer (generous to the
-paper), and the probes are the same estimators with the same hyper-parameters, fitted on the
-same splits. The scripts' syntax and name errors are of course not reproduced.
+word vectors use the same word alignment as bioprobe (`encode_words`), pair means leave the
+padding out (the scripts averaged it in), and the probes are the same estimators with the same
+hyper-parameters, fitted on the same splits. The scripts' syntax and name errors are of course not reproduced.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from transformers import set_seed
 from bioprobe.probing import make_probe
 from bioprobe.probing.run import bio_to_type
 from bioprobe.tokenization import encode_text, encode_words
+
+KEYS = ("text_a", "text_b")  # premise and hypothesis (question and context)
 
 
 class _PaddedNerDataset(Dataset):
@@ -122,19 +126,19 @@ def finetune_pair(model, tokenizer, records, labels, *, lr, epochs, seed, max_le
 
 @torch.inference_mode()
 def word_vectors(model, tokenizer, records, max_length: int) -> list[np.ndarray]:
-    """Per sentence [L+1, n_words, H]: one batch-1 forward pass each, per-word means in Python."""
-    out = []
-    for rec in records:
-        enc = encode_words(tokenizer, rec["tokens"], max_length)
-        ids = torch.tensor([enc.input_ids], device=model.device)
-        hidden = model(input_ids=ids, output_hidden_states=True).hidden_states
-        layers = [h[0].float().cpu().numpy() for h in hidden]
-        sentence = np.zeros((len(layers), enc.n_words, layers[0].shape[-1]), dtype=np.float32)
-        for layer, states in enumerate(layers):
+    """Per sentence [L+1, n_words, H]: for each layer, one batch-1 forward pass per sentence
+    (the scripts read one layer per pass), per-word means in Python."""
+    encs = [encode_words(tokenizer, rec["tokens"], max_length) for rec in records]
+    n_layers = model.config.num_hidden_layers + 1
+    out = [np.zeros((n_layers, e.n_words, model.config.hidden_size), np.float32) for e in encs]
+    for layer in range(n_layers):
+        for enc, sentence in zip(encs, out, strict=True):
+            ids = torch.tensor([enc.input_ids], device=model.device)
+            states = model(input_ids=ids, output_hidden_states=True).hidden_states[layer]
+            states = states[0].float().cpu().numpy()
             for word in range(enc.n_words):
                 pieces = [states[t] for t, w in enumerate(enc.word_index) if w == word]
                 sentence[layer, word] = np.mean(pieces, axis=0)
-        out.append(sentence)
     return out
 
 
@@ -168,20 +172,26 @@ def probe_layers_ner(
 
 
 @torch.inference_mode()
-def pair_vectors(model, tokenizer, records, max_length: int) -> np.ndarray:
-    """[L+1, N, 2H]: premise and hypothesis each through the model alone (batch size 1), mean
-    over their tokens, concatenated (the paper's NLI probing features, every layer)."""
-    out = []
-    for rec in records:
-        halves = []
-        for text in (rec["text_a"], rec["text_b"]):
-            ids = encode_text(tokenizer, text, max_length)["input_ids"]
-            hidden = model(
-                input_ids=torch.tensor([ids], device=model.device), output_hidden_states=True
-            ).hidden_states
-            halves.append(torch.stack(hidden)[:, 0].float().mean(dim=1).cpu().numpy())
-        out.append(np.concatenate(halves, axis=-1))
-    return np.stack(out, axis=1)
+def pair_vectors(model, tokenizer, records, max_length: int, batch_size: int = 32) -> np.ndarray:
+    """[L+1, N, 2H]: for each layer, premise and hypothesis each through the model alone in
+    batches of 32 padded to the longest, attention maps returned as the scripts' models did,
+    mean over the real tokens, concatenated (the paper's NLI probing features)."""
+    n_layers = model.config.num_hidden_layers + 1
+    out = np.zeros((n_layers, len(records), 2 * model.config.hidden_size), np.float32)
+    texts = {k: [encode_text(tokenizer, r[k], max_length) for r in records] for k in KEYS}
+    for layer in range(n_layers):
+        for lo in range(0, len(records), batch_size):
+            halves = []
+            for key in KEYS:
+                chunk = [{"input_ids": e["input_ids"]} for e in texts[key][lo : lo + batch_size]]
+                batch = tokenizer.pad(chunk, return_tensors="pt").to(model.device)
+                hidden = model(
+                    **batch, output_hidden_states=True, output_attentions=True
+                ).hidden_states[layer]
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                halves.append(((hidden * mask).sum(1) / mask.sum(1)).float().cpu().numpy())
+            out[layer, lo : lo + batch_size] = np.concatenate(halves, axis=-1)
+    return out
 
 
 def probe_layers_svc(x_fit, y_fit, x_score, hyper: dict, seed: int) -> list[np.ndarray]:

@@ -115,7 +115,12 @@ def test_a_method_setting_reruns_that_method_only(methods_run):
     per_task = {"finetune", "extract", "probe", "attention_similarity", "cka"}
     assert {rule: jobs.get(rule) for rule in per_task} == dict.fromkeys(per_task, len(TASKS))
     assert "evaluate" not in jobs
-    planned = [line.split()[-1] for line in result.stdout.splitlines() if "output: " in line]
+    planned = [
+        path.strip(",")
+        for line in result.stdout.splitlines()
+        if line.strip().startswith("output: ")
+        for path in line.split()[1:]
+    ]
     models = {path.split("/")[4] for path in planned if path.startswith("results/models/")}
     assert models == {"lora"}, planned
 

@@ -90,8 +90,24 @@ def real_tokens_only(hidden: torch.Tensor, attentions, virtual: int):
     return hidden, attentions
 
 
+def _set_attention(model, maps: bool) -> None:
+    """Eager attention for the batches whose maps are kept (SDPA returns none), SDPA for the
+    rest where the architecture has it: the same hidden states, computed faster."""
+    want = "eager" if maps else "sdpa"
+    config = getattr(model, "config", None)
+    if config is None or getattr(config, "_attn_implementation", want) == want:
+        return
+    if not maps and not getattr(model, "_supports_sdpa", False):
+        return
+    try:
+        model.set_attn_implementation(want)
+    except (AttributeError, ImportError, ValueError):  # stays on the implementation it has
+        log.debug("attention implementation stays %s", config._attn_implementation)
+
+
 @torch.inference_mode()
 def _forward(model, batch: dict[str, torch.Tensor], attentions: bool, virtual: int = 0):
+    _set_attention(model, attentions)
     dev = _device()
     out = model(
         **{k: v.to(dev) for k, v in batch.items()},
