@@ -18,7 +18,8 @@ What is fixed, so that both sides compute the same numbers (the speed comparison
 the values can be checked against each other): the decoders' `pad_token_id` is set, labels and
 word vectors use the same word alignment as bioprobe (`encode_words`), pair means leave the
 padding out (the scripts averaged it in), and the probes are the same estimators with the same
-hyper-parameters, fitted on the same splits. The scripts' syntax and name errors are of course not reproduced.
+hyper-parameters, fitted on the same splits. The scripts' syntax and name errors are of course
+not reproduced.
 """
 
 from __future__ import annotations

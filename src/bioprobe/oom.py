@@ -74,6 +74,42 @@ def training_for_attempt(training: Mapping[str, Any], attempt: int) -> dict:
     return out
 
 
+#: attention elements (batch x longest^2) a CPU micro-batch may hold: above it the attention
+#: math runs out of cache and costs more per example (MiniLM, 64 PubMedQA pairs of up to 512
+#: tokens, effective batch 16: 58 s in micro-batches of 16, 27 s of 4, 24 s of 1)
+CPU_ATTENTION_BUDGET = 2**19
+
+
+def cpu_micro_batches(training: Mapping[str, Any], longest: int) -> dict:
+    """On a CPU, split batches of long sequences into micro-batches (more gradient
+    accumulation, the same effective batch size) so one micro-batch's attention stays within
+    `CPU_ATTENTION_BUDGET`. Short sequences keep their batches."""
+    batch = training["batch_size"]
+    keep = next(
+        (
+            d
+            for d in range(batch, 0, -1)
+            if batch % d == 0 and d * longest**2 <= CPU_ATTENTION_BUDGET
+        ),
+        1,
+    )
+    if keep == batch:
+        return dict(training)
+    log.info(
+        "sequences of up to %d tokens on a CPU: micro-batches of %d, gradient accumulation x%d "
+        "(effective batch size %d kept)",
+        longest,
+        keep,
+        batch // keep,
+        batch * training["gradient_accumulation"],
+    )
+    return {
+        **training,
+        "batch_size": keep,
+        "gradient_accumulation": training["gradient_accumulation"] * (batch // keep),
+    }
+
+
 def batch_for_attempt(batch_size: int, attempt: int) -> int:
     """Inference batch size for a retry (dumps): halved per attempt, at least 1."""
     return max(1, batch_size >> (attempt - 1))

@@ -14,6 +14,7 @@ from bioprobe.models import resolve_model
 from bioprobe.oom import (
     OutOfMemory,
     batch_for_attempt,
+    cpu_micro_batches,
     is_out_of_memory,
     resume_key,
     split_factor,
@@ -187,3 +188,21 @@ def test_dump_out_of_memory_names_the_key_and_a_retry_halves_the_batch(
     assert "out of memory while dumping" in text and "attempt 3: batch_size=8" in text
     assert "'extract.batch_size'" in text and "--retries" in text
     assert not (tmp_path / "dump").exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("batch", "accumulation", "longest", "expected"),
+    [
+        (16, 1, 60, (16, 1)),  # short sentences keep their batches
+        (16, 1, 512, (2, 8)),  # 2 x 512^2 fits the budget, 4 x 512^2 does not
+        (16, 2, 256, (8, 4)),
+        (12, 1, 512, (2, 6)),  # a divisor of the batch, so the effective batch is exact
+        (16, 1, 2048, (1, 16)),  # even one sequence is over budget: one at a time
+    ],
+)
+def test_cpu_micro_batches_keep_the_effective_batch(batch, accumulation, longest, expected):
+    training = {"batch_size": batch, "gradient_accumulation": accumulation, "epochs": 3}
+    out = cpu_micro_batches(training, longest)
+    assert (out["batch_size"], out["gradient_accumulation"]) == expected
+    assert out["batch_size"] * out["gradient_accumulation"] == batch * accumulation
+    assert out["epochs"] == 3 and training["batch_size"] == batch  # a copy; the rest unchanged

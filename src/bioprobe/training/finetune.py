@@ -7,6 +7,7 @@ guards against resuming a checkpoint that belongs to other settings.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -36,6 +37,7 @@ from bioprobe.methods import (
 from bioprobe.metrics import classification_scores, ner_scores
 from bioprobe.models import ModelSpec, load_tokenizer_for
 from bioprobe.oom import (
+    cpu_micro_batches,
     explain_out_of_memory,
     finetune_advice,
     resume_key,
@@ -215,6 +217,9 @@ def finetune(
     )
     for name, fs in (("train", train_fs), ("validation", val_fs)):
         log_truncation(name, fs, training["max_length"])
+    if not torch.cuda.is_available():
+        longest = max((f["length"] for f in train_fs.features), default=1)
+        training = cpu_micro_batches(training, longest)
 
     checkpoint_dir = Path(checkpoint_dir)
     fingerprint = run_fingerprint(
@@ -241,6 +246,9 @@ def finetune(
         callbacks=[ProgressLogCallback()],
     )
     trainer.remove_callback(PrinterCallback)  # raw dicts on stdout; ProgressLogCallback says it
+    # the Trainer calls gc.collect() (accelerate's free_memory); with torch and transformers
+    # imported that walks millions of objects (~0.3 s a call): leave them out of collections
+    gc.freeze()
     started = time.monotonic()
     with explain_out_of_memory(finetune_advice(training, attempt)):
         result = trainer.train(resume_from_checkpoint=resume)
