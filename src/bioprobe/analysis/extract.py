@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bioprobe.analysis.allocator import fix_mmap_threshold
 from bioprobe.analysis.dumpio import NpyWriter
 from bioprobe.analysis.pooling import masked_mean, pool_pair_joint, word_pool
 from bioprobe.io import atomic_path, write_json
@@ -301,6 +302,7 @@ def extract(
     provenance: dict,
 ) -> dict:
     """Dump every split of `splits` for one variant into `out_dir` (written atomically)."""
+    fix_mmap_threshold()  # peak memory must not grow with the number of examples
     model.eval().to(_device())
     n_layers, n_heads, hidden = _model_shape(model)
     is_decoder = bool(provenance.get("is_decoder"))
