@@ -114,7 +114,8 @@ def adapter_base_location(wildcards):
 def finetune_threads(wildcards):
     """Half the cores of a local run: on a CPU two fine-tunings side by side get more done than
     one with every core (MiniLM trains 1.4x faster on 2 threads than on 1, not 2x). Without
-    --cores (a cluster executor) 2; the GPU and SLURM profiles set their own with set-threads."""
+    --cores (a cluster executor) 2; the GPU and SLURM profiles set their own with set-threads.
+    """
     cores = workflow.resource_settings.cores
     return max(1, cores // 2) if isinstance(cores, int) else 2
 
