@@ -5,6 +5,7 @@ from pathlib import Path
 
 from bioprobe.models import resolve_model
 from bioprobe.smk_support import run_script
+from bioprobe.tables import key_of
 from bioprobe.training.evaluate import evaluate, write_evaluation
 
 
@@ -17,15 +18,7 @@ def main(sm):
         training=sm.params.training,
         seed=int(wc.seed),
     )
-    write_evaluation(
-        sm.output[0],
-        task=wc.task,
-        model=wc.model,
-        method=wc.method,
-        size=int(wc.size),
-        seed=int(wc.seed),
-        result=result,
-    )
+    write_evaluation(sm.output[0], key_of(wc), result)
 
 
 run_script(snakemake, main)  # noqa: F821

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from bioprobe.models import resolve_model
 from bioprobe.smk_support import run_script
+from bioprobe.tables import key_of
 from bioprobe.training.evaluate import SPLITS, write_evaluation
 from bioprobe.training.finetune import finetune
 
@@ -26,15 +27,7 @@ def main(sm):
         attempt=int(sm.resources.attempt),
         score_splits=SPLITS,
     )
-    write_evaluation(
-        sm.output.evaluation,
-        task=wc.task,
-        model=wc.model,
-        method=wc.method,
-        size=int(wc.size),
-        seed=int(wc.seed),
-        result=metrics["evaluation"],
-    )
+    write_evaluation(sm.output.evaluation, key_of(wc), metrics["evaluation"])
 
 
 run_script(snakemake, main)  # noqa: F821

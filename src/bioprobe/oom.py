@@ -46,17 +46,27 @@ def split_factor(batch_size: int, attempt: int) -> int:
     that is at least 2**(attempt-1), so batch size × accumulation stays exactly the same."""
     if batch_size < 1 or attempt < 1:
         raise ValueError(f"batch_size and attempt must be >= 1, got {batch_size}, {attempt}")
-    wanted = 2 ** (attempt - 1)
+    return _divisor_at_least(batch_size, 2 ** (attempt - 1))
+
+
+def _divisor_at_least(batch_size: int, wanted: int) -> int:
+    """The smallest divisor of `batch_size` that is >= `wanted` (`batch_size` if none is)."""
     return next(f for f in range(min(wanted, batch_size), batch_size + 1) if batch_size % f == 0)
+
+
+def _split_batches(training: Mapping[str, Any], factor: int) -> dict:
+    """Batches divided by `factor`, gradient accumulation multiplied by it."""
+    return {
+        **training,
+        "batch_size": training["batch_size"] // factor,
+        "gradient_accumulation": training["gradient_accumulation"] * factor,
+    }
 
 
 def training_for_attempt(training: Mapping[str, Any], attempt: int) -> dict:
     """Training settings for a retry: batch size divided, gradient accumulation multiplied by
     the same factor (effective batch size kept), evaluation batch halved per attempt."""
-    out = dict(training)
-    factor = split_factor(training["batch_size"], attempt)
-    out["batch_size"] = training["batch_size"] // factor
-    out["gradient_accumulation"] = training["gradient_accumulation"] * factor
+    out = _split_batches(training, split_factor(training["batch_size"], attempt))
     out["eval_batch_size"] = max(1, training["eval_batch_size"] >> (attempt - 1))
     if attempt > 1:
         log.warning(
@@ -85,29 +95,18 @@ def cpu_micro_batches(training: Mapping[str, Any], longest: int) -> dict:
     accumulation, the same effective batch size) so one micro-batch's attention stays within
     `CPU_ATTENTION_BUDGET`. Short sequences keep their batches."""
     batch = training["batch_size"]
-    keep = next(
-        (
-            d
-            for d in range(batch, 0, -1)
-            if batch % d == 0 and d * longest**2 <= CPU_ATTENTION_BUDGET
-        ),
-        1,
-    )
-    if keep == batch:
+    factor = _divisor_at_least(batch, -(-batch * longest**2 // CPU_ATTENTION_BUDGET))
+    if factor == 1:
         return dict(training)
     log.info(
         "sequences of up to %d tokens on a CPU: micro-batches of %d, gradient accumulation x%d "
         "(effective batch size %d kept)",
         longest,
-        keep,
-        batch // keep,
+        batch // factor,
+        factor,
         batch * training["gradient_accumulation"],
     )
-    return {
-        **training,
-        "batch_size": keep,
-        "gradient_accumulation": training["gradient_accumulation"] * (batch // keep),
-    }
+    return _split_batches(training, factor)
 
 
 def batch_for_attempt(batch_size: int, attempt: int) -> int:

@@ -111,9 +111,7 @@ def evaluate(
     return score_model(model, tokenizer, task, training, splits)
 
 
-def write_evaluation(
-    path: str | Path, *, task: str, model: str, method: str, size: int, seed: int, result: dict
-) -> None:
-    """The per-run evaluation JSON that `collect_downstream` reads."""
-    key = {"task": task, "model": model, "method": method, "size": size, "seed": seed}
+def write_evaluation(path: str | Path, key: dict, result: dict) -> None:
+    """The per-run evaluation JSON that `collect_downstream` reads: the run's key columns
+    (`bioprobe.tables.key_of`) and the scores."""
     write_json(path, {**key, **result})
