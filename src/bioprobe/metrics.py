@@ -3,6 +3,10 @@
 NER: entity-level precision/recall/F1 with seqeval in strict IOB2 mode (overall and per type), plus
 the paper's token-level macro/micro F1 over entity types (B-/I- collapsed, `O` excluded).
 Classification: accuracy, macro-F1 and micro-F1.
+
+The F1 scores follow scikit-learn's definitions (`f1_score` with `zero_division=0`) but come from
+one count per class: a probe table scores every layer × target, and scikit-learn's input
+validation cost more than the arithmetic (tests check both agree).
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from collections.abc import Sequence
 import numpy as np
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
-from sklearn.metrics import accuracy_score, f1_score
 
 
 def entity_type(tag: str) -> str:
@@ -39,14 +42,33 @@ def _is_bio(seqs: Sequence[Sequence[str]]) -> bool:
     return all(t == "O" or t[:2] in ("B-", "I-") for s in seqs for t in s)
 
 
-def ner_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, float]:
+def ner_scores(
+    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], entities: bool = True
+) -> dict[str, float]:
     """Entity-level (seqeval strict IOB2) and token-level type scores for sentences of tags.
 
-    Keys: `entity_precision`, `entity_recall`, `entity_f1`, `entity_f1/<Type>`,
-    `token_macro_f1`, `token_micro_f1`. Tags may be IOB2 or collapsed types.
+    Keys: `entity_precision`, `entity_recall`, `entity_f1`, `entity_f1/<Type>` (unless
+    `entities` is False: seqeval's entity extraction is the slow part), `token_macro_f1`,
+    `token_micro_f1`. Tags may be IOB2 or collapsed types.
     """
     if len(gold) != len(pred) or any(len(g) != len(p) for g, p in zip(gold, pred, strict=True)):
         raise ValueError("gold and predicted tag sequences differ in shape")
+    scores = _entity_scores(gold, pred) if entities else {}
+    g_types = [entity_type(t) for s in gold for t in s]
+    p_types = [entity_type(t) for s in pred for t in s]
+    names, tp, n_gold, n_pred = _class_counts(g_types, p_types)
+    types = (names != "O") & (n_gold > 0)  # scored over the gold entity types, `O` left out
+    if types.any():
+        scores["token_macro_f1"] = float(_f1(tp[types], n_gold[types], n_pred[types]).mean())
+        scores["token_micro_f1"] = float(
+            _f1(tp[types].sum(), n_gold[types].sum(), n_pred[types].sum())
+        )
+    else:
+        scores["token_macro_f1"] = scores["token_micro_f1"] = 0.0
+    return scores
+
+
+def _entity_scores(gold, pred) -> dict[str, float]:
     if not (_is_bio(gold) and _is_bio(pred)):
         gold = [io_to_iob2(s) for s in gold]
         pred = [io_to_iob2(s) for s in pred]
@@ -63,17 +85,24 @@ def ner_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> 
     for name, row in report.items():
         if name not in ("micro avg", "macro avg", "weighted avg"):
             scores[f"entity_f1/{name}"] = float(row["f1-score"])
-    g_types = [entity_type(t) for s in gold for t in s]
-    p_types = [entity_type(t) for s in pred for t in s]
-    types = sorted({t for t in g_types if t != "O"})
-    if types:
-        for avg in ("macro", "micro"):
-            scores[f"token_{avg}_f1"] = float(
-                f1_score(g_types, p_types, labels=types, average=avg, zero_division=0)
-            )
-    else:
-        scores["token_macro_f1"] = scores["token_micro_f1"] = 0.0
     return scores
+
+
+def _class_counts(gold, pred) -> tuple[np.ndarray, ...]:
+    """Classes (gold ∪ predicted, sorted); per class: true positives, gold and predicted counts."""
+    names, idx = np.unique(
+        np.concatenate([np.asarray(gold), np.asarray(pred)]), return_inverse=True
+    )
+    g, p = idx[: len(gold)], idx[len(gold) :]
+    k = len(names)
+    tp = np.bincount(g[g == p], minlength=k)
+    return names, tp, np.bincount(g, minlength=k), np.bincount(p, minlength=k)
+
+
+def _f1(tp, n_gold, n_pred):
+    """F1 = 2 tp / (gold + predicted); 0 where a class is neither in gold nor predicted."""
+    denom = np.asarray(n_gold + n_pred, dtype=np.float64)
+    return np.divide(2.0 * tp, denom, out=np.zeros_like(denom), where=denom > 0)
 
 
 def classification_scores(gold: Sequence, pred: Sequence) -> dict[str, float]:
@@ -81,8 +110,13 @@ def classification_scores(gold: Sequence, pred: Sequence) -> dict[str, float]:
     gold, pred = np.asarray(gold), np.asarray(pred)
     if gold.shape != pred.shape:
         raise ValueError("gold and predicted labels differ in length")
+    if gold.size == 0:
+        raise ValueError("no labels to score")
+    _, tp, n_gold, n_pred = _class_counts(gold, pred)
+    accuracy = float(np.mean(gold == pred))
+    # one label per example: micro-F1 over all classes equals accuracy
     return {
-        "accuracy": float(accuracy_score(gold, pred)),
-        "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)),
-        "micro_f1": float(f1_score(gold, pred, average="micro", zero_division=0)),
+        "accuracy": accuracy,
+        "macro_f1": float(_f1(tp, n_gold, n_pred).mean()),
+        "micro_f1": accuracy,
     }

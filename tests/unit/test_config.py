@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from bioprobe.config import sorted_slice, training_config, validate_config
+from bioprobe.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,3 +67,22 @@ def test_sorted_slice_ignores_key_order():
     a = {"b": 1, "a": {"d": [{"z": 1, "y": 2}], "c": 3}}
     b = {"a": {"c": 3, "d": [{"y": 2, "z": 1}]}, "b": 1}
     assert repr(sorted_slice(a)) == repr(sorted_slice(b))
+
+
+def test_the_papers_training_recipe_validates_and_reaches_the_trainer(tmp_path):
+    from bioprobe.training.finetune import training_arguments
+
+    paper = {"batch_size": 4, "lr_scheduler": "constant", "warmup_ratio": 0, "max_grad_norm": None}
+    cfg = validate_config(minimal(training=paper))
+    args = training_arguments(training_config(cfg, "ner", "m"), 1, tmp_path, "ner")
+    assert args.lr_scheduler_type.value == "constant_with_warmup" and args.warmup_steps == 0
+    assert args.max_grad_norm == 0  # the Trainer then skips clipping and the norm
+    assert args.per_device_train_batch_size == 4
+    default = training_arguments(
+        training_config(validate_config(minimal()), "ner", "m"), 1, tmp_path, "ner"
+    )
+    assert default.lr_scheduler_type.value == "linear" and default.max_grad_norm == 1.0
+    with pytest.raises(ConfigError, match="lr_scheduler"):
+        validate_config(minimal(training={"lr_scheduler": "cyclic"}))
+    with pytest.raises(ConfigError, match="warmup_ratio"):
+        validate_config(minimal(training={"warmup_ratio": 1}))  # the Trainer reads 1 as one step

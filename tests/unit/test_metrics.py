@@ -53,3 +53,33 @@ def test_shape_mismatch_is_an_error():
         ner_scores([["O"]], [["O", "O"]])
     with pytest.raises(ValueError):
         classification_scores(["a"], ["a", "b"])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_f1_counts_agree_with_scikit_learn(seed):
+    # the per-class counts must give scikit-learn's f1_score (zero_division=0), missing and
+    # predicted-only classes included
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(seed)
+    names = np.array(["O", "B-A", "I-A", "B-B", "I-B", "B-C"])
+    gold = rng.choice(names[:5], size=(40, 7), p=[0.6, 0.1, 0.1, 0.1, 0.1])
+    pred = rng.choice(names, size=(40, 7))
+    s = classification_scores(gold.ravel(), pred.ravel())
+    assert s["macro_f1"] == pytest.approx(f1_score(gold.ravel(), pred.ravel(), average="macro"))
+    assert s["micro_f1"] == pytest.approx(f1_score(gold.ravel(), pred.ravel(), average="micro"))
+    t = ner_scores([list(r) for r in gold], [list(r) for r in pred])
+    g_types, p_types = [[n.split("-")[-1] for n in a.ravel()] for a in (gold, pred)]
+    types = sorted(set(g_types) - {"O"})
+    for avg in ("macro", "micro"):
+        want = f1_score(g_types, p_types, labels=types, average=avg, zero_division=0)
+        assert t[f"token_{avg}_f1"] == pytest.approx(want)
+
+
+def test_token_scores_alone_skip_entities():
+    gold = [["B-A", "I-A", "O", "B-B"]]
+    pred = [["B-A", "B-A", "B-B", "O"]]
+    alone = ner_scores(gold, pred, entities=False)
+    assert not any(k.startswith("entity") for k in alone)
+    assert alone == {k: v for k, v in ner_scores(gold, pred).items() if k.startswith("token")}

@@ -102,6 +102,7 @@ def _finetune(ner_data, model_dir, tmp_path, attempt=1):
         "epochs": 1,
         "learning_rate": 1e-3,
         "warmup_ratio": 0.0,
+        "lr_scheduler": "linear",
         "weight_decay": 0.0,
         "max_grad_norm": 1.0,
         "max_length": 32,

@@ -117,7 +117,7 @@ def _score(gold, pred, names, lengths, bio) -> dict[str, float]:
         names = np.asarray(names, dtype=object)
         g = [list(s) for s in split_sentences(names[gold], lengths)]
         p = [list(s) for s in split_sentences(names[pred], lengths)]
-        ner = ner_scores(g, p)
+        ner = ner_scores(g, p, entities=bio)
         keys = _TOKEN_METRICS + (_ENTITY_METRICS if bio else ())
         scores.update({k: ner[k] for k in keys})
     return scores
