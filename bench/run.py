@@ -294,7 +294,9 @@ class Bench:
                     splits=("test",),
                 )
                 runs[side].append((rate, result["scores"]["test"][metric]))
-        (ours, mine), (theirs, their) = (np.mean(runs[k], axis=0) for k in ("bioprobe", "paper"))
+        (ours, mine), (theirs, their) = (
+            np.mean(runs[k], axis=0).tolist() for k in ("bioprobe", "paper")
+        )
         self.details[f"finetune/{task}/{model}"] = {
             "train_examples": n,
             "epochs": epochs,
