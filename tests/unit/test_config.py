@@ -86,3 +86,19 @@ def test_the_papers_training_recipe_validates_and_reaches_the_trainer(tmp_path):
         validate_config(minimal(training={"lr_scheduler": "cyclic"}))
     with pytest.raises(ConfigError, match="warmup_ratio"):
         validate_config(minimal(training={"warmup_ratio": 1}))  # the Trainer reads 1 as one step
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    import torch
+
+    from bioprobe.training import finetune
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(finetune, "cpu_computes_bf16", lambda: True)
+    assert finetune.precision_flags("auto") == {"bf16": True, "fp16": False}
+    monkeypatch.setattr(finetune, "cpu_computes_bf16", lambda: False)
+    assert finetune.precision_flags("auto") == {"bf16": False, "fp16": False}
+    assert finetune.precision_flags("fp32") == {"bf16": False, "fp16": False}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert finetune.precision_flags("auto") == {"bf16": False, "fp16": True}
