@@ -240,9 +240,11 @@ class Bench:
         paper_lr = training["learning_rate"]  # the paper's loop: the model's rate, constant
         training.update(RECIPES.get((task, model), {}))
         metric = METRIC[info["task_type"]]
+        tokenizer = load_tokenizer_for(spec)
+        records = load_split(task_dir, "train")
         runs = {"bioprobe": [], "paper": []}  # (examples/s, test score) per seed
         for seed in range(SEED, SEED + seeds):
-            out = self.work / "models" / task / model / f"seed{seed}"
+            out = self.model_dir(task, model, seed)
             shutil.rmtree(out, ignore_errors=True)
             log(f"fine-tuning {task}/{model} seed {seed}: bioprobe")
             metrics = finetune(
@@ -259,7 +261,6 @@ class Bench:
             n = metrics["train_examples"]
             ours = n * epochs / metrics["train_runtime_s"]
             log(f"fine-tuning {task}/{model} seed {seed}: the paper's loop")
-            tokenizer = load_tokenizer_for(spec)
             net = load_model_for_task(
                 spec.location,
                 info["task_type"],
@@ -268,7 +269,6 @@ class Bench:
                 tokenizer=tokenizer,
                 seed=seed,
             ).to(device())
-            records = load_split(task_dir, "train")
             kwargs = {"lr": paper_lr, "epochs": int(epochs), "seed": seed}
             if info["task_type"] == "ner":
                 wall = paper.finetune_ner(net, tokenizer, records, info["labels"], **kwargs)
@@ -302,7 +302,10 @@ class Bench:
             "epochs": epochs,
             "runs": runs,
             "training": training,
-            "paper": {"learning_rate": paper_lr, "batch_size": 4 if metric == "entity_f1" else 1},
+            "paper": {
+                "learning_rate": paper_lr,
+                "batch_size": 4 if info["task_type"] == "ner" else 1,
+            },
         }
         if seeds > 1:
             per_seed = " / ".join(
@@ -323,7 +326,11 @@ class Bench:
             target,
             ("score ok" if mine >= their - 0.005 else "LOWER SCORE") + scores_note + recipe_note,
         )
-        return self.work / "models" / task / model / f"seed{SEED}" / "bioprobe"
+        return self.model_dir(task, model, SEED) / "bioprobe"
+
+    def model_dir(self, task: str, model: str, seed: int) -> Path:
+        """Where one seed's fine-tuned models (bioprobe's and the paper's) are saved."""
+        return self.work / "models" / task / model / f"seed{seed}"
 
     # ---------------------------------------------------------------------------- analysis
 
@@ -805,9 +812,7 @@ def main(argv=None) -> int:
     if "analysis" in args.only:
         for task in ("ncbi", "demo-nli"):
             # without the fine-tuning section, the models of an earlier run are reused
-            model_dir = finetuned.get(
-                task, work / "models" / task / "minilm" / "seed1" / "bioprobe"
-            )
+            model_dir = finetuned.get(task, bench.model_dir(task, "minilm", SEED) / "bioprobe")
             if not model_dir.is_dir():
                 epochs = s.ner_epochs if task == "ncbi" else s.nli_epochs
                 model_dir = bench.finetune_both(task, "minilm", epochs, None)
