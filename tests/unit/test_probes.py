@@ -28,13 +28,7 @@ from bioprobe.probing import (
 H = 24  # a hidden size no real model has: nothing may assume 768
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny problems: one thread is fastest and immune to a busy 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 K = 3

@@ -40,16 +40,16 @@ class NpyWriter:
         self.stride = int(np.prod(self.shape[axis + 1 :])) * self.dtype.itemsize
 
     def write(self, start: int, block: np.ndarray) -> None:
-        block = np.ascontiguousarray(block, dtype=self.dtype)
+        """Write `block` at entry `start` of the write axis; a block already in the file's dtype
+        whose rows are contiguous (a slice along axis 1 of one batch array) is not copied."""
         if self.axis == 0:
-            os.pwrite(self.fd, block.tobytes(), self.offset + start * self.stride)
+            block = np.ascontiguousarray(block, dtype=self.dtype)
+            os.pwrite(self.fd, block, self.offset + start * self.stride)
             return
-        outer = self.shape[0]
         per_outer = self.shape[1] * self.stride
-        for i in range(outer):
-            os.pwrite(
-                self.fd, block[i].tobytes(), self.offset + i * per_outer + start * self.stride
-            )
+        for i in range(self.shape[0]):
+            rows = np.ascontiguousarray(block[i], dtype=self.dtype)
+            os.pwrite(self.fd, rows, self.offset + i * per_outer + start * self.stride)
 
     def close(self) -> None:
         os.close(self.fd)

@@ -16,7 +16,13 @@ virtual positions are cut from the hidden states, and from the attention maps' r
 columns, each row then renormalised over the real tokens (`real_tokens_only`).
 
 Examples are processed in length-sorted batches (little padding) but written back in the split's
-original order, so every variant of a model has the same unit at the same row.
+original order, so every variant of a model has the same unit at the same row. Batches run
+longest first: the first batch sets the peak memory (and runs out of it at once, not an hour in),
+and every later batch's tensors fit into memory the allocator already holds. In ascending order
+each batch outgrows the last: glibc's heap fragments and peak RSS grew 19 % from 250 to 1000
+MiniLM sentences; longest first it stays flat (-4 %), with no allocator setting to pay for
+(pinning glibc's mmap threshold also kept it flat, but made every big tensor a fresh mmap: the
+dumps took 1.3-1.5x as long).
 """
 
 from __future__ import annotations
@@ -29,7 +35,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bioprobe.analysis.allocator import fix_mmap_threshold
 from bioprobe.analysis.dumpio import NpyWriter
 from bioprobe.analysis.pooling import masked_mean, pool_pair_joint, word_pool
 from bioprobe.io import atomic_path, write_json
@@ -119,13 +124,18 @@ def _forward(model, batch: dict[str, torch.Tensor], attentions: bool, virtual: i
     return real_tokens_only(hidden, out.attentions, virtual)
 
 
+def _as_dump_dtype(t: torch.Tensor, dtype: str) -> np.ndarray:
+    """A batch's vectors in the dump's dtype, converted once (by torch: faster than numpy)."""
+    return t.to(device="cpu", dtype=getattr(torch, dtype)).numpy()
+
+
 def _batches(lengths: Sequence[int], batch_size: int, first: int) -> list[list[int]]:
-    """Length-sorted batches; the first `first` examples (the attention set) batch apart."""
-    attention_set = sorted(range(first), key=lambda i: lengths[i])
-    rest = sorted(range(first, len(lengths)), key=lambda i: lengths[i])
+    """Length-sorted batches, longest first; the first `first` examples (the attention set)
+    batch apart, before the rest."""
     out = []
-    for group in (attention_set, rest):
-        out += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
+    for group in (range(first), range(first, len(lengths))):
+        ordered = sorted(group, key=lambda i: (-lengths[i], i))
+        out += [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
     return out
 
 
@@ -189,9 +199,10 @@ def _dump_ner_split(model, tokenizer, records, split, out: Path, s: DumpSettings
                 [n_words[i] for i in batch_ids],
                 mode=s.word_pooling,
             )
+            vectors = _as_dump_dtype(pooled.vectors, s.dtype)
             for row, i in enumerate(batch_ids):
                 lo, hi = int(pooled.offsets[row]), int(pooled.offsets[row + 1])
-                writer.write(int(starts[i]), pooled.vectors[:, lo:hi].numpy())
+                writer.write(int(starts[i]), vectors[:, lo:hi])
                 if sink is not None and attn is not None:
                     sink.write(i, torch.stack([a[row] for a in attn]))
             progress.advance(len(batch_ids))
@@ -252,15 +263,14 @@ def _dump_pair_split(
             if "joint" in writers or want_attn:
                 batch = _pad(tokenizer, [joint[i] for i in batch_ids])
                 hs, attn = _forward(model, batch, want_attn, s.virtual_tokens)
-                vec = (
+                vec = _as_dump_dtype(
                     pool_pair_joint(
                         hs,
                         batch["attention_mask"].to(hs.device),
                         s.joint_pooling,
                         is_decoder=is_decoder,
-                    )
-                    .cpu()
-                    .numpy()
+                    ),
+                    s.dtype,
                 )
                 for row, i in enumerate(batch_ids):
                     if "joint" in writers:
@@ -273,7 +283,7 @@ def _dump_pair_split(
                     batch = _pad(tokenizer, [seg[i] for i in batch_ids])
                     hs, _ = _forward(model, batch, False, s.virtual_tokens)
                     means.append(masked_mean(hs, batch["attention_mask"].to(hs.device)))
-                vec = torch.cat(means, dim=-1).cpu().numpy()
+                vec = _as_dump_dtype(torch.cat(means, dim=-1), s.dtype)
                 for row, i in enumerate(batch_ids):
                     writers["separate"].write(i, vec[:, row : row + 1])
             progress.advance(len(batch_ids))
@@ -302,7 +312,6 @@ def extract(
     provenance: dict,
 ) -> dict:
     """Dump every split of `splits` for one variant into `out_dir` (written atomically)."""
-    fix_mmap_threshold()  # peak memory must not grow with the number of examples
     model.eval().to(_device())
     n_layers, n_heads, hidden = _model_shape(model)
     is_decoder = bool(provenance.get("is_decoder"))

@@ -14,10 +14,10 @@ from bioprobe.probing.estimators import (
     LinearProbe,
     MLPProbe,
     SVCProbe,
-    fit_layers_linear,
     make_probe,
 )
 from bioprobe.probing.run import ProbeData, bio_to_type, probe_all_layers, split_sentences
+from bioprobe.probing.softmax import fit_layers_linear
 
 __all__ = [
     "PROBE_KINDS",

@@ -1,24 +1,14 @@
-"""Probe estimators (scikit-learn style) and the vectorised multi-layer logistic regression.
+"""Probe estimators, scikit-learn style.
 
 Every probe: `__init__` stores hyper-parameters only, `fit` returns `self`, learned attributes end
 in `_`, randomness comes from `random_state`. Inputs are standardised with the fit set's mean and
-standard deviation (zero-variance features keep scale 1, as `StandardScaler` does).
-
-`fit_layers_linear` fits one standardised softmax regression per layer, all layers at once: a
-batched L-BFGS over a `[L, C, H]` weight tensor, with each layer keeping its own curvature
-history, step size and convergence test, so a hard layer never holds back an easy one and each
-layer's optimum is exactly the one scikit-learn's `LogisticRegression(C=C)` (lbfgs) finds:
-
-    minimise over W, b:  (1/N) * sum_i CE(softmax(x_i W + b), y_i) + 1/(2 C N) * ||W||_F^2
-
-(the intercept is not penalised; two classes use one weight vector, the binomial model, as
-scikit-learn does). That is sklearn's `sum CE + 1/(2C) ||W||^2` divided by N, the scaling its
-lbfgs solver uses, so the gradient tolerance `tol` means the same in both.
+standard deviation (zero-variance features keep scale 1, as `StandardScaler` does). The linear
+probe's solver, and its all-layers-at-once form `fit_layers_linear`, live in
+`bioprobe.probing.softmax`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 from collections.abc import Sequence
 
@@ -31,6 +21,13 @@ from sklearn.svm import SVC
 from torch import nn
 
 from bioprobe.probing.crf import LinearChainCRF
+from bioprobe.probing.softmax import (
+    as_float32,
+    fit_softmax,
+    preconditioner,
+    standardise_,
+    torch_threads,
+)
 
 __all__ = [
     "PROBE_KINDS",
@@ -38,233 +35,8 @@ __all__ = [
     "LinearProbe",
     "MLPProbe",
     "SVCProbe",
-    "fit_layers_linear",
     "make_probe",
 ]
-
-_DEFAULT_MAX_BYTES = 2 * 1024**3
-
-
-# ---------------------------------------------------------------------------------------------
-# standardisation and the batched softmax regression
-# ---------------------------------------------------------------------------------------------
-
-
-def _standardise_(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """In place over dim -2 (examples): returns (mean, scale), both [..., 1, H]."""
-    mean = x.mean(dim=-2, keepdim=True)
-    x.sub_(mean)
-    scale = x.square().mean(dim=-2, keepdim=True).sqrt_()
-    scale = torch.where(scale > 1e-12 * (1.0 + mean.abs()), scale, torch.ones_like(scale))
-    x.div_(scale)
-    return mean, scale
-
-
-def _as_float32(x, device: str | torch.device) -> torch.Tensor:
-    """A float32 tensor COPY of an array slice (float16 memmaps included): callers standardise
-    it in place, which must never touch the caller's array."""
-    return torch.from_numpy(np.array(x, dtype=np.float32, order="C", copy=True)).to(device)
-
-
-def _logits(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, binary: bool) -> torch.Tensor:
-    """x [L, N, H], w [L, P, H], b [L, P] -> logits [L, N, K] (K = P, or 2 for binary P = 1)."""
-    # x @ w^T with w stored [P, H]: on CPU several times faster than x @ [H, P] for small P
-    z = torch.bmm(x, w.transpose(1, 2)) + b.unsqueeze(1)  # [L, N, P]
-    return torch.cat([torch.zeros_like(z), z], dim=-1) if binary else z
-
-
-def _batched_lbfgs(fg, theta, *, max_iter: int, tol: float, history: int = 10):
-    """Minimise L independent smooth objectives at once.
-
-    `fg(theta [R, D], rows [R]) -> (f [R], g [R, D])` evaluates the objectives of the original
-    rows `rows`. Two-loop L-BFGS per row with a backtracking (Armijo) line search per row; a
-    row stops when its max |gradient| <= tol, when its line search fails, or at max_iter. Once
-    at most half of the rows still run, the rest are dropped from the batch, so the total cost
-    follows the sum of the rows' iteration counts, not the slowest row times L.
-    Returns (theta [L, D], n_iter [L]).
-    """
-    out = theta.clone()
-    n_iter = torch.zeros(theta.shape[0], dtype=torch.long, device=theta.device)
-    rows = torch.arange(theta.shape[0], device=theta.device)
-    f, g = fg(theta, rows)
-    active = g.abs().amax(dim=1) > tol
-    hist: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (s, y, rho)
-    gamma = torch.clamp(1.0 / g.abs().sum(dim=1).clamp_min(1e-12), max=1.0)
-    for _ in range(max_iter):
-        if not bool(active.any()):
-            break
-        if int(active.sum()) <= len(rows) // 2:  # compact: keep only the running rows
-            rows, theta, f, g, gamma = (
-                rows[active],
-                theta[active],
-                f[active],
-                g[active],
-                gamma[active],
-            )
-            hist = [(s[active], y[active], rho[active]) for s, y, rho in hist]
-            active = active[active]
-        q = g.clone()
-        alphas = []
-        for s, y, rho in reversed(hist):
-            a = rho * (s * q).sum(1)
-            alphas.append(a)
-            q -= a.unsqueeze(1) * y
-        r = gamma.unsqueeze(1) * q
-        for (s, y, rho), a in zip(hist, reversed(alphas), strict=True):
-            beta = rho * (y * r).sum(1)
-            r += s * (a - beta).unsqueeze(1)
-        d = -r
-        gd = (g * d).sum(1)
-        bad = gd >= 0  # not a descent direction (numerical trouble): fall back to -g
-        if bool(bad.any()):
-            d = torch.where(bad.unsqueeze(1), -g, d)
-            gd = (g * d).sum(1)
-        d = d * active.unsqueeze(1)
-        step = torch.ones(len(rows), dtype=theta.dtype, device=theta.device)
-        done = ~active
-        new_theta, new_f, new_g = theta.clone(), f.clone(), g.clone()
-        for _ls in range(40):
-            trial = theta + step.unsqueeze(1) * d
-            tf, tg = fg(trial, rows)
-            ok = (tf <= f + 1e-4 * step * gd) & torch.isfinite(tf) & ~done
-            if bool(ok.any()):
-                new_theta = torch.where(ok.unsqueeze(1), trial, new_theta)
-                new_f = torch.where(ok, tf, new_f)
-                new_g = torch.where(ok.unsqueeze(1), tg, new_g)
-            done = done | ok
-            if bool(done.all()):
-                break
-            step = torch.where(done, step, step * 0.5)
-        failed = active & ~done  # no acceptable step: as good as this row gets
-        s, y = new_theta - theta, new_g - g
-        sy = (s * y).sum(1)
-        valid = sy > 1e-10 * (y * y).sum(1).clamp_min(1e-30)
-        rho = torch.where(valid, 1.0 / sy.clamp_min(1e-30), torch.zeros_like(sy))
-        hist = [*hist[-(history - 1) :], (s, y, rho)] if history > 1 else [(s, y, rho)]
-        gamma = torch.where(valid, sy / (y * y).sum(1).clamp_min(1e-30), gamma)
-        n_iter[rows] += active.long()
-        theta, f, g = new_theta, new_f, new_g
-        out[rows] = theta
-        active = active & ~failed & (g.abs().amax(dim=1) > tol)
-    return out, n_iter
-
-
-def _fit_softmax(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, C, max_iter, tol):
-    """Standardised x [L, N, H] float32, y [N] in 0..K-1 -> (W [L, P, H], b [L, P], n_iter)."""
-    n_layers, n, h = x.shape
-    binary = n_classes == 2
-    p = 1 if binary else n_classes
-    onehot = torch.nn.functional.one_hot(y, n_classes).to(x.dtype)  # [N, K]
-    target = onehot[:, 1:] if binary else onehot
-    l2 = 1.0 / (C * n)
-    subset: dict[tuple[int, ...], torch.Tensor] = {}  # the layers still being fitted
-
-    def layers(rows: torch.Tensor) -> torch.Tensor:
-        if len(rows) == n_layers:
-            return x
-        key = tuple(rows.tolist())
-        if key not in subset:
-            subset.clear()
-            subset[key] = x.index_select(0, rows)
-        return subset[key]
-
-    def fg(theta, rows):
-        xr, r = layers(rows), len(rows)
-        w = theta[:, : h * p].reshape(r, p, h)
-        b = theta[:, h * p :]
-        logp = torch.log_softmax(_logits(xr, w, b, binary), dim=-1)  # [R, N, K]
-        ce = -(logp * onehot).sum(-1).mean(-1)
-        f = ce + 0.5 * l2 * w.square().sum((1, 2))
-        resid = logp.exp()
-        resid = (resid[..., 1:] if binary else resid) - target  # [R, N, P]
-        # the [P, N] @ [N, H] product is most of an evaluation's cost, and on CPU its kernel
-        # is 2-3x slower at P = 2 or 3 than at P = 4: pad with zero rows
-        padded = torch.nn.functional.pad(resid, (0, -p % 4)) if p > 1 else resid
-        gw = torch.bmm(padded.transpose(1, 2), xr)[:, :p] / n + l2 * w  # [R, P, H]
-        gb = resid.mean(1)
-        return f, torch.cat([gw.reshape(r, -1), gb], dim=1)
-
-    theta0 = torch.zeros(n_layers, h * p + p, dtype=x.dtype, device=x.device)
-    with torch.no_grad():
-        theta, n_iter = _batched_lbfgs(fg, theta0, max_iter=max_iter, tol=tol)
-    return theta[:, : h * p].reshape(n_layers, p, h), theta[:, h * p :], n_iter
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    """Run a block with `n` torch intra-op threads (None: leave the setting alone)."""
-    if not n:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _layer_chunks(n_layers: int, bytes_per_layer: int, max_bytes: int) -> list[range]:
-    per = max(1, int(max_bytes // max(bytes_per_layer, 1)))
-    return [range(lo, min(lo + per, n_layers)) for lo in range(0, n_layers, per)]
-
-
-def fit_layers_linear(
-    X,
-    y,
-    X_eval,
-    C: float = 1.0,
-    max_iter: int = 200,
-    tol: float = 1e-4,
-    device: str = "cpu",
-    max_bytes: int = _DEFAULT_MAX_BYTES,
-    num_threads: int | None = None,
-) -> np.ndarray:
-    """Fit one standardised softmax regression per layer, all layers at once; predict X_eval.
-
-    X [L, N, H] and X_eval [L, M, H] may be float16/float32 arrays or memmaps; layers are loaded
-    in chunks of at most `max_bytes` of float32. Returns predicted labels [L, M] (y's values).
-    `num_threads`: torch threads for the fit (None: torch's current setting).
-    """
-    with _torch_threads(num_threads):
-        return _fit_layers_linear(X, y, X_eval, C, max_iter, tol, device, max_bytes)
-
-
-def _fit_layers_linear(X, y, X_eval, C, max_iter, tol, device, max_bytes) -> np.ndarray:
-    if (
-        X.ndim != 3
-        or X_eval.ndim != 3
-        or X.shape[0] != X_eval.shape[0]
-        or X.shape[2] != X_eval.shape[2]
-    ):
-        raise ValueError(f"X {X.shape} and X_eval {X_eval.shape} must be [L, N, H] and [L, M, H]")
-    y = np.asarray(y)
-    if y.shape != (X.shape[1],):
-        raise ValueError(f"y has shape {y.shape}, expected ({X.shape[1]},)")
-    classes, y_idx = np.unique(y, return_inverse=True)
-    n_layers, n, h = X.shape
-    m = X_eval.shape[1]
-    out = np.empty((n_layers, m), dtype=classes.dtype)
-    if len(classes) == 1:
-        out[:] = classes[0]
-        return out
-    yt = torch.from_numpy(y_idx.astype(np.int64)).to(device)
-    for chunk in _layer_chunks(n_layers, (3 * n // 2 + m) * h * 4, max_bytes):
-        lo, hi = chunk.start, chunk.stop
-        x = _as_float32(X[lo:hi], device)
-        mean, scale = _standardise_(x)
-        w, b, _ = _fit_softmax(x, yt, len(classes), C=C, max_iter=max_iter, tol=tol)
-        del x
-        xe = _as_float32(X_eval[lo:hi], device).sub_(mean).div_(scale)
-        with torch.no_grad():
-            pred = _logits(xe, w, b, len(classes) == 2).argmax(-1).cpu().numpy()
-        out[lo:hi] = classes[pred]
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# estimators
-# ---------------------------------------------------------------------------------------------
 
 
 def _check_xy(X, y) -> tuple[np.ndarray, np.ndarray]:
@@ -301,14 +73,14 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.random_state = random_state  # unused: the solver is deterministic
 
     def fit(self, X, y):
-        with _torch_threads(self.num_threads):
+        with torch_threads(self.num_threads):
             return self._fit(X, y)
 
     def _fit(self, X, y):
         X, y = _check_xy(X, y)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
-        x = _as_float32(X, self.device).unsqueeze(0)
-        mean, scale = _standardise_(x)
+        x = as_float32(X, self.device).unsqueeze(0)
+        mean, scale = standardise_(x)
         self.mean_ = mean[0, 0].cpu().numpy()
         self.scale_ = scale[0, 0].cpu().numpy()
         if len(self.classes_) == 1:
@@ -316,13 +88,19 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             self.intercept_ = np.zeros(1, dtype=np.float32)
             self.n_iter_ = 0
             return self
-        yt = torch.from_numpy(y_idx.astype(np.int64)).to(self.device)
-        w, b, n_iter = _fit_softmax(
-            x, yt, len(self.classes_), C=self.C, max_iter=self.max_iter, tol=self.tol
+        yt = torch.from_numpy(y_idx.astype(np.int64)).to(self.device).unsqueeze(0)
+        w, b, n_iter = fit_softmax(
+            x,
+            yt,
+            len(self.classes_),
+            C=self.C,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            precondition=preconditioner(x),
         )
-        self.coef_ = w[0].cpu().numpy()
-        self.intercept_ = b[0].cpu().numpy()
-        self.n_iter_ = int(n_iter[0])
+        self.coef_ = w[0, 0].cpu().numpy()
+        self.intercept_ = b[0, 0].cpu().numpy()
+        self.n_iter_ = int(n_iter[0, 0])
         return self
 
     def decision_function(self, X) -> np.ndarray:
@@ -433,14 +211,14 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y):
-        with _torch_threads(self.num_threads):
+        with torch_threads(self.num_threads):
             return self._fit(X, y)
 
     def _fit(self, X, y):
         X, y = _check_xy(X, y)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
-        x = _as_float32(X, self.device).unsqueeze(0)
-        mean, scale = _standardise_(x)
+        x = as_float32(X, self.device).unsqueeze(0)
+        mean, scale = standardise_(x)
         x = x[0]
         self.mean_ = mean[0, 0].cpu().numpy()
         self.scale_ = scale[0, 0].cpu().numpy()
@@ -486,7 +264,7 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         x = (np.asarray(X, dtype=np.float32) - self.mean_) / self.scale_
-        with torch.no_grad(), _torch_threads(self.num_threads):
+        with torch.no_grad(), torch_threads(self.num_threads):
             z = self.model_(torch.from_numpy(x).to(self.device))
         return torch.softmax(z, -1).cpu().numpy()
 
@@ -562,7 +340,7 @@ class BiLSTMCRFProbe(BaseEstimator):
             yield idx, x, lengths.to(self.device)
 
     def fit(self, X: Sequence[np.ndarray], y: Sequence[np.ndarray]):
-        with _torch_threads(self.num_threads):
+        with torch_threads(self.num_threads):
             return self._fit(X, y)
 
     def _fit(self, X: Sequence[np.ndarray], y: Sequence[np.ndarray]):
@@ -625,7 +403,7 @@ class BiLSTMCRFProbe(BaseEstimator):
         out: list[np.ndarray] = [np.empty(0, dtype=self.classes_.dtype) for _ in X]
         nonempty = [i for i in range(len(X)) if len(X[i]) > 0]
         order = np.array(sorted(nonempty, key=lambda i: (len(X[i]), i)), dtype=int)
-        with torch.no_grad(), _torch_threads(self.num_threads):
+        with torch.no_grad(), torch_threads(self.num_threads):
             for idx, x, lengths in self._batches(X, order):
                 mask = torch.arange(x.shape[1], device=self.device) < lengths.unsqueeze(1)
                 tags = self.model_.crf.decode(self.model_.emissions(x, lengths), mask).cpu()

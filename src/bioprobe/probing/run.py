@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from bioprobe.metrics import classification_scores, entity_type, ner_scores
+from bioprobe.metrics import classification_scores, entity_type, ner_scores, token_type_scores
 from bioprobe.probing.control import control_labels_ner_pair, control_labels_pairs
-from bioprobe.probing.estimators import PROBE_KINDS, fit_layers_linear, make_probe
+from bioprobe.probing.estimators import PROBE_KINDS, make_probe
+from bioprobe.probing.softmax import fit_layers_linear
 
 __all__ = ["ProbeData", "bio_to_type", "probe_all_layers", "split_sentences"]
 
@@ -113,14 +114,16 @@ def _fit_predict_layer(kind, hyper, x_fit, y_fit, x_eval, fit_lengths, eval_leng
 
 def _score(gold, pred, names, lengths, bio) -> dict[str, float]:
     scores = classification_scores(gold, pred)
-    if lengths is not None:
+    if lengths is None:
+        return scores
+    if bio:  # entity metrics: seqeval reads sentences of tags
         names = np.asarray(names, dtype=object)
         g = [list(s) for s in split_sentences(names[gold], lengths)]
         p = [list(s) for s in split_sentences(names[pred], lengths)]
-        ner = ner_scores(g, p, entities=bio)
-        keys = _TOKEN_METRICS + (_ENTITY_METRICS if bio else ())
-        scores.update({k: ner[k] for k in keys})
-    return scores
+        ner = ner_scores(g, p)
+        return scores | {k: ner[k] for k in _TOKEN_METRICS + _ENTITY_METRICS}
+    types = np.array([entity_type(n) for n in names])  # per label id: no per-token strings
+    return scores | token_type_scores(types[gold], types[pred])
 
 
 def probe_all_layers(
@@ -185,10 +188,11 @@ def probe_all_layers(
     preds: dict[str, np.ndarray] = {}
     if kind == "linear":
         solver = {k: v for k, v in hyper.items() if k != "random_state"}  # deterministic
-        for target in targets:
-            preds[target] = fit_layers_linear(
-                train.features, labels[target][0], test.features, **solver
-            )
+        # all targets in one solve: task and control share every pass over the features
+        fitted = fit_layers_linear(
+            train.features, np.stack([labels[t][0] for t in targets]), test.features, **solver
+        )
+        preds = dict(zip(targets, fitted, strict=True))
     else:
         from joblib import Parallel, delayed
 
