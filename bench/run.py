@@ -334,22 +334,63 @@ class Bench:
 
     # ---------------------------------------------------------------------------- analysis
 
-    def analysis(self, task: str, model: str, finetuned: Path) -> None:
-        """Dumps + probes + attention similarity of one fine-tuned variant and pretrained."""
+    def analysis_setup(self, task: str, model: str, finetuned: Path) -> dict:
+        """What both sides of the analysis read: the task, the model, the paper's probe."""
         task_dir = self.task_dir(task)
         info = load_labels(task_dir)
         ner = info["task_type"] == "ner"
-        spec = self.spec(task, model)
         training = self.training(task, model, 1)
         max_length = (
             self.sizes.pubmedqa_max_length if task == "pubmedqa" else training["max_length"]
         )
-        n_attn = self.sizes.attention_examples
         kind = "bilstm-crf" if ner else "svc"  # the paper's probes
-        hyper = {"hidden_size": 128, "epochs": self.sizes.bilstm_epochs, "lr": 1e-3} if ner else {}
+        spec = self.spec(task, model)
+        return {
+            "task_dir": task_dir,
+            "info": info,
+            "ner": ner,
+            "spec": spec,
+            "training": training,
+            "max_length": max_length,
+            "n_attn": self.sizes.attention_examples,
+            "kind": kind,
+            "hyper": (
+                {"hidden_size": 128, "epochs": self.sizes.bilstm_epochs, "lr": 1e-3} if ner else {}
+            ),
+            "variants": {"pretrained": spec.location, "full": str(finetuned)},
+        }
+
+    def in_child(self, what: str, task: str, model: str, finetuned: Path) -> dict:
+        """Run one of bioprobe's measurements in a fresh process, as the workflow runs each
+        job: no allocator state or warm caches inherited from the sections before it (the
+        heap of a process that has fine-tuned and trained BiLSTMs made dumps 20 % slower)."""
+        out = self.work / "child" / f"{what}-{task}-{model}.json"
+        out.unlink(missing_ok=True)
+        subprocess.run(
+            self.child_command("--child", what, task, model, str(finetuned), str(out)), check=True
+        )
+        return json.loads(out.read_text())
+
+    def child_command(self, *args: str) -> list[str]:
+        """This script in a fresh process, on this run's work directory and sizes."""
+        quick = ["--quick"] if self.sizes == QUICK else []
+        return [sys.executable, __file__, "--work", str(self.work.parent), *quick, *args]
+
+    def child(self, what: str, task: str, model: str, finetuned: str, out: str) -> None:
+        result = {
+            "bioprobe": self.bioprobe_analysis,
+            "floor": lambda *a: {"seconds": self.floor(self.analysis_setup(*a))},
+        }[what](task, model, Path(finetuned))
+        write_json(Path(out), result)
+
+    def bioprobe_analysis(self, task: str, model: str, finetuned: Path) -> dict:
+        """Dumps, the paper's probes and attention similarity, timed; then bioprobe's default
+        probes (linear, all layers at once, with the control task) on the same dumps."""
+        a = self.analysis_setup(task, model, finetuned)
+        kind = a["kind"]
         probe_cfg = {
             "kinds": [kind],
-            kind: hyper,
+            kind: a["hyper"],
             "label_mode": "type",
             "pair_mode": "separate",
             "fit_split": "validation",
@@ -358,45 +399,52 @@ class Bench:
         }
         settings = DumpSettings(
             splits=("validation", "test"),
-            attention_max_examples=n_attn,
-            max_length=max_length,
+            attention_max_examples=a["n_attn"],
+            max_length=a["max_length"],
             pair_modes=("separate",),  # what the paper's probe reads
         )
-        variants = {"pretrained": spec.location, "full": str(finetuned)}
         dumps = self.work / "dumps" / task / model
         shutil.rmtree(dumps, ignore_errors=True)
         threads = os.cpu_count() or 1
-
         log(f"analysis {task}/{model}: bioprobe")
         times = {}
         with Clock() as c:
-            for method, location in variants.items():
+            for method, location in a["variants"].items():
                 dump_variant(
-                    task_dir=task_dir,
+                    task_dir=a["task_dir"],
                     method=method,
                     seed=SEED,
                     model_location=location,
-                    spec=spec,
+                    spec=a["spec"],
                     settings=settings,
                     out_dir=dumps / method,
                 )
         times["dumps"] = c.seconds
+        info = a["info"]
         with Clock() as c:
             probes = {
                 m: probe_variant(dumps / m, info, probe_cfg, seed=SEED, threads=threads)
-                for m in variants
+                for m in a["variants"]
             }
         times["probes"] = c.seconds
         with Clock() as c:
             att = attention_rows(dumps / "full", dumps / "pretrained")
         times["attention"] = c.seconds
-        ours = sum(times.values())
-        # bioprobe's default probes (linear, all layers at once, with the control task) on the
-        # same dumps: the analysis a user runs unless asking for the paper's probes
         with Clock() as c:
-            for m in variants:
+            for m in a["variants"]:
                 probe_variant(dumps / m, info, self.config["probe"], seed=SEED, threads=threads)
-        default_probes = c.seconds
+        return {"times": times, "default_probes": c.seconds, "probes": probes, "attention": att}
+
+    def analysis(self, task: str, model: str, finetuned: Path) -> None:
+        """Dumps + probes + attention similarity of one fine-tuned variant and pretrained."""
+        a = self.analysis_setup(task, model, finetuned)
+        task_dir, info, ner, spec = a["task_dir"], a["info"], a["ner"], a["spec"]
+        training, max_length, n_attn = a["training"], a["max_length"], a["n_attn"]
+        kind, hyper, variants = a["kind"], a["hyper"], a["variants"]
+        ours_side = self.in_child("bioprobe", task, model, finetuned)
+        times, probes, att = ours_side["times"], ours_side["probes"], ours_side["attention"]
+        ours = sum(times.values())
+        default_probes = ours_side["default_probes"]
         ours_default = times["dumps"] + default_probes + times["attention"]
 
         log(f"analysis {task}/{model}: the paper's method")
@@ -475,7 +523,7 @@ class Bench:
                 probe_diff, float(np.abs(np.subtract(ours_scores[m], paper_scores[m])).max())
             )
 
-        floor = self.floor(task_dir, spec, variants, info, max_length, training, n_attn)
+        floor = self.in_child("floor", task, model, finetuned)["seconds"]
         n_fit, n_score = len(fit), len(score)
         self.details[f"analysis/{task}/{model}"] = {
             "bioprobe_s": times,
@@ -505,7 +553,8 @@ class Bench:
             f"{floor:.1f} s (floor)",
             floor / ours,
             None,
-            "the paper's probes; " + ", ".join(f"{k} {v:.1f}s" for k, v in times.items()),
+            "the paper's probes; "
+            + ", ".join(f"{k} {times[k]:.1f}s" for k in ("dumps", "probes", "attention")),
         )
         self.rows[-1]["ratio_label"] = f"{ours / floor:.2f}x floor"
         self.add(
@@ -521,10 +570,12 @@ class Bench:
         self.rows[-1]["ratio_label"] = f"{ours_default / floor:.2f}x floor"
 
     @torch.inference_mode()
-    def floor(self, task_dir, spec, variants, info, max_length, training, n_attn) -> float:
+    def floor(self, a: dict) -> float:
         """Bare batched forward passes (length-sorted batches) of both variants over the
         examples the analysis reads: what no analysis can avoid. Pairs: each text alone (the
         separate vectors), and the joint pair for the attention examples."""
+        task_dir, info, spec, training = a["task_dir"], a["info"], a["spec"], a["training"]
+        max_length, n_attn, variants = a["max_length"], a["n_attn"], a["variants"]
         tokenizer = load_tokenizer_for(spec)
         encs = []
         for split in ("validation", "test"):
@@ -562,14 +613,7 @@ class Bench:
         n = self.sizes.memory_units
         peaks = {}
         for factor in (1, 4):
-            cmd = [
-                sys.executable,
-                __file__,
-                "--memory-child",
-                str(n * factor),
-                "--work",
-                str(self.work),
-            ]
+            cmd = self.child_command("--memory-child", str(n * factor))
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             peaks[factor] = json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
         growth = peaks[4] / peaks[1] - 1
@@ -784,6 +828,7 @@ def main(argv=None) -> int:
         help="sections to run (finetune analysis memory planning)",
     )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
@@ -795,6 +840,9 @@ def main(argv=None) -> int:
     bench = Bench(work=work, sizes=sizes)
     if args.memory_child:
         bench.memory_child(args.memory_child)
+        return 0
+    if args.child:
+        bench.child(*args.child)
         return 0
     if not DATA.is_dir():
         print(f"{DATA} is absent: the benchmark needs the real corpora", file=sys.stderr)
