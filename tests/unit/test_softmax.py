@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from bioprobe.probing import LinearProbe, fit_layers_linear
-from bioprobe.probing.softmax import preconditioner, standardise_
+from bioprobe.probing.softmax import preconditioner, standardise_, torch_threads
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -81,3 +81,15 @@ def test_targets_must_match_the_examples():
     x, y = correlated(4, 100, 8, 2)
     with pytest.raises(ValueError, match="expected"):
         fit_layers_linear(x, np.stack([y, y])[:, :50], x)
+
+
+def test_the_preconditioner_does_not_depend_on_the_thread_count():
+    # a probe table must be the same whichever number of cores its job got (local vs SLURM);
+    # LAPACK's threaded Cholesky of a 384 x 384 matrix rounded differently with 1 and 2 threads
+    x = torch.from_numpy(correlated(5, 1600, 384, 2, n_layers=4)[0])
+    standardise_(x)
+    with torch_threads(1):
+        one = preconditioner(x)
+    with torch_threads(2):
+        two = preconditioner(x)
+    assert torch.equal(one, two)

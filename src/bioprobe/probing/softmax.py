@@ -173,10 +173,13 @@ def preconditioner(x: torch.Tensor, max_rows: int = 2048) -> torch.Tensor | None
     xs = x[:, :: max(1, n // max(max_rows, 4 * h))]
     sigma = torch.bmm(xs.transpose(1, 2), xs) / xs.shape[1]
     sigma.diagonal(dim1=1, dim2=2).add_(1e-3)  # standardised features: Sigma's diagonal is ~1
-    chol, info = torch.linalg.cholesky_ex(sigma)
-    eye = torch.eye(h, dtype=x.dtype, device=x.device).expand_as(sigma)
-    bad = (info != 0)[:, None, None]  # not positive definite in float32: plain gradients there
-    return torch.linalg.solve_triangular(torch.where(bad, eye, chol), eye, upper=False)
+    # one thread: LAPACK's multi-threaded Cholesky rounds differently with the thread count,
+    # and a probe table must not depend on how many cores its job got (local vs SLURM)
+    with torch_threads(1):
+        chol, info = torch.linalg.cholesky_ex(sigma)
+        eye = torch.eye(h, dtype=x.dtype, device=x.device).expand_as(sigma)
+        bad = (info != 0)[:, None, None]  # not positive definite in float32: plain gradients
+        return torch.linalg.solve_triangular(torch.where(bad, eye, chol), eye, upper=False)
 
 
 def fit_softmax(
