@@ -96,9 +96,14 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(finetune, "cpu_computes_bf16", lambda: True)
     assert finetune.precision_flags("auto") == {"bf16": True, "fp16": False}
+    assert finetune.precision_flags("auto", hidden_size=384) == {"bf16": True, "fp16": False}
+    # a 64-wide model trains faster in fp32 on a CPU: autocast's casts outweigh the products
+    assert finetune.precision_flags("auto", hidden_size=64) == {"bf16": False, "fp16": False}
+    assert finetune.precision_flags("bf16", hidden_size=64) == {"bf16": True, "fp16": False}
     monkeypatch.setattr(finetune, "cpu_computes_bf16", lambda: False)
     assert finetune.precision_flags("auto") == {"bf16": False, "fp16": False}
     assert finetune.precision_flags("fp32") == {"bf16": False, "fp16": False}
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
     assert finetune.precision_flags("auto") == {"bf16": False, "fp16": True}
+    assert finetune.precision_flags("auto", hidden_size=64) == {"bf16": False, "fp16": True}
