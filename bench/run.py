@@ -1,6 +1,6 @@
 """bioprobe's benchmark: one command, ratios measured side by side in one run.
 
-    python bench/run.py            # the full run (~15 min on 2 CPU cores)
+    python bench/run.py            # the full run (~25 min on 2 CPU cores)
     python bench/run.py --quick    # tiny sizes, to check the harness (~2 min)
     python bench/run.py --record   # also append the table to bench/RESULTS.md
 
