@@ -259,6 +259,7 @@ class Bench:
         metric = METRIC[info["task_type"]]
         tokenizer = load_tokenizer_for(spec)
         records = load_split(task_dir, "train")
+        score_dir = self.score_dir(task)
         runs = {"bioprobe": [], "paper": []}  # (examples/s, test score) per seed
         for seed in range(SEED, SEED + seeds):
             out = self.model_dir(task, model, seed)
@@ -303,7 +304,7 @@ class Bench:
             del net
             for side, rate in (("bioprobe", ours), ("paper", n * epochs / wall)):
                 result = evaluate(
-                    task_dir=self.score_dir(task),
+                    task_dir=score_dir,
                     model_location=str(out / side),
                     spec=spec,
                     training=training,
@@ -333,7 +334,7 @@ class Bench:
             scores_note = f"; sd over seeds {sd}; per seed {per_seed}"
         else:
             scores_note = ""
-        n_test = len(load_split(self.score_dir(task), "test"))
+        n_test = len(load_split(score_dir, "test"))
         recipe = RECIPES.get((task, model))
         recipe_note = f"; bioprobe {json.dumps(recipe)}" if recipe else ""
         self.add(

@@ -333,9 +333,8 @@ def _fit_layers_linear(X, y, X_eval, C, max_iter, tol, device, max_bytes) -> np.
             for k, targets in groups.items():
                 idx = np.stack([encoded[t][1] for t in targets]).astype(np.int64)
                 yt = torch.from_numpy(idx).to(device)
-                fits[k] = fit_softmax(x, yt, k, C=C, max_iter=max_iter, tol=tol, precondition=pre)[
-                    :2
-                ]
+                w, b, _ = fit_softmax(x, yt, k, C=C, max_iter=max_iter, tol=tol, precondition=pre)
+                fits[k] = (w, b)
             del x, pre
             xe = as_float32(X_eval[lo:hi], device).sub_(mean).div_(scale)
             with torch.no_grad():
