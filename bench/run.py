@@ -40,10 +40,12 @@ from bioprobe.data import load_labels, load_split, prepare_task, subset_order, w
 from bioprobe.data.demo import task_config, write_demo_nli
 from bioprobe.data.prepare import corpus_text
 from bioprobe.io import write_json, write_jsonl
+from bioprobe.jobs import job_at
 from bioprobe.methods import require_supported
 from bioprobe.metrics import classification_scores
 from bioprobe.models import build_scratch, load_model_for_task, load_tokenizer_for, resolve_model
 from bioprobe.probing.run import bio_to_type
+from bioprobe.settings import ProbeSettings, TrainingSettings
 from bioprobe.tokenization import encode_pair, encode_text, encode_words
 from bioprobe.training.evaluate import evaluate
 from bioprobe.training.finetune import finetune
@@ -266,13 +268,10 @@ class Bench:
             shutil.rmtree(out, ignore_errors=True)
             log(f"fine-tuning {task}/{model} seed {seed}: bioprobe")
             metrics = finetune(
-                task_dir=task_dir,
+                job_at(task_dir, spec, seed),
                 subset_file=task_dir / "subset.json",
                 size=100,
-                seed=seed,
-                model_location=spec.location,
-                spec=spec,
-                training=training,
+                training=TrainingSettings.from_config(training),
                 out_dir=out / "bioprobe",
                 checkpoint_dir=out / "checkpoints",
             )
@@ -304,11 +303,8 @@ class Bench:
             del net
             for side, rate in (("bioprobe", ours), ("paper", n * epochs / wall)):
                 result = evaluate(
-                    task_dir=score_dir,
-                    model_location=str(out / side),
-                    spec=spec,
-                    training=training,
-                    seed=seed,
+                    job_at(score_dir, spec, seed, location=out / side),
+                    TrainingSettings.from_config(training),
                     splits=("test",),
                 )
                 runs[side].append((rate, result["scores"]["test"][metric]))
@@ -432,11 +428,8 @@ class Bench:
         with Clock() as c:
             for method, location in a["variants"].items():
                 dump_variant(
-                    task_dir=a["task_dir"],
-                    method=method,
-                    seed=SEED,
-                    model_location=location,
-                    spec=a["spec"],
+                    job_at(a["task_dir"], a["spec"], SEED, location=location),
+                    variant=method,
                     settings=settings,
                     out_dir=dumps / method,
                 )
@@ -444,7 +437,13 @@ class Bench:
         info = a["info"]
         with Clock() as c:
             probes = {
-                m: probe_variant(dumps / m, info, probe_cfg, seed=SEED, threads=threads)
+                m: probe_variant(
+                    dumps / m,
+                    info,
+                    ProbeSettings.from_config(probe_cfg),
+                    seed=SEED,
+                    threads=threads,
+                )
                 for m in a["variants"]
             }
         times["probes"] = c.seconds
@@ -453,7 +452,13 @@ class Bench:
         times["attention"] = c.seconds
         with Clock() as c:
             for m in a["variants"]:
-                probe_variant(dumps / m, info, self.config["probe"], seed=SEED, threads=threads)
+                probe_variant(
+                    dumps / m,
+                    info,
+                    ProbeSettings.from_config(self.config["probe"]),
+                    seed=SEED,
+                    threads=threads,
+                )
         return {"times": times, "default_probes": c.seconds, "probes": probes, "attention": att}
 
     def analysis(self, task: str, model: str, finetuned: Path) -> None:

@@ -2,11 +2,11 @@ rule attention_similarity:
     input:
         unpack(attention_inputs),
     output:
-        "results/attention/{task}/{model}/{method}/size{size}/seed{seed}.tsv",
+        grid.ATTENTION_TSV,
     log:
-        "logs/attention_similarity/{task}/{model}/{method}/size{size}/seed{seed}.log",
+        grid.log("attention_similarity", grid.RUN),
     benchmark:
-        "benchmarks/attention_similarity/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+        grid.benchmark("attention_similarity", grid.RUN)
     conda:
         "../envs/bioprobe.yaml"
     threads: 1
@@ -16,15 +16,14 @@ rule attention_similarity:
 
 rule cka:
     input:
-        dump="results/dumps/{task}/{model}/{method}/size{size}/seed{seed}",
+        dump=grid.DUMP_DIR,
         reference=pretrained_dump,
-        labels="results/data/{task}/labels.json",
     output:
-        "results/cka/{task}/{model}/{method}/size{size}/seed{seed}.tsv",
+        grid.CKA_TSV,
     log:
-        "logs/cka/{task}/{model}/{method}/size{size}/seed{seed}.log",
+        grid.log("cka", grid.RUN),
     benchmark:
-        "benchmarks/cka/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+        grid.benchmark("cka", grid.RUN)
     conda:
         "../envs/bioprobe.yaml"
     threads: 1
@@ -41,14 +40,14 @@ rule collect_attention:
         analysis_files(grid.ATTENTION_TSV, variant_runs()),
     output:
         report(
-            "results/tables/attention_similarity.tsv",
+            grid.table("attention_similarity"),
             category="Attention",
             caption="../report/attention_table.rst",
         ),
     log:
-        "logs/collect_attention.log",
+        grid.log("collect_attention"),
     benchmark:
-        "benchmarks/collect_attention.tsv"
+        grid.benchmark("collect_attention")
     conda:
         "../envs/bioprobe.yaml"
     params:
@@ -62,14 +61,14 @@ rule collect_cka:
         analysis_files(grid.CKA_TSV, compared_runs()),
     output:
         report(
-            "results/tables/cka.tsv",
+            grid.table("cka"),
             category="Representation similarity",
             caption="../report/cka_table.rst",
         ),
     log:
-        "logs/collect_cka.log",
+        grid.log("collect_cka"),
     benchmark:
-        "benchmarks/collect_cka.tsv"
+        grid.benchmark("collect_cka")
     conda:
         "../envs/bioprobe.yaml"
     params:

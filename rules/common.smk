@@ -19,6 +19,7 @@ work_offline()
 
 from bioprobe import grid, hub
 from bioprobe.checks import missing_task_data
+from bioprobe.data import demo
 from bioprobe.config import sorted_slice, training_config, validate_config
 from bioprobe.methods import require_supported
 from bioprobe.models import resolve_model
@@ -54,20 +55,12 @@ wildcard_constraints:
 
 
 def all_targets():
+    tables = ["downstream", "probes", "attention_similarity", "cka", "summary"]
+    figures = ["downstream", "probes", "attention_by_layer", "cka", "correlations"]
     return [
-        "results/tables/downstream.tsv",
-        "results/tables/probes.tsv",
-        "results/tables/attention_similarity.tsv",
-        "results/tables/cka.tsv",
-        "results/tables/summary.tsv",
-        "results/figures/downstream.png",
-        "results/figures/probes.png",
-        "results/figures/attention_by_layer.png",
-        "results/figures/cka.png",
-        "results/figures/correlations.png",
-        *expand(
-            "results/figures/attention_heatmap_{task}.png", task=sorted(config["tasks"])
-        ),
+        *map(grid.table, tables),
+        *map(grid.figure, figures),
+        *expand(grid.figure("attention_heatmap_{task}"), task=sorted(config["tasks"])),
     ]
 
 
@@ -97,7 +90,10 @@ def method_slice(wildcards):
 
 
 def is_adapter(method):
-    return method in config["methods"] and config["methods"][method]["kind"] != "full"
+    from bioprobe import methods
+
+    entry = config["methods"].get(method)
+    return entry is not None and methods.get(entry["kind"]).is_adapter
 
 
 def adapter_base_input(wildcards):
@@ -112,9 +108,9 @@ def adapter_base_location(wildcards):
 
 
 def finetune_threads(wildcards):
-    """Half the cores of a local run: on a CPU two fine-tunings side by side get more done than
-    one with every core (MiniLM trains 1.4x faster on 2 threads than on 1, not 2x). Without
-    --cores (a cluster executor) 2; the GPU and SLURM profiles set their own with set-threads.
+    """Half the cores of a local run: thread scaling is sublinear, so two fine-tunings side by
+    side get more done than one with every core (bench/RESULTS.md). Without --cores (a cluster
+    executor) 2; the GPU and SLURM profiles set their own with set-threads.
     """
     cores = workflow.resource_settings.cores
     return max(1, cores // 2) if isinstance(cores, int) else 2
@@ -140,7 +136,7 @@ def is_scratch(model):
 
 
 def pretrained_dir(task, model):
-    return f"results/pretrained/{task}/{model}"
+    return grid.PRETRAINED_DIR.format(task=task, model=model)
 
 
 @functools.cache
@@ -190,11 +186,12 @@ def hub_dataset_slice(wildcards):
 
 
 def task_data(wildcards):
+    task = wildcards.task
     return {
-        "labels": f"results/data/{wildcards.task}/labels.json",
-        "train": f"results/data/{wildcards.task}/train.jsonl",
-        "validation": f"results/data/{wildcards.task}/validation.jsonl",
-        "test": f"results/data/{wildcards.task}/test.jsonl",
+        "labels": grid.LABELS_JSON.format(task=task),
+        "train": grid.split_jsonl("train", task),
+        "validation": grid.split_jsonl("validation", task),
+        "test": grid.split_jsonl("test", task),
     }
 
 

@@ -4,14 +4,14 @@ rule demo_ner_data:
         validation="resources/demo/ner/devel.tsv",
         test="resources/demo/ner/test.tsv",
     log:
-        "logs/demo_data/ner.log",
+        grid.log("demo_data", demo.NER_CORPUS),
     benchmark:
-        "benchmarks/demo_data/ner.tsv"
+        grid.benchmark("demo_data", demo.NER_CORPUS)
     localrule: True
     conda:
         "../envs/bioprobe.yaml"
     params:
-        kind="ner",
+        kind=demo.NER_CORPUS,
     script:
         "../workflow_scripts/demo_data.py"
 
@@ -22,14 +22,14 @@ rule demo_nli_data:
         validation="resources/demo/nli/dev.jsonl",
         test="resources/demo/nli/test.jsonl",
     log:
-        "logs/demo_data/nli.log",
+        grid.log("demo_data", demo.NLI_CORPUS),
     benchmark:
-        "benchmarks/demo_data/nli.tsv"
+        grid.benchmark("demo_data", demo.NLI_CORPUS)
     localrule: True
     conda:
         "../envs/bioprobe.yaml"
     params:
-        kind="nli",
+        kind=demo.NLI_CORPUS,
     script:
         "../workflow_scripts/demo_data.py"
 
@@ -38,14 +38,14 @@ rule prepare_task:
     input:
         unpack(task_source_files),
     output:
-        labels="results/data/{task}/labels.json",
-        train="results/data/{task}/train.jsonl",
-        validation="results/data/{task}/validation.jsonl",
-        test="results/data/{task}/test.jsonl",
+        labels=grid.LABELS_JSON,
+        train=grid.split_jsonl("train"),
+        validation=grid.split_jsonl("validation"),
+        test=grid.split_jsonl("test"),
     log:
-        "logs/prepare_task/{task}.log",
+        grid.log("prepare_task", "{task}"),
     benchmark:
-        "benchmarks/prepare_task/{task}.tsv"
+        grid.benchmark("prepare_task", "{task}")
     conda:
         "../envs/bioprobe.yaml"
     params:
@@ -56,14 +56,14 @@ rule prepare_task:
 
 rule subsample:
     input:
-        train="results/data/{task}/train.jsonl",
-        labels="results/data/{task}/labels.json",
+        train=grid.split_jsonl("train"),
+        labels=grid.LABELS_JSON,
     output:
-        "results/data/{task}/subsets/seed{seed}.json",
+        grid.SUBSET_JSON,
     log:
-        "logs/subsample/{task}/seed{seed}.log",
+        grid.log("subsample", "{task}/seed{seed}"),
     benchmark:
-        "benchmarks/subsample/{task}/seed{seed}.tsv"
+        grid.benchmark("subsample", "{task}/seed{seed}")
     conda:
         "../envs/bioprobe.yaml"
     script:

@@ -5,11 +5,11 @@
 
 rule download_model:
     output:
-        directory("resources/hub/models/{model}"),
+        directory(hub.MODEL_DIR),
     log:
-        "logs/download/models/{model}.log",
+        grid.log("download/models", "{model}"),
     benchmark:
-        "benchmarks/download/models/{model}.tsv"
+        grid.benchmark("download/models", "{model}")
     localrule: True
     conda:
         "../envs/bioprobe.yaml"
@@ -21,11 +21,11 @@ rule download_model:
 
 rule download_dataset:
     output:
-        directory("resources/hub/datasets/{task}"),
+        directory(hub.DATASET_DIR),
     log:
-        "logs/download/datasets/{task}.log",
+        grid.log("download/datasets", "{task}"),
     benchmark:
-        "benchmarks/download/datasets/{task}.tsv"
+        grid.benchmark("download/datasets", "{task}")
     localrule: True
     conda:
         "../envs/bioprobe.yaml"

@@ -4,11 +4,11 @@ rule extract:
         model=dump_model_input,
         base=adapter_base_input,
     output:
-        dump_output("results/dumps/{task}/{model}/{method}/size{size}/seed{seed}"),
+        dump_output(grid.DUMP_DIR),
     log:
-        "logs/extract/{task}/{model}/{method}/size{size}/seed{seed}.log",
+        grid.log("extract", grid.RUN),
     benchmark:
-        "benchmarks/extract/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+        grid.benchmark("extract", grid.RUN)
     conda:
         "../envs/bioprobe.yaml"
     threads: 1

@@ -1,12 +1,12 @@
 rule build_scratch_model:
     input:
-        train="results/data/{task}/train.jsonl",
+        train=grid.split_jsonl("train"),
     output:
-        directory("results/pretrained/{task}/{model}"),
+        directory(grid.PRETRAINED_DIR),
     log:
-        "logs/build_scratch_model/{task}/{model}.log",
+        grid.log("build_scratch_model", "{task}/{model}"),
     benchmark:
-        "benchmarks/build_scratch_model/{task}/{model}.tsv"
+        grid.benchmark("build_scratch_model", "{task}/{model}")
     conda:
         "../envs/bioprobe.yaml"
     params:
@@ -18,16 +18,16 @@ rule build_scratch_model:
 rule finetune:
     input:
         unpack(task_data),
-        subset="results/data/{task}/subsets/seed{seed}.json",
+        subset=grid.SUBSET_JSON,
         pretrained=pretrained_input,
     output:
-        model=directory("results/models/{task}/{model}/{method}/size{size}/seed{seed}"),
+        model=directory(grid.MODEL_DIR),
         # scored in the same job, on the trained model still in memory
-        evaluation="results/eval/{task}/{model}/{method}/size{size}/seed{seed}.json",
+        evaluation=grid.EVAL_JSON,
     log:
-        "logs/finetune/{task}/{model}/{method}/size{size}/seed{seed}.log",
+        grid.log("finetune", grid.RUN),
     benchmark:
-        "benchmarks/finetune/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+        grid.benchmark("finetune", grid.RUN)
     wildcard_constraints:
         size=r"100|[1-9]\d?",  # size 0 is the pretrained model: nothing to train
     conda:
@@ -43,7 +43,7 @@ rule finetune:
         model=model_slice,
         method=method_slice,
         location=lambda wc: pretrained_location(wc.task, wc.model),
-        checkpoints="results/checkpoints/{task}/{model}/{method}/size{size}/seed{seed}",
+        checkpoints=grid.CHECKPOINT_DIR,
     script:
         "../workflow_scripts/finetune.py"
 
@@ -55,11 +55,11 @@ rule evaluate:
         unpack(task_data),
         model=pretrained_input,
     output:
-        "results/eval/{task}/{model}/{method}/size{size}/seed{seed}.json",
+        grid.EVAL_JSON,
     log:
-        "logs/evaluate/{task}/{model}/{method}/size{size}/seed{seed}.log",
+        grid.log("evaluate", grid.RUN),
     benchmark:
-        "benchmarks/evaluate/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+        grid.benchmark("evaluate", grid.RUN)
     wildcard_constraints:
         method=grid.PRETRAINED,
         size="0",
@@ -79,14 +79,14 @@ rule collect_downstream:
         eval_files(),
     output:
         report(
-            "results/tables/downstream.tsv",
+            grid.table("downstream"),
             category="Downstream performance",
             caption="../report/downstream_table.rst",
         ),
     log:
-        "logs/collect_downstream.log",
+        grid.log("collect_downstream"),
     benchmark:
-        "benchmarks/collect_downstream.tsv"
+        grid.benchmark("collect_downstream")
     conda:
         "../envs/bioprobe.yaml"
     script:

@@ -1,13 +1,13 @@
 rule probe:
     input:
-        dump="results/dumps/{task}/{model}/{method}/size{size}/seed{seed}",
-        labels="results/data/{task}/labels.json",
+        dump=grid.DUMP_DIR,
+        labels=grid.LABELS_JSON,
     output:
-        "results/probes/{task}/{model}/{method}/size{size}/seed{seed}.tsv",
+        grid.PROBE_TSV,
     log:
-        "logs/probe/{task}/{model}/{method}/size{size}/seed{seed}.log",
+        grid.log("probe", grid.RUN),
     benchmark:
-        "benchmarks/probe/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+        grid.benchmark("probe", grid.RUN)
     conda:
         "../envs/bioprobe.yaml"
     threads: 1
@@ -24,14 +24,14 @@ rule collect_probes:
         analysis_files(grid.PROBE_TSV, variant_runs()),
     output:
         report(
-            "results/tables/probes.tsv",
+            grid.table("probes"),
             category="Probing",
             caption="../report/probes_table.rst",
         ),
     log:
-        "logs/collect_probes.log",
+        grid.log("collect_probes"),
     benchmark:
-        "benchmarks/collect_probes.tsv"
+        grid.benchmark("collect_probes")
     conda:
         "../envs/bioprobe.yaml"
     params:

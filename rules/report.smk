@@ -1,17 +1,17 @@
 rule plot_downstream:
     input:
-        "results/tables/downstream.tsv",
+        grid.table("downstream"),
     output:
         png=report(
-            "results/figures/downstream.png",
+            grid.figure("downstream"),
             category="Downstream performance",
             caption="../report/downstream.rst",
         ),
-        pdf="results/figures/downstream.pdf",
+        pdf=grid.figure("downstream", "pdf"),
     log:
-        "logs/plot_downstream.log",
+        grid.log("plot_downstream"),
     benchmark:
-        "benchmarks/plot_downstream.tsv"
+        grid.benchmark("plot_downstream")
     conda:
         "../envs/bioprobe.yaml"
     params:
@@ -23,18 +23,18 @@ rule plot_downstream:
 
 rule plot_probes:
     input:
-        "results/tables/probes.tsv",
+        grid.table("probes"),
     output:
         png=report(
-            "results/figures/probes.png",
+            grid.figure("probes"),
             category="Probing",
             caption="../report/probes.rst",
         ),
-        pdf="results/figures/probes.pdf",
+        pdf=grid.figure("probes", "pdf"),
     log:
-        "logs/plot_probes.log",
+        grid.log("plot_probes"),
     benchmark:
-        "benchmarks/plot_probes.tsv"
+        grid.benchmark("plot_probes")
     conda:
         "../envs/bioprobe.yaml"
     params:
@@ -46,24 +46,24 @@ rule plot_probes:
 
 rule plot_attention_heatmaps:
     input:
-        "results/tables/attention_similarity.tsv",
+        grid.table("attention_similarity"),
     output:
         png=report(
             expand(
-                "results/figures/attention_heatmap_{task}.png",
+                grid.figure("attention_heatmap_{task}"),
                 task=sorted(config["tasks"]),
             ),
             category="Attention",
             caption="../report/attention_heatmap.rst",
         ),
         pdf=expand(
-            "results/figures/attention_heatmap_{task}.pdf",
+            grid.figure("attention_heatmap_{task}", "pdf"),
             task=sorted(config["tasks"]),
         ),
     log:
-        "logs/plot_attention_heatmaps.log",
+        grid.log("plot_attention_heatmaps"),
     benchmark:
-        "benchmarks/plot_attention_heatmaps.tsv"
+        grid.benchmark("plot_attention_heatmaps")
     conda:
         "../envs/bioprobe.yaml"
     params:
@@ -75,18 +75,18 @@ rule plot_attention_heatmaps:
 
 rule plot_attention_by_layer:
     input:
-        "results/tables/attention_similarity.tsv",
+        grid.table("attention_similarity"),
     output:
         png=report(
-            "results/figures/attention_by_layer.png",
+            grid.figure("attention_by_layer"),
             category="Attention",
             caption="../report/attention_by_layer.rst",
         ),
-        pdf="results/figures/attention_by_layer.pdf",
+        pdf=grid.figure("attention_by_layer", "pdf"),
     log:
-        "logs/plot_attention_by_layer.log",
+        grid.log("plot_attention_by_layer"),
     benchmark:
-        "benchmarks/plot_attention_by_layer.tsv"
+        grid.benchmark("plot_attention_by_layer")
     conda:
         "../envs/bioprobe.yaml"
     params:
@@ -98,18 +98,18 @@ rule plot_attention_by_layer:
 
 rule plot_cka:
     input:
-        "results/tables/cka.tsv",
+        grid.table("cka"),
     output:
         png=report(
-            "results/figures/cka.png",
+            grid.figure("cka"),
             category="Representation similarity",
             caption="../report/cka.rst",
         ),
-        pdf="results/figures/cka.pdf",
+        pdf=grid.figure("cka", "pdf"),
     log:
-        "logs/plot_cka.log",
+        grid.log("plot_cka"),
     benchmark:
-        "benchmarks/plot_cka.tsv"
+        grid.benchmark("plot_cka")
     conda:
         "../envs/bioprobe.yaml"
     params:
@@ -121,27 +121,27 @@ rule plot_cka:
 
 rule summarise:
     input:
-        downstream="results/tables/downstream.tsv",
-        probes="results/tables/probes.tsv",
-        attention="results/tables/attention_similarity.tsv",
-        cka="results/tables/cka.tsv",
+        downstream=grid.table("downstream"),
+        probes=grid.table("probes"),
+        attention=grid.table("attention_similarity"),
+        cka=grid.table("cka"),
     output:
-        measures="results/tables/internal_measures.tsv",
+        measures=grid.table("internal_measures"),
         correlations=report(
-            "results/tables/correlations.tsv",
+            grid.table("correlations"),
             category="Downstream vs internal measures",
             caption="../report/correlations_table.rst",
         ),
         summary=report(
-            "results/tables/summary.tsv",
+            grid.table("summary"),
             category="Summary",
             caption="../report/summary_table.rst",
         ),
-        markdown="results/tables/summary.md",
+        markdown=grid.table("summary", "md"),
     log:
-        "logs/summarise.log",
+        grid.log("summarise"),
     benchmark:
-        "benchmarks/summarise.tsv"
+        grid.benchmark("summarise")
     conda:
         "../envs/bioprobe.yaml"
     params:
@@ -152,18 +152,18 @@ rule summarise:
 
 rule plot_correlations:
     input:
-        "results/tables/internal_measures.tsv",
+        grid.table("internal_measures"),
     output:
         png=report(
-            "results/figures/correlations.png",
+            grid.figure("correlations"),
             category="Downstream vs internal measures",
             caption="../report/correlations.rst",
         ),
-        pdf="results/figures/correlations.pdf",
+        pdf=grid.figure("correlations", "pdf"),
     log:
-        "logs/plot_correlations.log",
+        grid.log("plot_correlations"),
     benchmark:
-        "benchmarks/plot_correlations.tsv"
+        grid.benchmark("plot_correlations")
     conda:
         "../envs/bioprobe.yaml"
     params:

@@ -2,13 +2,12 @@
 
 from pathlib import Path
 
-from bioprobe.data.demo import write_demo_ner, write_demo_nli
+from bioprobe.data.demo import write_corpus
 from bioprobe.smk_support import run_script
 
 
 def main(sm):
-    writer = write_demo_ner if sm.params.kind == "ner" else write_demo_nli
-    writer(Path(sm.output.train).parent)
+    write_corpus(sm.params.kind, Path(sm.output.train).parent)
 
 
 run_script(snakemake, main)  # noqa: F821

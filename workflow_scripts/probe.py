@@ -2,6 +2,7 @@
 
 from bioprobe.analysis.stages import probe_variant
 from bioprobe.io import read_json
+from bioprobe.settings import ProbeSettings
 from bioprobe.smk_support import run_script
 from bioprobe.tables import PROBE_COLUMNS, key_of, write_keyed_rows
 
@@ -10,7 +11,7 @@ def main(sm):
     rows = probe_variant(
         sm.input.dump,
         read_json(sm.input.labels),
-        sm.params.probe,
+        ProbeSettings.from_config(sm.params.probe),
         seed=int(sm.wildcards.seed),
         threads=sm.threads,
     )

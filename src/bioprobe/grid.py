@@ -73,12 +73,53 @@ def check_defined(config: Mapping[str, Any], wildcards: Any) -> None:
             )
 
 
-MODEL_DIR = "results/models/{task}/{model}/{method}/size{size}/seed{seed}"
-EVAL_JSON = "results/eval/{task}/{model}/{method}/size{size}/seed{seed}.json"
-DUMP_DIR = "results/dumps/{task}/{model}/{method}/size{size}/seed{seed}"
-PROBE_TSV = "results/probes/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
-ATTENTION_TSV = "results/attention/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
-CKA_TSV = "results/cka/{task}/{model}/{method}/size{size}/seed{seed}.tsv"
+# --- artifact paths: every rule, collector and test builds them from these templates ---
+
+#: one run's place under every per-run stage (results, logs, benchmarks)
+RUN = "{task}/{model}/{method}/size{size}/seed{seed}"
+
+#: a prepared task: canonical splits, labels, nested training subsets (bioprobe.data.prepare)
+TASK_DIR = "results/data/{task}"
+LABELS_JSON = f"{TASK_DIR}/labels.json"
+SPLIT_JSONL = f"{TASK_DIR}/{{split}}.jsonl"
+SUBSET_JSON = f"{TASK_DIR}/subsets/seed{{seed}}.json"
+#: a scratch model's untrained weights, built on the task's training corpus
+PRETRAINED_DIR = "results/pretrained/{task}/{model}"
+
+MODEL_DIR = f"results/models/{RUN}"
+CHECKPOINT_DIR = f"results/checkpoints/{RUN}"
+EVAL_JSON = f"results/eval/{RUN}.json"
+DUMP_DIR = f"results/dumps/{RUN}"
+PROBE_TSV = f"results/probes/{RUN}.tsv"
+ATTENTION_TSV = f"results/attention/{RUN}.tsv"
+CKA_TSV = f"results/cka/{RUN}.tsv"
+
+#: the collected tables and the figures (downloads: bioprobe.hub.MODEL_DIR, DATASET_DIR)
+TABLE = "results/tables/{name}.{ext}"
+FIGURE = "results/figures/{name}.{ext}"
+
+
+def split_jsonl(split: str, task: str = "{task}") -> str:
+    """One canonical split of a prepared task (by default still a `{task}` pattern)."""
+    return SPLIT_JSONL.format(task=task, split=split)
+
+
+def table(name: str, ext: str = "tsv") -> str:
+    return TABLE.format(name=name, ext=ext)
+
+
+def figure(name: str, ext: str = "png") -> str:
+    return FIGURE.format(name=name, ext=ext)
+
+
+def log(stage: str, pattern: str | None = None) -> str:
+    """A job's log: ``logs/<stage>/<pattern>.log``, or ``logs/<stage>.log`` for a one-job stage."""
+    return f"logs/{stage}/{pattern}.log" if pattern else f"logs/{stage}.log"
+
+
+def benchmark(stage: str, pattern: str | None = None) -> str:
+    """A job's benchmark: ``benchmarks/<stage>/<pattern>.tsv`` (``benchmarks/<stage>.tsv``)."""
+    return f"benchmarks/{stage}/{pattern}.tsv" if pattern else f"benchmarks/{stage}.tsv"
 
 
 def path(template: str, run: Run) -> str:

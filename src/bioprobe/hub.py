@@ -28,12 +28,14 @@ from bioprobe.errors import ConfigError, InputError
 
 __all__ = [
     "DATASET_DIR",
+    "HUB_ID",
     "MODEL_DIR",
     "allow_network",
     "dataset_patterns",
     "download_dataset",
     "download_model",
     "is_hub_dataset",
+    "is_hub_id",
     "model_patterns",
     "work_offline",
 ]
@@ -54,9 +56,15 @@ MODEL_FILES = [
     "*.tiktoken",
 ]
 PICKLE_FILES = ["*.bin", "*.bin.index.json"]
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+#: a model or dataset id as the Hub spells it: ``name`` or ``owner/name``, ASCII only
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
 
 Snapshot = Callable[..., str]
+
+
+def is_hub_id(text: str) -> bool:
+    """Whether `text` is a Hub repository id (the Hub itself refuses ``..``: no path tricks)."""
+    return HUB_ID.fullmatch(text) is not None and ".." not in text
 
 
 def is_hub_dataset(task: Mapping[str, Any]) -> bool:
@@ -66,7 +74,7 @@ def is_hub_dataset(task: Mapping[str, Any]) -> bool:
         task.get("format") == "hf"
         and not Path(path).expanduser().exists()
         and not path.startswith((".", "/", "~"))
-        and bool(_HUB_ID.match(path))
+        and is_hub_id(path)
     )
 
 

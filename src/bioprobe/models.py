@@ -16,14 +16,15 @@ import contextlib
 import importlib
 import json
 import os
-import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from bioprobe.errors import BioprobeError, ConfigError
-from bioprobe.scratch import build_scratch, derive_seed, validate_scratch
+from bioprobe.hub import is_hub_id
+from bioprobe.scratch import build_scratch, validate_scratch
+from bioprobe.seeding import derive_seed
 from bioprobe.tokenization import load_tokenizer
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
 ]
 
 Kind = Literal["scratch", "package", "local", "hub"]
-TaskType = Literal["ner", "pair"]
 
 #: model types whose models read left to right (sequence head pools the last non-pad token)
 DECODER_MODEL_TYPES = frozenset(
@@ -66,7 +66,6 @@ DECODER_MODEL_TYPES = frozenset(
     }
 )
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
 
 @dataclass(frozen=True)
@@ -93,10 +92,6 @@ class ModelSpec:
     @property
     def key(self) -> str:
         return f"models.{self.model_id}"
-
-    def at(self, location: str | os.PathLike) -> ModelSpec:
-        """The same spec with another location (a built scratch model, a fine-tuned copy)."""
-        return replace(self, location=str(location))
 
 
 def is_decoder_config(config: Any) -> bool:
@@ -147,63 +142,20 @@ def resolve_model(
     if not isinstance(source, str) or not source.strip():
         raise ConfigError("must be a non-empty string", f"{key}.source")
     source = source.strip()
-    revision = model_cfg.get("revision")
-    trust = bool(model_cfg.get("trust_remote_code", False))
-    allow_pickle = bool(model_cfg.get("allow_pickle", False))
-    scratch = model_cfg.get("scratch")
     common = {
         "model_id": model_id,
         "source": source,
-        "revision": revision,
-        "trust_remote_code": trust,
-        "allow_pickle": allow_pickle,
+        "revision": model_cfg.get("revision"),
+        "trust_remote_code": bool(model_cfg.get("trust_remote_code", False)),
+        "allow_pickle": bool(model_cfg.get("allow_pickle", False)),
     }
+    scratch = model_cfg.get("scratch")
     if source == "scratch":
-        if scratch is None:
-            raise ConfigError("source: scratch needs a scratch: entry", f"{key}.scratch")
-        scratch = validate_scratch(scratch, f"{key}.scratch")
-        return ModelSpec(
-            kind="scratch",
-            location=str(scratch_dir) if scratch_dir is not None else None,
-            scratch=scratch,
-            family=scratch["family"],
-            is_decoder=scratch["family"] in DECODER_MODEL_TYPES,
-            **common,
-        )
+        return _resolve_scratch(scratch, key, scratch_dir, common)
     if scratch is not None:
         raise ConfigError("only allowed with source: scratch", f"{key}.scratch")
-    kind: Kind
-    if source.startswith("package:"):
-        kind = "package"
-        module_name = source.removeprefix("package:").strip()
-        try:
-            module = importlib.import_module(module_name)
-            location = str(module.get_model_path())
-        except ImportError as exc:
-            raise ConfigError(
-                f"package {module_name!r} is not installed ({exc})", f"{key}.source"
-            ) from exc
-        except AttributeError as exc:
-            raise ConfigError(
-                f"package {module_name!r} has no get_model_path()", f"{key}.source"
-            ) from exc
-        if not Path(location).is_dir():
-            raise ConfigError(
-                f"{module_name}.get_model_path() gave {location}, not a directory", f"{key}.source"
-            )
-    elif source.startswith(("/", "./", "../", "~")) or Path(source).is_dir():
-        kind = "local"
-        location = str(Path(source).expanduser())
-        if not Path(location).is_dir():
-            raise ConfigError(f"directory {location} does not exist", f"{key}.source")
-    elif _HUB_ID.match(source) and ".." not in source:
-        kind, location = "hub", source
-    else:
-        raise ConfigError(
-            f"{source!r} is neither scratch, package:<module>, a directory nor a Hub id",
-            f"{key}.source",
-        )
-    config = _read_config(location, kind, revision)
+    kind, location = _locate(source, key)
+    config = _read_config(location, kind, common["revision"])
     return ModelSpec(
         kind=kind,
         location=location,
@@ -212,6 +164,65 @@ def resolve_model(
         config=config,
         **common,
     )
+
+
+def _resolve_scratch(
+    scratch: Any, key: str, scratch_dir: str | os.PathLike | None, common: Mapping[str, Any]
+) -> ModelSpec:
+    """A scratch entry: family and decoder-ness come from the entry, nothing is read from disk."""
+    if scratch is None:
+        raise ConfigError("source: scratch needs a scratch: entry", f"{key}.scratch")
+    scratch = validate_scratch(scratch, f"{key}.scratch")
+    return ModelSpec(
+        kind="scratch",
+        location=str(scratch_dir) if scratch_dir is not None else None,
+        scratch=scratch,
+        family=scratch["family"],
+        is_decoder=scratch["family"] in DECODER_MODEL_TYPES,
+        **common,
+    )
+
+
+def _locate(source: str, key: str) -> tuple[Kind, str]:
+    """The kind of a non-scratch `source` and what ``from_pretrained`` loads for it."""
+    if source.startswith("package:"):
+        return "package", _package_location(source.removeprefix("package:").strip(), key)
+    # before the Hub check: an existing directory wins over a Hub id spelt the same
+    if source.startswith(("/", "./", "../", "~")) or Path(source).is_dir():
+        return "local", _local_location(source, key)
+    if is_hub_id(source):
+        return "hub", source
+    raise ConfigError(
+        f"{source!r} is neither scratch, package:<module>, a directory nor a Hub id",
+        f"{key}.source",
+    )
+
+
+def _package_location(module_name: str, key: str) -> str:
+    """The model directory a package's ``get_model_path()`` returns."""
+    try:
+        module = importlib.import_module(module_name)
+        location = str(module.get_model_path())
+    except ImportError as exc:
+        raise ConfigError(
+            f"package {module_name!r} is not installed ({exc})", f"{key}.source"
+        ) from exc
+    except AttributeError as exc:
+        raise ConfigError(
+            f"package {module_name!r} has no get_model_path()", f"{key}.source"
+        ) from exc
+    if not Path(location).is_dir():
+        raise ConfigError(
+            f"{module_name}.get_model_path() gave {location}, not a directory", f"{key}.source"
+        )
+    return location
+
+
+def _local_location(source: str, key: str) -> str:
+    location = str(Path(source).expanduser())
+    if not Path(location).is_dir():
+        raise ConfigError(f"directory {location} does not exist", f"{key}.source")
+    return location
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,13 +288,9 @@ def _refuse_remote_code(spec: ModelSpec) -> Iterator[None]:
 
 
 def _auto_class(task_type: str) -> Any:
-    import transformers
+    from bioprobe import tasks
 
-    if task_type == "ner":
-        return transformers.AutoModelForTokenClassification
-    if task_type == "pair":
-        return transformers.AutoModelForSequenceClassification
-    raise ValueError(f"unknown task type {task_type!r} (expected 'ner' or 'pair')")
+    return tasks.get(task_type).auto_class()
 
 
 def _label_kwargs(labels: Sequence[str]) -> dict[str, Any]:
@@ -305,7 +312,7 @@ def _set_pad(model: Any, tokenizer: Any) -> None:
 
 def load_model_for_task(
     location: str | os.PathLike | None,
-    task_type: TaskType,
+    task_type: str,
     labels: Sequence[str],
     *,
     spec: ModelSpec,
@@ -365,7 +372,7 @@ def load_model_for_task(
 
 def random_init_like(
     location: str | os.PathLike | None,
-    task_type: TaskType,
+    task_type: str,
     labels: Sequence[str],
     *,
     spec: ModelSpec,

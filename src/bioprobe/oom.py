@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 from bioprobe.errors import BioprobeError
+from bioprobe.settings import TrainingSettings
 
 log = logging.getLogger("bioprobe.oom")
 
@@ -54,57 +54,55 @@ def _divisor_at_least(batch_size: int, wanted: int) -> int:
     return next(f for f in range(min(wanted, batch_size), batch_size + 1) if batch_size % f == 0)
 
 
-def _split_batches(training: Mapping[str, Any], factor: int) -> dict:
+def _split_batches(training: TrainingSettings, factor: int) -> TrainingSettings:
     """Batches divided by `factor`, gradient accumulation multiplied by it."""
-    return {
-        **training,
-        "batch_size": training["batch_size"] // factor,
-        "gradient_accumulation": training["gradient_accumulation"] * factor,
-    }
+    return training.replace(
+        batch_size=training.batch_size // factor,
+        gradient_accumulation=training.gradient_accumulation * factor,
+    )
 
 
-def training_for_attempt(training: Mapping[str, Any], attempt: int) -> dict:
+def training_for_attempt(training: TrainingSettings, attempt: int) -> TrainingSettings:
     """Training settings for a retry: batch size divided, gradient accumulation multiplied by
     the same factor (effective batch size kept), evaluation batch halved per attempt."""
-    out = _split_batches(training, split_factor(training["batch_size"], attempt))
-    out["eval_batch_size"] = max(1, training["eval_batch_size"] >> (attempt - 1))
+    out = _split_batches(training, split_factor(training.batch_size, attempt))
+    out = out.replace(eval_batch_size=max(1, training.eval_batch_size >> (attempt - 1)))
     if attempt > 1:
         log.warning(
             "attempt %d: batch_size %d -> %d, gradient_accumulation %d -> %d "
             "(effective batch size %d kept), eval_batch_size %d -> %d",
             attempt,
-            training["batch_size"],
-            out["batch_size"],
-            training["gradient_accumulation"],
-            out["gradient_accumulation"],
-            out["batch_size"] * out["gradient_accumulation"],
-            training["eval_batch_size"],
-            out["eval_batch_size"],
+            training.batch_size,
+            out.batch_size,
+            training.gradient_accumulation,
+            out.gradient_accumulation,
+            out.effective_batch_size,
+            training.eval_batch_size,
+            out.eval_batch_size,
         )
     return out
 
 
 #: attention elements (batch x longest^2) a CPU micro-batch may hold: above it the attention
-#: math runs out of cache and costs more per example (MiniLM, 64 PubMedQA pairs of up to 512
-#: tokens, effective batch 16: 58 s in micro-batches of 16, 27 s of 4, 24 s of 1)
+#: math runs out of cache and costs more per example (bench/RESULTS.md)
 CPU_ATTENTION_BUDGET = 2**19
 
 
-def cpu_micro_batches(training: Mapping[str, Any], longest: int) -> dict:
+def cpu_micro_batches(training: TrainingSettings, longest: int) -> TrainingSettings:
     """On a CPU, split batches of long sequences into micro-batches (more gradient
     accumulation, the same effective batch size) so one micro-batch's attention stays within
     `CPU_ATTENTION_BUDGET`. Short sequences keep their batches."""
-    batch = training["batch_size"]
+    batch = training.batch_size
     factor = _divisor_at_least(batch, -(-batch * longest**2 // CPU_ATTENTION_BUDGET))
     if factor == 1:
-        return dict(training)
+        return training
     log.info(
         "sequences of up to %d tokens on a CPU: micro-batches of %d, gradient accumulation x%d "
         "(effective batch size %d kept)",
         longest,
         batch // factor,
         factor,
-        batch * training["gradient_accumulation"],
+        training.effective_batch_size,
     )
     return _split_batches(training, factor)
 
@@ -114,12 +112,12 @@ def batch_for_attempt(batch_size: int, attempt: int) -> int:
     return max(1, batch_size >> (attempt - 1))
 
 
-def finetune_advice(training: Mapping[str, Any], attempt: int) -> str:
-    effective = training["batch_size"] * training["gradient_accumulation"]
+def finetune_advice(training: TrainingSettings, attempt: int) -> str:
+    effective = training.effective_batch_size
     return (
         f"out of memory while fine-tuning (attempt {attempt}: batch_size="
-        f"{training['batch_size']}, gradient_accumulation={training['gradient_accumulation']}, "
-        f"eval_batch_size={training['eval_batch_size']}). Lower 'training.batch_size' (or "
+        f"{training.batch_size}, gradient_accumulation={training.gradient_accumulation}, "
+        f"eval_batch_size={training.eval_batch_size}). Lower 'training.batch_size' (or "
         "'models.<id>.training.batch_size' / 'tasks.<id>.training.batch_size') and raise "
         "'training.gradient_accumulation' by the same factor, so that the effective batch size "
         f"stays {effective}; lower 'training.eval_batch_size' too. Or run snakemake with "
@@ -149,15 +147,15 @@ def explain_out_of_memory(advice: str) -> Iterator[None]:
         raise OutOfMemory(f"{advice} [{type(exc).__name__}: {first_line}]") from exc
 
 
-def resume_key(training: Mapping[str, Any]) -> dict:
+def resume_key(training: TrainingSettings) -> dict:
     """The training settings that fix a run's trajectory, for the checkpoint fingerprint.
 
     A retry's smaller micro-batches keep the effective batch size, the optimiser steps and the
     data order (the length-grouped sampler groups by the effective batch), so the checkpoints of
     a killed attempt stay valid for the next one.
     """
-    out = {k: v for k, v in training.items() if k not in _MICRO_BATCH_KEYS}
-    out["effective_batch_size"] = training["batch_size"] * training["gradient_accumulation"]
+    out = {k: v for k, v in training.as_dict().items() if k not in _MICRO_BATCH_KEYS}
+    out["effective_batch_size"] = training.effective_batch_size
     return out
 
 

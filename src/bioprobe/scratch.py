@@ -12,7 +12,6 @@ are then handed to the real tokenizer classes. Same corpus and seed, same bytes.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import json
 from collections import Counter, defaultdict
@@ -23,6 +22,7 @@ from typing import Any
 
 from bioprobe.errors import ConfigError
 from bioprobe.io import atomic_path
+from bioprobe.seeding import derive_seed
 
 FAMILIES = ("bert", "gpt2", "biogpt")
 SCRATCH_KEYS = (
@@ -37,16 +37,6 @@ SCRATCH_KEYS = (
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 GPT2_EOS = "<|endoftext|>"
 BIOGPT_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]  # fairseq dictionary order: ids 0..3
-
-
-def derive_seed(purpose: str, seed: int) -> int:
-    """A torch seed for one purpose, so that purposes sharing a user seed draw different weights.
-
-    Without it a scratch model built with seed 1 and its random-init control drawn with seed 1
-    would be the same weights (same architecture, same draw order).
-    """
-    digest = hashlib.sha256(f"bioprobe:{purpose}:{int(seed)}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
 def validate_scratch(cfg: Mapping[str, Any], key: str = "scratch") -> dict[str, Any]:
@@ -90,27 +80,12 @@ def train_bpe(
     Returns (tokens, merges): the alphabet (sorted) then merged tokens in merge order, at most
     `max_tokens` of them (more only if the alphabet alone is larger), and the merges by rank.
     """
-
-    def symbols(word: str) -> list[str]:
-        out = [word[0]] + [prefix + c for c in word[1:]]
-        out[-1] += suffix
-        return out
-
     words = sorted((w, c) for w, c in word_counts.items() if w)
-    chars = set(alphabet).union(*(set(w) for w, _ in words))
-    forms = set()
-    for c in chars:
-        forms.update({c, prefix + c, c + suffix, prefix + c + suffix})
-    tokens = sorted(forms)
+    tokens = _base_tokens(words, alphabet, prefix, suffix)
     known = set(tokens)
-    seqs = [symbols(w) for w, _ in words]
+    seqs = [_symbols(w, prefix, suffix) for w, _ in words]
     counts = [c for _, c in words]
-    pair_counts: dict[tuple[str, str], int] = defaultdict(int)
-    where: dict[tuple[str, str], set[int]] = defaultdict(set)
-    for i, seq in enumerate(seqs):
-        for pair in pairwise(seq):
-            pair_counts[pair] += counts[i]
-            where[pair].add(i)
+    pair_counts, where = _count_pairs(seqs, counts)
     heap = [(-c, p) for p, c in pair_counts.items()]
     heapq.heapify(heap)
     merges: list[tuple[str, str]] = []
@@ -126,31 +101,72 @@ def train_bpe(
         if new not in known:
             known.add(new)
             tokens.append(new)
-        changed = set()
-        for i in sorted(where.pop(pair)):
-            seq, n = seqs[i], counts[i]
-            for p in pairwise(seq):
-                pair_counts[p] -= n
-                changed.add(p)
-            out, j = [], 0
-            while j < len(seq):
-                if j + 1 < len(seq) and seq[j] == a and seq[j + 1] == b:
-                    out.append(new)
-                    j += 2
-                else:
-                    out.append(seq[j])
-                    j += 1
-            seqs[i] = out
-            for p in pairwise(out):
-                pair_counts[p] += n
-                where[p].add(i)
-                changed.add(p)
-        for p in changed:
-            if pair_counts[p] > 0:
-                heapq.heappush(heap, (-pair_counts[p], p))
-            else:
-                pair_counts.pop(p)
+        _merge_everywhere(pair, new, seqs, counts, pair_counts, where, heap)
     return tokens, merges
+
+
+def _symbols(word: str, prefix: str, suffix: str) -> list[str]:
+    """A word's starting symbols: its characters, marked as `train_bpe` describes."""
+    out = [word[0]] + [prefix + c for c in word[1:]]
+    out[-1] += suffix
+    return out
+
+
+def _base_tokens(
+    words: list[tuple[str, int]], alphabet: Iterable[str], prefix: str, suffix: str
+) -> list[str]:
+    """Every character in every form a word can produce (bare, prefixed, suffixed), sorted."""
+    chars = set(alphabet).union(*(set(w) for w, _ in words))
+    forms = set()
+    for c in chars:
+        forms.update({c, prefix + c, c + suffix, prefix + c + suffix})
+    return sorted(forms)
+
+
+def _count_pairs(
+    seqs: list[list[str]], counts: list[int]
+) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], set[int]]]:
+    """Weighted count of each adjacent symbol pair, and the words it occurs in."""
+    pair_counts: dict[tuple[str, str], int] = defaultdict(int)
+    where: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for i, seq in enumerate(seqs):
+        for pair in pairwise(seq):
+            pair_counts[pair] += counts[i]
+            where[pair].add(i)
+    return pair_counts, where
+
+
+def _merge_everywhere(pair, new, seqs, counts, pair_counts, where, heap) -> None:
+    """Apply one merge to every word holding `pair`; update the counts and push changed pairs.
+
+    Only the words that hold the pair are touched (`where`), and only their pairs re-counted:
+    recounting the whole corpus after every merge would be far slower.
+    """
+    a, b = pair
+    changed = set()
+    for i in sorted(where.pop(pair)):
+        seq, n = seqs[i], counts[i]
+        for p in pairwise(seq):
+            pair_counts[p] -= n
+            changed.add(p)
+        out, j = [], 0
+        while j < len(seq):
+            if j + 1 < len(seq) and seq[j] == a and seq[j + 1] == b:
+                out.append(new)
+                j += 2
+            else:
+                out.append(seq[j])
+                j += 1
+        seqs[i] = out
+        for p in pairwise(out):
+            pair_counts[p] += n
+            where[p].add(i)
+            changed.add(p)
+    for p in changed:
+        if pair_counts[p] > 0:
+            heapq.heappush(heap, (-pair_counts[p], p))
+        else:
+            pair_counts.pop(p)
 
 
 # --------------------------------------------------------------------------------------------

@@ -66,3 +66,23 @@ def run_script(snakemake: Any, main: Callable[[Any], None]) -> None:
     except Exception:
         logging.getLogger("bioprobe").error("failed:\n%s", traceback.format_exc())
         raise
+
+
+def job_context(snakemake: Any):
+    """The job's context from its rule: the task directory (where `labels.json` is), the model
+    spec at the location `rules/common.smk` planned (`params.location`), the adapters' base
+    (`params.base`), seed and attempt. The one place a job resolves its model."""
+    from pathlib import Path
+
+    from bioprobe.jobs import job_at
+    from bioprobe.models import resolve_model
+
+    wc, params = snakemake.wildcards, snakemake.params
+    return job_at(
+        Path(snakemake.input.labels).parent,
+        resolve_model(wc.model, params.model),
+        int(wc.seed),
+        location=params.location,
+        base_location=params.get("base"),
+        attempt=int(getattr(snakemake.resources, "attempt", 1) or 1),
+    )

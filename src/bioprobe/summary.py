@@ -29,6 +29,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bioprobe.grid import PRETRAINED, RANDOM_INIT
+from bioprobe.tables import ATTENTION_COLUMNS, CKA_COLUMNS, DOWNSTREAM_COLUMNS, KEY, PROBE_COLUMNS
+
 __all__ = [
     "KEY",
     "MAIN_METRICS",
@@ -42,10 +45,10 @@ __all__ = [
     "to_markdown",
 ]
 
-KEY = ["task", "model", "method", "size", "seed"]
-GROUP = ["task", "model", "method", "size"]
+#: A variant (what `summary_table` averages over seeds): the run key without the seed.
+GROUP = [c for c in KEY if c != "seed"]
 #: Methods that are not fine-tuning: the published model and its random-weights control.
-SPECIAL_METHODS = ("pretrained", "random-init")
+SPECIAL_METHODS = (PRETRAINED, RANDOM_INIT)
 #: A task's main downstream metric: the first of these the table has for that task
 #: (NER tables have ``entity_f1``, pair tables ``macro_f1``).
 MAIN_METRICS = ("entity_f1", "macro_f1", "accuracy", "token_macro_f1", "micro_f1")
@@ -57,11 +60,12 @@ MEASURES = {
     "cka": "mean CKA",
 }
 
+# the collectors' column lists (bioprobe.tables): what each tidy table must have
 _REQUIRED = {
-    "downstream": [*KEY, "split", "metric", "value"],
-    "probes": [*KEY, "layer", "probe", "target", "metric", "value"],
-    "attention_similarity": [*KEY, "layer", "head", "metric", "value"],
-    "cka": [*KEY, "layer", "value"],
+    "downstream": DOWNSTREAM_COLUMNS,
+    "probes": PROBE_COLUMNS,
+    "attention_similarity": ATTENTION_COLUMNS,
+    "cka": CKA_COLUMNS,
 }
 
 
@@ -134,6 +138,71 @@ def _selectivity_metric(probes: pd.DataFrame, metric: str) -> str:
     return name if (probes["metric"] == name).any() else "selectivity"
 
 
+def _load_inputs(downstream, probes, attention, cka) -> tuple[pd.DataFrame | None, ...]:
+    """The four tidy tables, checked: downstream required, the internal measures optional."""
+    return (
+        load_table(downstream, "downstream"),
+        load_table(probes, "probes", required=False),
+        load_table(attention, "attention_similarity", required=False),
+        load_table(cka, "cka", required=False),
+    )
+
+
+def _layer_curve(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean ``value`` per `keys` × layer (over seeds too when `keys` lacks ``seed``)."""
+    return rows.groupby([*keys, "layer"], as_index=False, sort=True)["value"].mean()
+
+
+def _peak(curve: pd.DataFrame, keys: list[str], by: str = "value") -> pd.DataFrame:
+    """The row of each `keys` group where `by` is largest (first such layer on ties)."""
+    return curve.loc[curve.groupby(keys, sort=True)[by].idxmax()]
+
+
+def _run_means(
+    table: pd.DataFrame | None, col: str, metric: str | None = None
+) -> pd.DataFrame | None:
+    """Per run (KEY): mean ``value`` over layers (and heads) as column `col`, optionally of one
+    `metric`; None without the table."""
+    if table is None:
+        return None
+    if metric is not None:
+        table = table[table["metric"] == metric]
+    means = table.groupby(KEY, as_index=False, sort=True)["value"].mean()
+    return means.rename(columns={"value": col})
+
+
+def _merge_measure(
+    out: pd.DataFrame, measure: pd.DataFrame | None, col: str, on: list[str]
+) -> pd.DataFrame:
+    """`out` with column `col` from `measure` (left join on `on`), all NaN without it."""
+    if measure is None:
+        return out.assign(**{col: np.nan})
+    return out.merge(measure, on=on, how="left")
+
+
+def _scored_runs(down: pd.DataFrame, split: str, include_pretrained: bool) -> pd.DataFrame:
+    """The fine-tuned runs (and the pretrained ones if asked) with their main downstream score."""
+    out = _downstream_main(down, split)
+    keep = _is_finetuned(out["method"])
+    if include_pretrained:
+        keep |= out["method"] == PRETRAINED
+    return out[keep].reset_index(drop=True)
+
+
+def _add_probe_scores(
+    out: pd.DataFrame, probes: pd.DataFrame | None, probe: str, metric: str
+) -> pd.DataFrame:
+    """Per run: ``probe_best`` (peak of that seed's curve), its layer, ``probe_last``."""
+    p = _probe_rows(probes, probe, metric)
+    if p is None:
+        return out.assign(probe_best=np.nan, probe_best_layer=np.nan, probe_last=np.nan)
+    curves = _layer_curve(p, KEY)
+    best = _peak(curves, KEY).rename(columns={"value": "probe_best", "layer": "probe_best_layer"})
+    last = _peak(curves, KEY, by="layer")
+    last = last.rename(columns={"value": "probe_last"}).drop(columns="layer")
+    return out.merge(best, on=KEY, how="left").merge(last, on=KEY, how="left")
+
+
 def internal_measures(
     downstream: pd.DataFrame | str | Path,
     probes: pd.DataFrame | str | Path | None = None,
@@ -156,40 +225,12 @@ def internal_measures(
     missing is NaN. Rows are the fine-tuned variants (the pretrained model too with
     `include_pretrained`: its head is untrained, and it has no attention similarity or CKA).
     """
-    down = load_table(downstream, "downstream")
-    probes = load_table(probes, "probes", required=False)
-    attention = load_table(attention, "attention_similarity", required=False)
-    cka = load_table(cka, "cka", required=False)
-
-    out = _downstream_main(down, split)
-    keep = _is_finetuned(out["method"])
-    if include_pretrained:
-        keep |= out["method"] == "pretrained"
-    out = out[keep].reset_index(drop=True)
-
-    p = _probe_rows(probes, probe, probe_metric)
-    if p is not None:
-        curves = p.groupby([*KEY, "layer"], as_index=False, sort=True)["value"].mean()
-        best = curves.loc[curves.groupby(KEY, sort=True)["value"].idxmax()]
-        best = best.rename(columns={"value": "probe_best", "layer": "probe_best_layer"})
-        last = curves.loc[curves.groupby(KEY, sort=True)["layer"].idxmax()]
-        last = last.rename(columns={"value": "probe_last"}).drop(columns="layer")
-        out = out.merge(best, on=KEY, how="left").merge(last, on=KEY, how="left")
-    else:
-        out = out.assign(probe_best=np.nan, probe_best_layer=np.nan, probe_last=np.nan)
-
-    if attention is not None:
-        a = attention[attention["metric"] == attention_metric]
-        a = a.groupby(KEY, as_index=False, sort=True)["value"].mean()
-        out = out.merge(a.rename(columns={"value": "attention_similarity"}), on=KEY, how="left")
-    else:
-        out["attention_similarity"] = np.nan
-
-    if cka is not None:
-        c = cka.groupby(KEY, as_index=False, sort=True)["value"].mean()
-        out = out.merge(c.rename(columns={"value": "cka"}), on=KEY, how="left")
-    else:
-        out["cka"] = np.nan
+    down, probes, attention, cka = _load_inputs(downstream, probes, attention, cka)
+    out = _scored_runs(down, split, include_pretrained)
+    out = _add_probe_scores(out, probes, probe, probe_metric)
+    attention_means = _run_means(attention, "attention_similarity", attention_metric)
+    out = _merge_measure(out, attention_means, "attention_similarity", on=KEY)
+    out = _merge_measure(out, _run_means(cka, "cka"), "cka", on=KEY)
 
     cols = [*KEY, "metric", "downstream", "probe_best_layer", *MEASURES]
     out = out[cols].sort_values(KEY, kind="mergesort").reset_index(drop=True)
@@ -251,6 +292,65 @@ def correlations(
     return pd.DataFrame(rows, columns=cols)
 
 
+def _variants(*tables: pd.DataFrame | None) -> pd.DataFrame:
+    """Every variant (GROUP) any table has: random-init has no downstream scores."""
+    return pd.concat(
+        [t[GROUP] for t in tables if t is not None], ignore_index=True
+    ).drop_duplicates()
+
+
+def _seed_mean_scores(down: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Per variant: main metric, mean and sample sd of its score over seeds, number of seeds."""
+    scores = _downstream_main(down, split)
+    return scores.groupby(GROUP, as_index=False, sort=True).agg(
+        metric=("metric", "first"),
+        score_mean=("downstream", "mean"),
+        score_std=("downstream", "std"),
+        n_seeds=("seed", "nunique"),
+    )
+
+
+def _add_best_layer(
+    out: pd.DataFrame, probes: pd.DataFrame | None, probe: str, metric: str
+) -> pd.DataFrame:
+    """Per variant: where the seed-mean probe curve peaks (``best_layer``, ``probe_score``)
+    and the seed-mean selectivity at that layer."""
+    p = _probe_rows(probes, probe, metric)
+    if p is None:
+        return out.assign(best_layer=np.nan, probe_score=np.nan, selectivity=np.nan)
+    best = _peak(_layer_curve(p, GROUP), GROUP)
+    best = best.rename(columns={"layer": "best_layer", "value": "probe_score"})
+    sel = _probe_rows(probes, probe, _selectivity_metric(probes, metric))
+    if sel is not None:
+        sel = _layer_curve(sel, GROUP)
+        sel = sel.rename(columns={"layer": "best_layer", "value": "selectivity"})
+        best = best.merge(sel, on=[*GROUP, "best_layer"], how="left")
+    else:
+        best["selectivity"] = np.nan
+    return out.merge(best, on=GROUP, how="left")
+
+
+def _variant_means(runs: pd.DataFrame | None, col: str) -> pd.DataFrame | None:
+    """Per variant: the mean over seeds of per-run means, so every seed weighs the same."""
+    if runs is None:
+        return None
+    return runs.groupby(GROUP, as_index=False, sort=True)[col].mean()
+
+
+_SUMMARY_COLUMNS = [
+    *GROUP,
+    "metric",
+    "score_mean",
+    "score_std",
+    "n_seeds",
+    "best_layer",
+    "probe_score",
+    "selectivity",
+    "attention_similarity",
+    "cka",
+]
+
+
 def summary_table(
     downstream: pd.DataFrame | str | Path,
     probes: pd.DataFrame | str | Path | None = None,
@@ -272,68 +372,15 @@ def summary_table(
     (mean of `attention_metric` over layers, heads and seeds); ``cka`` (mean over layers and
     seeds). Variants without downstream rows (random-init) keep NaN scores.
     """
-    down = load_table(downstream, "downstream")
-    probes = load_table(probes, "probes", required=False)
-    attention = load_table(attention, "attention_similarity", required=False)
-    cka = load_table(cka, "cka", required=False)
+    down, probes, attention, cka = _load_inputs(downstream, probes, attention, cka)
+    out = _variants(down, probes, attention, cka)
+    out = out.merge(_seed_mean_scores(down, split), on=GROUP, how="left")
+    out = _add_best_layer(out, probes, probe, probe_metric)
+    attention_runs = _run_means(attention, "attention_similarity", attention_metric)
+    for col, runs in (("attention_similarity", attention_runs), ("cka", _run_means(cka, "cka"))):
+        out = _merge_measure(out, _variant_means(runs, col), col, on=GROUP)
 
-    scores = _downstream_main(down, split)
-    scores = scores.groupby(GROUP, as_index=False, sort=True).agg(
-        metric=("metric", "first"),
-        score_mean=("downstream", "mean"),
-        score_std=("downstream", "std"),
-        n_seeds=("seed", "nunique"),
-    )
-    # rows: every variant any table has (random-init has no downstream scores)
-    variants = pd.concat(
-        [t[GROUP] for t in (down, probes, attention, cka) if t is not None], ignore_index=True
-    ).drop_duplicates()
-    out = variants.merge(scores, on=GROUP, how="left")
-
-    p = _probe_rows(probes, probe, probe_metric)
-    if p is not None:
-        curve = p.groupby([*GROUP, "layer"], as_index=False, sort=True)["value"].mean()
-        best = curve.loc[curve.groupby(GROUP, sort=True)["value"].idxmax()]
-        best = best.rename(columns={"layer": "best_layer", "value": "probe_score"})
-        sel_name = _selectivity_metric(probes, probe_metric)
-        sel = _probe_rows(probes, probe, sel_name)
-        if sel is not None:
-            sel = sel.groupby([*GROUP, "layer"], as_index=False, sort=True)["value"].mean()
-            sel = sel.rename(columns={"layer": "best_layer", "value": "selectivity"})
-            best = best.merge(sel, on=[*GROUP, "best_layer"], how="left")
-        else:
-            best["selectivity"] = np.nan
-        out = out.merge(best, on=GROUP, how="left")
-    else:
-        out = out.assign(best_layer=np.nan, probe_score=np.nan, selectivity=np.nan)
-
-    for name, table, col in (
-        ("attention", attention, "attention_similarity"),
-        ("cka", cka, "cka"),
-    ):
-        if table is None:
-            out[col] = np.nan
-            continue
-        if name == "attention":
-            table = table[table["metric"] == attention_metric]
-        # mean over layers (and heads) per seed, then over seeds: every seed weighs the same
-        per_seed = table.groupby(KEY, as_index=False, sort=True)["value"].mean()
-        mean = per_seed.groupby(GROUP, as_index=False, sort=True)["value"].mean()
-        out = out.merge(mean.rename(columns={"value": col}), on=GROUP, how="left")
-
-    cols = [
-        *GROUP,
-        "metric",
-        "score_mean",
-        "score_std",
-        "n_seeds",
-        "best_layer",
-        "probe_score",
-        "selectivity",
-        "attention_similarity",
-        "cka",
-    ]
-    out = out[cols].sort_values(GROUP, kind="mergesort").reset_index(drop=True)
+    out = out[_SUMMARY_COLUMNS].sort_values(GROUP, kind="mergesort").reset_index(drop=True)
     out["n_seeds"] = out["n_seeds"].astype("Int64")
     out["best_layer"] = out["best_layer"].astype("Int64")
     return out

@@ -406,14 +406,16 @@ def long_task(tmp_path_factory):
 
 @pytest.mark.parametrize("task", ["ner", "pair"])
 def test_truncation_is_counted_in_the_eval_json_and_logged(task, long_task, tiny_bert_dir, caplog):
+    from bioprobe.jobs import job_at
     from bioprobe.models import resolve_model
+    from bioprobe.settings import TrainingSettings
     from bioprobe.training.evaluate import evaluate
 
     training = {"max_length": 16, "pair_truncation": "longest_first", "eval_batch_size": 8}
     spec = resolve_model("tiny-bert", {"source": str(tiny_bert_dir)})
     with caplog.at_level(logging.WARNING):
-        result = evaluate(task_dir=long_task / task, model_location=str(tiny_bert_dir),
-                          spec=spec, training=training, seed=1)  # fmt: skip
+        result = evaluate(job_at(long_task / task, spec, 1, location=tiny_bert_dir),
+                          TrainingSettings.from_config(training))  # fmt: skip
     for split in ("validation", "test"):
         assert result["truncation"][split]["truncated_examples"] == 1, result["truncation"]
     if task == "ner":

@@ -7,6 +7,7 @@ import yaml
 
 from bioprobe.config import sorted_slice, training_config, validate_config
 from bioprobe.errors import ConfigError
+from bioprobe.settings import TrainingSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,12 +75,17 @@ def test_the_papers_training_recipe_validates_and_reaches_the_trainer(tmp_path):
 
     paper = {"batch_size": 4, "lr_scheduler": "constant", "warmup_ratio": 0, "max_grad_norm": None}
     cfg = validate_config(minimal(training=paper))
-    args = training_arguments(training_config(cfg, "ner", "m"), 1, tmp_path, "ner")
+    args = training_arguments(
+        TrainingSettings.from_config(training_config(cfg, "ner", "m")), 1, tmp_path, "ner"
+    )
     assert args.lr_scheduler_type.value == "constant_with_warmup" and args.warmup_steps == 0
     assert args.max_grad_norm == 0  # the Trainer then skips clipping and the norm
     assert args.per_device_train_batch_size == 4
     default = training_arguments(
-        training_config(validate_config(minimal()), "ner", "m"), 1, tmp_path, "ner"
+        TrainingSettings.from_config(training_config(validate_config(minimal()), "ner", "m")),
+        1,
+        tmp_path,
+        "ner",
     )
     assert default.lr_scheduler_type.value == "linear" and default.max_grad_norm == 1.0
     with pytest.raises(ConfigError, match="lr_scheduler"):

@@ -20,6 +20,7 @@ from bioprobe.methods import (
     unsupported_methods,
 )
 from bioprobe.models import load_tokenizer_for, resolve_model
+from bioprobe.settings import TrainingSettings
 
 from .test_config import minimal
 
@@ -67,11 +68,10 @@ def test_a_method_mistake_is_one_error_naming_the_key(entries, key, words):
 
 
 def test_a_method_learning_rate_overrides_the_training_one():
-    training = {"learning_rate": 1e-4, "epochs": 1}
-    assert effective_training(training, {"kind": "lora", "learning_rate": 1e-3}) == {
-        "learning_rate": 1e-3,
-        "epochs": 1,
-    }
+    training = TrainingSettings(learning_rate=1e-4, epochs=1)
+    assert effective_training(training, {"kind": "lora", "learning_rate": 1e-3}) == (
+        TrainingSettings(learning_rate=1e-3, epochs=1)
+    )
     assert effective_training(training, {"kind": "full", "learning_rate": None}) == training
 
 

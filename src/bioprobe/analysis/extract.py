@@ -19,53 +19,45 @@ columns, each row then renormalised over the real tokens (`real_tokens_only`).
 Examples of all splits are processed together in length-sorted batches (little padding) but written
 back to their split in its original order, so every variant of a model has the same unit at the
 same row. Batches run longest first: the first batch sets the peak memory (and runs out of it at
-once, not an hour in), and every later batch's tensors fit into memory the allocator already holds.
-In ascending order each batch outgrows the last: glibc's heap fragments and peak RSS grew 19 % from
-250 to 1000 MiniLM sentences; longest first it stays flat (-4 %), with no allocator setting to pay
-for (pinning glibc's mmap threshold also kept it flat, but made every big tensor a fresh mmap: the
-dumps took 1.3-1.5x as long).
+once, not an hour in), and later batches reuse it: peak memory stays flat (bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from bioprobe.analysis.dumpio import NpyWriter
-from bioprobe.analysis.pooling import masked_mean, pool_pair_joint, word_pool
+from bioprobe import tasks
+from bioprobe.analysis.dumpio import (
+    ATTENTION,
+    META,
+    AttentionWriter,
+    NpyWriter,
+    features_name,
+    units_file,
+)
+from bioprobe.grid import RANDOM_INIT
 from bioprobe.io import atomic_path, write_json
+from bioprobe.jobs import JobContext
+from bioprobe.methods import load_trained
+from bioprobe.models import is_decoder_config, load_tokenizer_for, random_init_like
 from bioprobe.oom import batch_for_attempt, explain_out_of_memory, extract_advice
 from bioprobe.progress import Progress
-from bioprobe.tokenization import encode_pair, encode_text, encode_words
+from bioprobe.settings import DumpSettings
 
 log = logging.getLogger("bioprobe.extract")
-
-
-@dataclass(frozen=True)
-class DumpSettings:
-    word_pooling: str = "mean"  # first | mean | last sub-token of each word
-    joint_pooling: str = "auto"  # cls (encoders) / last non-pad (decoders) | cls | last | mean
-    pair_modes: tuple[str, ...] = ("separate", "joint")
-    dtype: str = "float16"
-    batch_size: int = 32
-    max_length: int = 128
-    pair_truncation: str = "longest_first"
-    splits: tuple[str, ...] = ("validation", "test")
-    attention_split: str = "test"
-    attention_max_examples: int = 64
-    virtual_tokens: int = 0  # prompt methods: leading positions that are not real tokens
 
 
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _pad(tokenizer, encodings: Sequence[dict]) -> dict[str, torch.Tensor]:
+def pad(tokenizer, encodings: Sequence[dict]) -> dict[str, torch.Tensor]:
     """Right-pad a batch of encodings (pooling assumes right padding)."""
     width = max(len(e["input_ids"]) for e in encodings)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -113,7 +105,7 @@ def _set_attention(model, maps: bool) -> None:
 
 
 @torch.inference_mode()
-def _forward(model, batch: dict[str, torch.Tensor], attentions: bool, virtual: int = 0):
+def forward(model, batch: dict[str, torch.Tensor], attentions: bool, virtual: int = 0):
     _set_attention(model, attentions)
     dev = _device()
     out = model(
@@ -125,7 +117,7 @@ def _forward(model, batch: dict[str, torch.Tensor], attentions: bool, virtual: i
     return real_tokens_only(hidden, out.attentions, virtual)
 
 
-def _as_dump_dtype(t: torch.Tensor, dtype: str) -> np.ndarray:
+def as_dump_dtype(t: torch.Tensor, dtype: str) -> np.ndarray:
     """A batch's vectors in the dump's dtype, converted once (by torch: faster than numpy)."""
     return t.to(device="cpu", dtype=getattr(torch, dtype)).numpy()
 
@@ -162,24 +154,6 @@ def _examples(sizes: dict[str, int], attention_split: str, n_attn: int) -> list[
     return head + rest
 
 
-class _AttentionSink:
-    """Writes trimmed attention maps of the analysis examples into one flat array."""
-
-    def __init__(self, path: Path, lengths: list[int], n_layers: int, n_heads: int, dtype: str):
-        self.block = [n_layers * n_heads * t * t for t in lengths]
-        self.offsets = np.concatenate([[0], np.cumsum(self.block)]).astype(np.int64)
-        self.writer = NpyWriter(path, (int(self.offsets[-1]),), dtype)
-        self.lengths = lengths
-
-    def write(self, index: int, maps: torch.Tensor) -> None:
-        t = self.lengths[index]
-        block = maps[:, :, :t, :t].float().cpu().numpy().ravel()
-        self.writer.write(int(self.offsets[index]), block)
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 def _model_shape(model) -> tuple[int, int, int]:
     cfg = model.config
     layers = getattr(cfg, "num_hidden_layers", None) or cfg.n_layer
@@ -188,7 +162,7 @@ def _model_shape(model) -> tuple[int, int, int]:
     return int(layers), int(heads), int(hidden)
 
 
-class _Stream:
+class Stream:
     """One forward stream over all splits of a variant: the examples in batch order, a writer
     per (split, file), the attention sink; everything closed together."""
 
@@ -204,13 +178,13 @@ class _Stream:
         self.writers: dict[tuple[str, str], NpyWriter] = {}
         self.sink = None
         if self.n_attn:
-            self.sink = _AttentionSink(
-                out / "attention.npy", self.attn_lengths, self.n_layers, self.n_heads, s.dtype
+            self.sink = AttentionWriter(
+                out / ATTENTION, self.attn_lengths, self.n_layers, self.n_heads, s.dtype
             )
 
     def writer(self, split: str, file: str, rows: int, width: int) -> None:
         self.writers[split, file] = NpyWriter(
-            self.out / f"{split}.{file}.npy",
+            self.out / features_name(split, file),
             (self.n_layers + 1, rows, width),
             self.s.dtype,
             axis=1,
@@ -223,7 +197,7 @@ class _Stream:
             yield [self.items[j] for j in ids], ids[0] < self.n_attn
             progress.advance(len(ids))
 
-    def __enter__(self) -> _Stream:
+    def __enter__(self) -> Stream:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -234,115 +208,6 @@ class _Stream:
 
     def attention(self, index: int, row: int, attn) -> None:
         self.sink.write(index, torch.stack([a[row] for a in attn]))
-
-
-def _dump_ner(model, tokenizer, splits: dict[str, list[dict]], out: Path, s: DumpSettings):
-    encs = {
-        name: [encode_words(tokenizer, r["tokens"], s.max_length) for r in records]
-        for name, records in splits.items()
-    }
-    starts = {  # each sentence's first row in its split's dump
-        name: np.concatenate([[0], np.cumsum([e.n_words for e in es])]).astype(np.int64)
-        for name, es in encs.items()
-    }
-    lengths = {name: [len(e.input_ids) for e in es] for name, es in encs.items()}
-    with _Stream(model, out, s, lengths) as stream:
-        for name in encs:
-            stream.writer(name, "hidden", int(starts[name][-1]), stream.hidden)
-        for batch_items, maps in stream.batches():
-            batch_encs = [encs[name][i] for name, i in batch_items]
-            batch = _pad(tokenizer, [{"input_ids": e.input_ids} for e in batch_encs])
-            hidden_states, attn = _forward(model, batch, maps, s.virtual_tokens)
-            word_index = torch.full(batch["input_ids"].shape, -1, dtype=torch.long)
-            for row, e in enumerate(batch_encs):
-                word_index[row, : len(e.word_index)] = torch.tensor(e.word_index)
-            pooled = word_pool(
-                hidden_states.cpu(),
-                word_index,
-                [e.n_words for e in batch_encs],
-                mode=s.word_pooling,
-            )
-            vectors = _as_dump_dtype(pooled.vectors, s.dtype)
-            for row, (name, i) in enumerate(batch_items):
-                lo, hi = int(pooled.offsets[row]), int(pooled.offsets[row + 1])
-                stream.writers[name, "hidden"].write(int(starts[name][i]), vectors[:, lo:hi])
-                if maps and attn is not None:
-                    stream.attention(i, row, attn)
-    results = {}
-    for name, records in splits.items():
-        n_words = [e.n_words for e in encs[name]]
-        units = {
-            "ids": [r["id"] for r in records],
-            "sentence_lengths": n_words,
-            "labels": [t for r, n in zip(records, n_words, strict=True) for t in r["tags"][:n]],
-            "word_types": [
-                w.lower() for r, n in zip(records, n_words, strict=True) for w in r["tokens"][:n]
-            ],
-        }
-        stats = {
-            "examples": len(records),
-            "units": int(starts[name][-1]),
-            "truncated_examples": sum(e.truncated_words > 0 for e in encs[name]),
-            "truncated_words": sum(e.truncated_words for e in encs[name]),
-        }
-        results[name] = (units, stats)
-    return results, stream.attn_lengths
-
-
-def _dump_pairs(
-    model, tokenizer, splits: dict[str, list[dict]], out: Path, s: DumpSettings, is_decoder: bool
-):
-    joint = {
-        name: [
-            encode_pair(tokenizer, r["text_a"], r["text_b"], s.max_length, s.pair_truncation)
-            for r in records
-        ]
-        for name, records in splits.items()
-    }
-    lengths = {name: [len(e["input_ids"]) for e in es] for name, es in joint.items()}
-    with _Stream(model, out, s, lengths) as stream:
-        segments = {}
-        for name, records in splits.items():
-            if "joint" in s.pair_modes:
-                stream.writer(name, "hidden", len(records), stream.hidden)
-            if "separate" in s.pair_modes:
-                stream.writer(name, "separate", len(records), 2 * stream.hidden)
-                segments[name] = [
-                    [encode_text(tokenizer, r[key], s.max_length) for key in ("text_a", "text_b")]
-                    for r in records
-                ]
-        for batch_items, maps in stream.batches():
-            if "joint" in s.pair_modes or maps:
-                batch = _pad(tokenizer, [joint[name][i] for name, i in batch_items])
-                hs, attn = _forward(model, batch, maps, s.virtual_tokens)
-                mask = batch["attention_mask"].to(hs.device)
-                vec = _as_dump_dtype(
-                    pool_pair_joint(hs, mask, s.joint_pooling, is_decoder), s.dtype
-                )
-                for row, (name, i) in enumerate(batch_items):
-                    if "joint" in s.pair_modes:
-                        stream.writers[name, "hidden"].write(i, vec[:, row : row + 1])
-                    if maps:
-                        stream.attention(i, row, attn)
-            if "separate" in s.pair_modes:
-                means = []
-                for side in (0, 1):
-                    batch = _pad(tokenizer, [segments[name][i][side] for name, i in batch_items])
-                    hs, _ = _forward(model, batch, False, s.virtual_tokens)
-                    means.append(masked_mean(hs, batch["attention_mask"].to(hs.device)))
-                vec = _as_dump_dtype(torch.cat(means, dim=-1), s.dtype)
-                for row, (name, i) in enumerate(batch_items):
-                    stream.writers[name, "separate"].write(i, vec[:, row : row + 1])
-    results = {}
-    for name, records in splits.items():
-        units = {"ids": [r["id"] for r in records], "labels": [r["label"] for r in records]}
-        stats = {
-            "examples": len(records),
-            "units": len(records),
-            "truncated_examples": sum(e["truncated_tokens"] > 0 for e in joint[name]),
-        }
-        results[name] = (units, stats)
-    return results, stream.attn_lengths
 
 
 def extract(
@@ -368,12 +233,11 @@ def extract(
         "splits": {},
     }
     with atomic_path(out_dir, is_dir=True) as tmp:
-        if task_type == "ner":
-            results, attn = _dump_ner(model, tokenizer, splits, tmp, settings)
-        else:
-            results, attn = _dump_pairs(model, tokenizer, splits, tmp, settings, is_decoder)
+        results, attn = tasks.get(task_type).dump(
+            model, tokenizer, splits, tmp, settings, is_decoder
+        )
         for split, (units, stats) in results.items():
-            write_json(tmp / f"{split}.units.json", units)
+            write_json(tmp / units_file(split), units)
             meta["splits"][split] = stats
             log.info("%s: %s", split, stats)
         if attn:
@@ -382,61 +246,50 @@ def extract(
                 "n_examples": len(attn),
                 "lengths": attn,
             }
-        write_json(tmp / "meta.json", meta)
+        write_json(tmp / META, meta)
     return meta
 
 
 def dump_variant(
-    *,
-    task_dir: str | Path,
-    method: str,
-    seed: int,
-    model_location: str,
-    spec,
-    settings: DumpSettings,
-    out_dir: str | Path,
-    base_location: str | None = None,
-    attempt: int = 1,
+    job: JobContext, *, variant: str, settings: DumpSettings, out_dir: str | Path
 ) -> dict:
-    """Load one variant (pretrained, random-init or fine-tuned) with eager attention and dump it.
-
-    `base_location`: the pretrained model that a fine-tuned variant's adapters apply to.
-    `attempt` > 1 (a retry after running out of memory) halves the batch size per attempt.
-    """
-    from bioprobe.grid import RANDOM_INIT
-    from bioprobe.methods import load_trained
-    from bioprobe.models import is_decoder_config, load_tokenizer_for, random_init_like
-    from bioprobe.training.task_data import TaskData
-
-    task = TaskData(task_dir)
-    tokenizer = load_tokenizer_for(spec, model_location)
-    # eager attention: with SDPA, transformers returns no attention maps
-    kwargs = {"spec": spec, "attn_implementation": "eager", "tokenizer": tokenizer}
-    if method == RANDOM_INIT:
-        model = random_init_like(model_location, task.task_type, task.labels, seed=seed, **kwargs)
-    else:
-        model, virtual = load_trained(
-            model_location, task.task_type, task.labels, base_location=base_location, **kwargs
-        )
-        settings = replace(settings, virtual_tokens=virtual)
+    """Load one variant of `job`'s model (pretrained, random-init or fine-tuned, with its
+    adapters on `job.base_location`) with eager attention and dump it. A retry after running
+    out of memory (`job.attempt` > 1) halves the batch size per attempt."""
+    task = job.task()
+    model, settings = _load_variant(job, task, variant, settings)
     provenance = {
-        "model_id": spec.model_id,
-        "model_source": spec.source,
-        "model_location": str(model_location),
-        "variant": method,
-        "seed": seed,
+        "model_id": job.spec.model_id,
+        "model_source": job.spec.source,
+        "model_location": job.location,
+        "variant": variant,
+        "seed": job.seed,
         "is_decoder": is_decoder_config(model.config),
         "task_type": task.task_type,
     }
     splits = {name: task.split(name) for name in settings.splits}
-    settings = replace(settings, batch_size=batch_for_attempt(settings.batch_size, attempt))
-    with explain_out_of_memory(extract_advice(settings.batch_size, attempt)):
+    settings = replace(settings, batch_size=batch_for_attempt(settings.batch_size, job.attempt))
+    with explain_out_of_memory(extract_advice(settings.batch_size, job.attempt)):
         return extract(
             model=model,
-            tokenizer=tokenizer,
+            tokenizer=load_tokenizer_for(job.spec),
             task_type=task.task_type,
             splits=splits,
             settings=settings,
             out_dir=out_dir,
             provenance=provenance,
         )
+
+
+def _load_variant(job: JobContext, task, variant: str, settings: DumpSettings):
+    """The variant's model, and the settings with its leading virtual tokens."""
+    tokenizer = load_tokenizer_for(job.spec)
+    # eager attention: with SDPA, transformers returns no attention maps
+    kwargs = {"spec": job.spec, "attn_implementation": "eager", "tokenizer": tokenizer}
+    if variant == RANDOM_INIT:
+        model = random_init_like(job.location, task.task_type, task.labels, seed=job.seed, **kwargs)
+        return model, settings
+    model, virtual = load_trained(
+        job.location, task.task_type, task.labels, base_location=job.base_location, **kwargs
+    )
+    return model, replace(settings, virtual_tokens=virtual)

@@ -12,7 +12,6 @@ picked. Hidden states at padded positions must be finite (they are multiplied by
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
@@ -85,11 +84,6 @@ class WordVectors(NamedTuple):
 
     vectors: torch.Tensor
     offsets: torch.Tensor
-
-    def unpack(self) -> list[torch.Tensor]:
-        """One `[..., n_words_b, H]` tensor (a view) per example."""
-        bounds = self.offsets.tolist()
-        return [self.vectors[..., a:b, :] for a, b in itertools.pairwise(bounds)]
 
 
 def _word_counts(word_index: torch.Tensor, n_words) -> torch.Tensor:
@@ -189,16 +183,3 @@ def pool_pair_joint(
     if how == "last":
         return last_token(hidden, attention_mask)
     return masked_mean(hidden, attention_mask)
-
-
-def pool_pair_separate(
-    hidden_a: torch.Tensor | Sequence[torch.Tensor],
-    mask_a: torch.Tensor,
-    hidden_b: torch.Tensor | Sequence[torch.Tensor],
-    mask_b: torch.Tensor,
-) -> torch.Tensor:
-    """The paper's `separate` mode: masked means of premise and hypothesis, concatenated.
-
-    The two texts are encoded apart (their T may differ): `[..., B, 2H]`.
-    """
-    return torch.cat([masked_mean(hidden_a, mask_a), masked_mean(hidden_b, mask_b)], dim=-1)

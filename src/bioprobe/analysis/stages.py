@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bioprobe import tasks
 from bioprobe.analysis.attention import AttentionComparison, EntropyAccumulator, to_tidy_rows
 from bioprobe.analysis.cka import cka_per_layer
-from bioprobe.analysis.dumpio import open_dump, read_attention
+from bioprobe.analysis.dumpio import ATTENTION, open_dump, read_attention, read_meta, units_file
 from bioprobe.io import read_json
+from bioprobe.settings import CkaSettings, ProbeSettings
 
 if TYPE_CHECKING:  # probing imports scikit-learn: attention and CKA jobs start faster without it
     from bioprobe.probing import ProbeData
@@ -24,8 +26,8 @@ log = logging.getLogger("bioprobe.analysis")
 
 
 def features_file(dump_dir: Path, split: str, task_type: str, pair_mode: str) -> Path:
-    suffix = "separate" if task_type == "pair" and pair_mode == "separate" else "hidden"
-    return Path(dump_dir) / f"{split}.{suffix}.npy"
+    """The dump file of a split's probing units that probes and CKA read."""
+    return Path(dump_dir) / tasks.get(task_type).features_file(split, pair_mode)
 
 
 def load_probe_data(
@@ -34,7 +36,7 @@ def load_probe_data(
     """One split of a dump as probing units (words for NER, pairs for pair tasks)."""
     dump_dir = Path(dump_dir)
     task_type = labels_info["task_type"]
-    units = read_json(dump_dir / f"{split}.units.json")
+    units = read_json(dump_dir / units_file(split))
     names = list(labels_info["labels"])
     index = {name: i for i, name in enumerate(names)}
     from bioprobe.probing import ProbeData
@@ -51,18 +53,17 @@ def load_probe_data(
 def probe_variant(
     dump_dir: str | Path,
     labels_info: Mapping[str, Any],
-    probe_cfg: Mapping[str, Any],
+    probe: ProbeSettings,
     seed: int,
     threads: int = 1,
 ) -> list[dict]:
     """Rows (layer, probe, target, metric, value) for every configured probe kind."""
     from bioprobe.probing import probe_all_layers
 
-    fit = load_probe_data(dump_dir, probe_cfg["fit_split"], labels_info, probe_cfg["pair_mode"])
-    score = load_probe_data(dump_dir, probe_cfg["score_split"], labels_info, probe_cfg["pair_mode"])
-    targets = ("task", "control") if probe_cfg["control"] else ("task",)
+    fit = load_probe_data(dump_dir, probe.fit_split, labels_info, probe.pair_mode)
+    score = load_probe_data(dump_dir, probe.score_split, labels_info, probe.pair_mode)
     rows = []
-    for kind in probe_cfg["kinds"]:
+    for kind in probe.kinds:
         log.info(
             "probing %d layers with %s (%d fit units)",
             fit.features.shape[0],
@@ -73,9 +74,9 @@ def probe_variant(
             fit,
             score,
             kind=kind,
-            hyper=probe_cfg.get(kind, {}),
-            targets=targets,
-            label_mode=probe_cfg["label_mode"],
+            hyper=probe.hyper(kind),
+            targets=probe.targets,
+            label_mode=probe.label_mode,
             seed=seed,
             n_jobs=threads,
         )
@@ -84,19 +85,19 @@ def probe_variant(
 
 def attention_rows(variant_dump: str | Path, pretrained_dump: str | Path | None) -> list[dict]:
     """Per layer and head: entropy of the variant; cosine and JS against pretrained if given."""
-    meta = read_json(Path(variant_dump) / "meta.json")
+    meta = read_meta(variant_dump)
     info = meta["attention"]
     shape = (meta["n_layers"], meta["num_heads"])
-    maps = read_attention(Path(variant_dump) / "attention.npy", info["lengths"], *shape)
+    maps = read_attention(Path(variant_dump) / ATTENTION, info["lengths"], *shape)
     if pretrained_dump is None:
         acc = EntropyAccumulator()
         for m in maps:
             acc.update(m)
         return to_tidy_rows(acc.result(), {})
-    ref_meta = read_json(Path(pretrained_dump) / "meta.json")
+    ref_meta = read_meta(pretrained_dump)
     if ref_meta["attention"]["lengths"] != info["lengths"]:
         raise ValueError("attention dumps of the two variants cover different examples")
-    ref = read_attention(Path(pretrained_dump) / "attention.npy", info["lengths"], *shape)
+    ref = read_attention(Path(pretrained_dump) / ATTENTION, info["lengths"], *shape)
     acc = AttentionComparison()
     for m, r in zip(maps, ref, strict=True):
         acc.update(m, r)
@@ -106,15 +107,11 @@ def attention_rows(variant_dump: str | Path, pretrained_dump: str | Path | None)
 
 
 def cka_rows(
-    variant_dump: str | Path,
-    pretrained_dump: str | Path,
-    split: str,
-    task_type: str,
-    pair_mode: str,
+    variant_dump: str | Path, pretrained_dump: str | Path, cka: CkaSettings, task_type: str
 ) -> list[dict]:
     """Linear CKA per layer (0 = embeddings) between the two variants on the same units."""
-    a = open_dump(features_file(Path(variant_dump), split, task_type, pair_mode))
-    b = open_dump(features_file(Path(pretrained_dump), split, task_type, pair_mode))
+    a = open_dump(features_file(Path(variant_dump), cka.split, task_type, cka.pair_mode))
+    b = open_dump(features_file(Path(pretrained_dump), cka.split, task_type, cka.pair_mode))
     if a.shape[:2] != b.shape[:2]:
         raise ValueError(f"dumps differ in shape: {a.shape} vs {b.shape}")
     values = cka_per_layer(a, b)

@@ -15,31 +15,27 @@ and Python hash seeds. CLI: `python -m bioprobe.data.demo ner|nli OUT_DIR [--see
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
 
 from bioprobe.io import atomic_path
+from bioprobe.tasks.ner import NER
+from bioprobe.tasks.pair import Pair
 
 NER_FILES = {"train": "train.tsv", "validation": "devel.tsv", "test": "test.tsv"}
 NLI_FILES = {"train": "train.jsonl", "validation": "dev.jsonl", "test": "test.jsonl"}
 NLI_LABELS = ("entailment", "contradiction", "neutral")
+NER_CORPUS, NLI_CORPUS = NER.name, "nli"
 
 
-def task_config(kind: str, path: str = "") -> dict:
-    """The `tasks:` entry that reads the demo corpus written by `write_demo_ner` (kind "ner") or
-    `write_demo_nli` (kind "pair") into `path`: one definition for tests and benchmarks."""
-    if kind == "ner":
-        return {"type": "ner", "format": "bio-tsv", "path": path, "splits": dict(NER_FILES)}
-    fields = {"id": "pairID", "text_a": "sentence1", "text_b": "sentence2", "label": "gold_label"}
-    return {
-        "type": "pair",
-        "format": "pairs-jsonl",
-        "path": path,
-        "splits": dict(NLI_FILES),
-        "fields": fields,
-    }
+def task_config(task_type: str, path: str = "") -> dict:
+    """The `tasks:` entry that reads the demo corpus of `task_type` (written by
+    `write_demo_ner` or `write_demo_nli`) from `path`: one definition for tests and benchmarks."""
+    corpus = next(c for c in CORPORA.values() if c["type"] == task_type)
+    return {"type": corpus["type"], "path": path, **copy.deepcopy(corpus["config"])}
 
 
 # --- NER lexicons: shared by all splits, train only, validation/test only ---
@@ -379,19 +375,55 @@ def _write_text(path: Path, text: str) -> Path:
     return path
 
 
+#: the demo corpora by name (the CLI's and the demo rules' `kind`): their task type, writer
+#: and the rest of their `tasks:` entry
+CORPORA = {
+    NER_CORPUS: {
+        "type": NER.name,
+        "writer": write_demo_ner,
+        "config": {"format": "bio-tsv", "splits": NER_FILES},
+    },
+    NLI_CORPUS: {
+        "type": Pair.name,
+        "writer": write_demo_nli,
+        "config": {
+            "format": "pairs-jsonl",
+            "splits": NLI_FILES,
+            "fields": {
+                "id": "pairID",
+                "text_a": "sentence1",
+                "text_b": "sentence2",
+                "label": "gold_label",
+            },
+        },
+    },
+}
+
+
+def write_corpus(kind: str, out_dir: str | Path, **options: int) -> dict[str, Path]:
+    """Write the demo corpus `kind` (a key of CORPORA) into `out_dir`."""
+    return CORPORA[kind]["writer"](out_dir, **options)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bioprobe.data.demo", description="Write a deterministic demo corpus."
     )
-    parser.add_argument("kind", choices=["ner", "nli"])
+    parser.add_argument("kind", choices=sorted(CORPORA))
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-train", type=int, default=400)
     parser.add_argument("--n-validation", type=int, default=150)
     parser.add_argument("--n-test", type=int, default=150)
     args = parser.parse_args(argv)
-    writer = write_demo_ner if args.kind == "ner" else write_demo_nli
-    paths = writer(args.out_dir, args.seed, args.n_train, args.n_validation, args.n_test)
+    paths = write_corpus(
+        args.kind,
+        args.out_dir,
+        seed=args.seed,
+        n_train=args.n_train,
+        n_validation=args.n_validation,
+        n_test=args.n_test,
+    )
     for split, path in paths.items():
         print(f"{split}\t{path}")
     return 0

@@ -11,23 +11,16 @@ moved into place together, so a failed run leaves the previous outputs (or nothi
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bioprobe.data.readers import (
-    DEFAULT_FIELDS,
-    is_iob2,
-    read_bio_tsv,
-    read_hf,
-    read_pairs_jsonl,
-    tag_type,
-)
+from bioprobe import tasks
+from bioprobe.data.readers import DEFAULT_FIELDS, read_bio_tsv, read_hf, read_pairs_jsonl
 from bioprobe.errors import ConfigError, InputError
 from bioprobe.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl
 
 SPLITS = ("train", "validation", "test")
-FORMATS = {"bio-tsv": ("ner",), "pairs-jsonl": ("pair",), "hf": ("ner", "pair")}
 
 
 def prepare_task(task_cfg: Mapping[str, Any], out_dir: str | Path, task_id: str) -> dict:
@@ -37,18 +30,18 @@ def prepare_task(task_cfg: Mapping[str, Any], out_dir: str | Path, task_id: str)
     else the labels of the training split (an unseen label there is an error naming its line).
     """
     cfg = _with_defaults(task_cfg, task_id)
+    task_type = tasks.get(cfg["type"])
     explicit = explicit_labels(cfg, task_id)
     sources = {split: _split_source(cfg, split, task_id) for split in SPLITS}
     data = {"train": _read_split(cfg, sources["train"], "train", explicit, None)}
-    labels = explicit or labels_from_train(data["train"], cfg["type"], cfg["label_scheme"])
+    labels = explicit or task_type.labels_from_train(data["train"], cfg)
     origin = None if explicit else f"the labels of the training split ({sources['train']})"
     for split in ("validation", "test"):
         data[split] = _read_split(cfg, sources[split], split, labels, origin)
     meta = {
         "task_type": cfg["type"],
         "labels": labels,
-        "label_scheme": cfg["label_scheme"] if cfg["type"] == "ner" else None,
-        "entity_types": entity_types(labels) if cfg["type"] == "ner" else [],
+        **task_type.label_info(cfg, labels),
         "counts": {split: len(records) for split, records in data.items()},
     }
     _write_outputs(Path(out_dir), data, meta)
@@ -63,48 +56,25 @@ def _with_defaults(task_cfg: Mapping[str, Any], task_id: str) -> dict:
     for key in ("type", "format", "path", "splits"):
         if key not in cfg:
             raise ConfigError("missing", key=f"tasks.{task_id}.{key}")
-    if cfg["format"] not in FORMATS or cfg["type"] not in FORMATS[cfg["format"]]:
+    if cfg["type"] not in tasks.REGISTRY:
+        raise ConfigError(
+            f"unknown task type {cfg['type']!r} (expected one of {', '.join(tasks.REGISTRY)})",
+            key=f"tasks.{task_id}.type",
+        )
+    if cfg["type"] not in tasks.formats().get(cfg["format"], ()):
         raise ConfigError(
             f"format {cfg['format']!r} cannot hold a {cfg['type']!r} task",
             key=f"tasks.{task_id}.format",
         )
-    if cfg["type"] == "ner" and cfg["label_scheme"] not in ("bio", "type"):
-        raise ConfigError("must be bio or type", key=f"tasks.{task_id}.label_scheme")
+    tasks.get(cfg["type"]).check_config(cfg, task_id)
     return cfg
 
 
 def explicit_labels(cfg: Mapping[str, Any], task_id: str) -> list[str] | None:
     """The config's label list in the output scheme (order kept: it fixes the class ids)."""
-    given = cfg.get("labels")
-    if not given:
+    if not cfg.get("labels"):
         return None
-    if cfg["type"] == "pair":
-        return list(given)
-    key = f"tasks.{task_id}.labels"
-    if "O" not in given:
-        raise ConfigError("an NER label set must contain 'O'", key=key)
-    out: list[str] = []
-    for label in given:
-        if cfg["label_scheme"] == "bio" and not is_iob2(label):
-            raise ConfigError(f"{label!r} is not an IOB2 tag (O, B-TYPE, I-TYPE)", key=key)
-        collapsed = tag_type(label) if cfg["label_scheme"] == "type" else label
-        if collapsed not in out:
-            out.append(collapsed)
-    return out
-
-
-def labels_from_train(records: Sequence[dict], task_type: str, label_scheme: str) -> list[str]:
-    """NER: O, then B-T, I-T (or T) per entity type, sorted; pairs: sorted labels."""
-    if task_type == "pair":
-        return sorted({r["label"] for r in records})
-    types = sorted({tag_type(t) for r in records for t in r["tags"]} - {"O"})
-    if label_scheme == "type":
-        return ["O", *types]
-    return ["O", *(f"{prefix}-{t}" for t in types for prefix in "BI")]
-
-
-def entity_types(labels: Sequence[str]) -> list[str]:
-    return sorted({tag_type(label) for label in labels} - {"O"})
+    return tasks.get(cfg["type"]).config_labels(cfg, f"tasks.{task_id}.labels")
 
 
 def _split_source(cfg: Mapping[str, Any], split: str, task_id: str) -> str:
@@ -184,10 +154,6 @@ def load_labels(out_dir: str | Path) -> dict:
 
 def corpus_text(split_file: str | Path) -> list[str]:
     """The text of a prepared split, one string per text segment (for training tokenizers)."""
-    texts: list[str] = []
-    for record in read_jsonl(split_file):
-        if "tokens" in record:
-            texts.append(" ".join(record["tokens"]))
-        else:
-            texts.extend((record["text_a"], record["text_b"]))
-    return texts
+    split_file = Path(split_file)
+    task_type = tasks.get(load_labels(split_file.parent)["task_type"])
+    return [text for record in read_jsonl(split_file) for text in task_type.texts(record)]

@@ -19,11 +19,10 @@ from typing import Any
 from urllib.parse import quote
 
 from bioprobe.errors import InputError
+from bioprobe.hub import is_hub_id
 
 DOCSTART = "-DOCSTART-"
 IOB2_TAG = re.compile(r"O|[BI]-\S+")
-# owner/name or a bare canonical name, as the Hub spells dataset ids
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 HUB_PARQUET_REVISION = "refs/convert/parquet"
 DEFAULT_FIELDS = {
     "id": None,
@@ -345,27 +344,26 @@ def read_hf(
     (`refs/convert/parquet`, `split_spec` = `split` or `config/split`; `revision` pins a commit
     of that branch). Integer tags/labels are named by `tag_names`, else by the ClassLabel feature.
     """
-    if task_type not in ("ner", "pair"):
-        raise ValueError(f"unknown task type {task_type!r}")
+    from bioprobe import tasks  # the task types read their rows with this module's helpers
+
+    kind = tasks.get(task_type)
     fields = {**DEFAULT_FIELDS, **fields}
     source = str(path_or_id)
     where = f"{source}[{split_spec}]"
     dataset = _open_hf(source, split_spec, revision, where)
-    wanted = ["tokens", "tags"] if task_type == "ner" else ["text_a", "text_b", "label"]
+    wanted = kind.record_keys
     columns = [fields[key] for key in wanted] + ([fields["id"]] if fields["id"] else [])
     _require_columns(dataset, columns, where)
     names = list(tag_names) if tag_names else _class_names(dataset, fields[wanted[-1]])
     check = LabelCheck(labels, labels_origin)
+    scheme = {"label_scheme": label_scheme}
     split = split or _split_name(split_spec)
     unique = UniqueIds()
     records: list[dict] = []
     for index, row in enumerate(_rows(dataset.select_columns(columns), columns, where)):
         fallback = default_id(split, index)
         try:
-            if task_type == "ner":
-                record = ner_record(row, fields, fallback, check, label_scheme, names)
-            else:
-                record = pair_record(row, fields, fallback, check, names)
+            record = kind.hf_record(row, fields, fallback, check, scheme, names)
             unique(record["id"], f"row {index}")
         except _RowProblem as exc:
             raise InputError(f"row {index}: {exc}", where) from None
@@ -387,7 +385,7 @@ def _open_hf(source: str, split_spec: str, revision: str | None, where: str):
         return _open_local(local, split_spec, where)
     if local.exists():
         raise InputError("expected a dataset directory, found a file", source)
-    if HUB_ID.fullmatch(source):
+    if is_hub_id(source):
         return _open_hub(source, split_spec, revision, where)
     raise InputError("dataset directory is missing (and it is not a Hub dataset id)", source)
 

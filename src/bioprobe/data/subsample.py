@@ -13,19 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bioprobe.data.readers import tag_type
+from bioprobe import tasks
 from bioprobe.errors import ConfigError, InputError
 from bioprobe.io import read_json, write_json
 
 
 def stratum(record: dict, task_type: str) -> tuple[str, ...]:
-    """Pairs: the label. NER: the sorted set of entity types present (`()`: no entity)."""
-    if task_type == "pair":
-        return (record["label"],)
-    if task_type == "ner":
-        types = {tag_type(tag) for tag in record["tags"]}
-        return tuple(sorted(types - {"O"}))
-    raise ValueError(f"unknown task type {task_type!r} (expected ner or pair)")
+    """The record's stratum, as its task type defines it (pairs: the label; NER: the sorted
+    entity types present)."""
+    return tasks.get(task_type).stratum(record)
 
 
 def subset_order(records: Sequence[dict], task_type: str, seed: int) -> list[int]:

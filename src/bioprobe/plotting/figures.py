@@ -30,6 +30,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from bioprobe.grid import PRETRAINED, RANDOM_INIT
+from bioprobe.methods.full import Full
 from bioprobe.plotting.style import (
     LEGEND_W,
     PANEL_H,
@@ -45,7 +47,7 @@ from bioprobe.plotting.style import (
     tick_step,
 )
 from bioprobe.summary import (
-    KEY,
+    GROUP,
     MAIN_METRICS,
     MEASURES,
     SPECIAL_METHODS,
@@ -53,6 +55,7 @@ from bioprobe.summary import (
     internal_measures,
     load_table,
 )
+from bioprobe.tables import CKA_COLUMNS, KEY
 
 __all__ = [
     "build_attention_by_layer",
@@ -110,7 +113,7 @@ def _variant_label(method: str, size: int) -> str:
 
 def _variant_order(df: pd.DataFrame) -> list[tuple[str, str, int]]:
     """(label, method, size) of the variants in `df`: random-init, pretrained, sizes ascending."""
-    rank = {"random-init": 0, "pretrained": 1}
+    rank = {RANDOM_INIT: 0, PRETRAINED: 1}
     pairs = df[["method", "size"]].drop_duplicates()
     out = {}
     for method, size in sorted(
@@ -124,9 +127,9 @@ def _variant_colors(df: pd.DataFrame) -> dict[str, tuple]:
     sizes = size_colors(df.loc[~df["method"].isin(SPECIAL_METHODS), "size"])
     colors = {}
     for label, method, size in _variant_order(df):
-        if method == "random-init":
+        if method == RANDOM_INIT:
             colors[label] = RANDOM_COLOR
-        elif method == "pretrained":
+        elif method == PRETRAINED:
             colors[label] = PRETRAINED_COLOR
         else:
             colors[label] = sizes[size]
@@ -139,7 +142,7 @@ def _row_facets(df: pd.DataFrame) -> list[tuple[str, str | None]]:
     methods = _finetune_methods(df["method"])
     rows = []
     for task in sorted(df["task"].unique()):
-        if not methods or methods == ["full"]:
+        if not methods or methods == [Full.name]:  # the default method needs no row title
             rows.append((task, None))
         else:
             rows += [(task, m) for m in methods]
@@ -222,6 +225,65 @@ _DASHES = {
 }
 
 
+def _curve_data(data: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """`data` with the x axis (``x``, see `_depth_axis`), the legend entry (``variant``) and
+    the dash pattern (``kind``: task / control, and their random-init forms) of each row."""
+    data, normalised = _depth_axis(data)
+    is_random = data["method"] == RANDOM_INIT
+    kind = np.where(data["target"] == "control", "control", "task")
+    data = data.assign(
+        variant=[_variant_label(m, s) for m, s in zip(data["method"], data["size"], strict=True)],
+        kind=np.where(is_random, np.where(kind == "control", "random control", "random"), kind),
+    )
+    return data, normalised
+
+
+def _draw_curves(ax, panel: pd.DataFrame, order: list[str], palette: dict[str, tuple]) -> None:
+    """One panel's lines: control lines thin and without a band first, task lines over them
+    with the sd band over seeds."""
+    for target, width, errorbar in (("control", 0.9, None), ("task", 1.4, "sd")):
+        part = panel[panel["target"] == target]
+        if part.empty:
+            continue
+        sns.lineplot(
+            data=part,
+            x="x",
+            y="value",
+            hue="variant",
+            hue_order=[v for v in order if v in set(part["variant"])],
+            palette=palette,
+            style="kind",
+            dashes=_DASHES,
+            errorbar=errorbar,
+            err_kws=_BAND,
+            linewidth=width,
+            legend=False,
+            ax=ax,
+        )
+
+
+def _curve_legend(fig: Figure, order: list[str], palette: dict, has_control: bool) -> None:
+    """One entry per variant, plus the task / control line styles when there are controls."""
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=palette[v],
+            linestyle=":" if v == RANDOM_INIT else "-",
+            linewidth=1.6,
+            label=v,
+        )
+        for v in order
+    ]
+    if has_control:
+        handles += [
+            _spacer(),
+            Line2D([], [], color="0.35", linestyle="-", label="task labels"),
+            Line2D([], [], color="0.35", linestyle="--", linewidth=0.9, label="control task"),
+        ]
+    _outside_legend(fig, handles, title="training data")
+
+
 def _layer_curves_figure(
     data: pd.DataFrame, *, y_label: str, suptitle: str, sharey: str | bool
 ) -> Figure:
@@ -230,19 +292,12 @@ def _layer_curves_figure(
     `data`: KEY + ``layer``, ``value`` and ``target`` (``task`` or ``control``); one row per seed
     and layer (seeds give the sd band of the task lines).
     """
-    data, normalised = _depth_axis(data)
-    is_random = data["method"] == "random-init"
-    kind = np.where(data["target"] == "control", "control", "task")
-    data = data.assign(
-        variant=[_variant_label(m, s) for m, s in zip(data["method"], data["size"], strict=True)],
-        kind=np.where(is_random, np.where(kind == "control", "random control", "random"), kind),
-    )
+    data, normalised = _curve_data(data)
     order = [label for label, _, _ in _variant_order(data)]
     palette = _variant_colors(data)
     rows = _row_facets(data)
     models = sorted(data["model"].unique())
     n_rows, n_cols = len(rows), len(models)
-    has_control = (data["target"] == "control").any()
 
     fig, axes = plt.subplots(
         n_rows,
@@ -261,49 +316,14 @@ def _layer_curves_figure(
             if panel.empty:
                 _no_data(ax)
                 continue
-            for target, width, errorbar in (("control", 0.9, None), ("task", 1.4, "sd")):
-                part = panel[panel["target"] == target]
-                if part.empty:
-                    continue
-                sns.lineplot(
-                    data=part,
-                    x="x",
-                    y="value",
-                    hue="variant",
-                    hue_order=[v for v in order if v in set(part["variant"])],
-                    palette=palette,
-                    style="kind",
-                    dashes=_DASHES,
-                    errorbar=errorbar,
-                    err_kws=_BAND,
-                    linewidth=width,
-                    legend=False,
-                    ax=ax,
-                )
+            _draw_curves(ax, panel, order, palette)
             _layer_ticks(ax, normalised)
             ax.set_xlabel("normalised depth (layer / L)" if normalised else "layer")
             ax.set_ylabel(y_label if j == 0 else "")
             if i < n_rows - 1:
                 ax.set_xlabel("")
 
-    handles = [
-        Line2D(
-            [],
-            [],
-            color=palette[v],
-            linestyle=":" if v == "random-init" else "-",
-            linewidth=1.6,
-            label=v,
-        )
-        for v in order
-    ]
-    if has_control:
-        handles += [
-            _spacer(),
-            Line2D([], [], color="0.35", linestyle="-", label="task labels"),
-            Line2D([], [], color="0.35", linestyle="--", linewidth=0.9, label="control task"),
-        ]
-    _outside_legend(fig, handles, title="training data")
+    _curve_legend(fig, order, palette, has_control=(data["target"] == "control").any())
     _suptitle(fig, suptitle, LEGEND_W)
     return fig
 
@@ -323,9 +343,8 @@ def downstream_metrics(metrics) -> list[str]:
     return sorted(present)[:1]
 
 
-@_styled
-def build_downstream(df, split: str = "test") -> Figure:
-    """Downstream score vs training size: a panel per task × main metric, a line per model."""
+def _downstream_rows(df, split: str) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """The `split` rows of the metrics drawn, and the panels: (task, metric) pairs in order."""
     df = load_table(df, "downstream")
     d = df[df["split"] == split]
     _require(d, "downstream", f"split {split!r}", {"splits": df["split"]})
@@ -333,19 +352,82 @@ def build_downstream(df, split: str = "test") -> Figure:
     for task in sorted(d["task"].unique()):
         panels += [(task, m) for m in downstream_metrics(d.loc[d["task"] == task, "metric"])]
     d = d[pd.MultiIndex.from_frame(d[["task", "metric"]]).isin(panels)]
+    return d, panels
 
-    # the pretrained model (size 0) is the first point of every fine-tuning method's line
+
+def _with_pretrained_start(d: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The fine-tuned rows plus the pretrained rows copied into every fine-tuning method (the
+    pretrained model, size 0, is the first point of each method's line), and those methods."""
     methods = _finetune_methods(d["method"])
-    multi = len(methods) > 1
-    pre = d[d["method"] == "pretrained"]
+    pre = d[d["method"] == PRETRAINED]
     ft = d[~d["method"].isin(SPECIAL_METHODS)]
     if methods:
         d = pd.concat([ft, *[pre.assign(method=m) for m in methods]], ignore_index=True)
     else:
         d = pre
+    return d, methods
+
+
+def _draw_downstream_panel(
+    ax, part: pd.DataFrame, models: list[str], colors: dict, markers: dict, dashes: dict | None
+) -> None:
+    """Lines per model with the sd band over seeds (dashed by method when `dashes` is given),
+    markers by model on the seed means."""
+    style = dict(style="method", dashes=dashes, markers=False) if dashes is not None else {}
+    sns.lineplot(
+        data=part,
+        x="size",
+        y="value",
+        hue="model",
+        hue_order=[m for m in models if m in set(part["model"])],
+        palette=colors,
+        errorbar="sd",
+        err_style="band",
+        err_kws=_BAND,
+        legend=False,
+        ax=ax,
+        **style,
+    )
+    # seaborn ties markers to `style` (the method here), so draw the model markers on the means
+    means = part.groupby(["model", "method", "size"], as_index=False)["value"].mean()
+    for model, g in means.groupby("model"):
+        ax.plot(
+            g["size"],
+            g["value"],
+            linestyle="none",
+            marker=markers[model],
+            color=colors[model],
+            markeredgecolor="white",
+            markeredgewidth=0.5,
+        )
+
+
+def _downstream_legend(
+    fig: Figure, models: list[str], colors: dict, markers: dict, methods: list[str]
+) -> None:
+    """An entry per model (colour and marker), then per method (line style) when several."""
+    handles = [
+        Line2D([], [], color=colors[m], marker=markers[m], markeredgecolor="white", label=m)
+        for m in models
+    ]
+    if len(methods) > 1:
+        handles += [_spacer()] + [
+            Line2D([], [], color="0.3", linestyle=ls, label=m)
+            for m, ls in zip(methods, ["-", "--", ":", "-."] * 4, strict=False)
+        ]
+    _outside_legend(fig, handles, title="model")
+
+
+@_styled
+def build_downstream(df, split: str = "test") -> Figure:
+    """Downstream score vs training size: a panel per task × main metric, a line per model."""
+    d, panels = _downstream_rows(df, split)
+    d, methods = _with_pretrained_start(d)
     models = sorted(d["model"].unique())
     colors, markers = model_colors(models), model_markers(models)
     sizes = sorted(d["size"].unique())
+    dashes = ["", (4, 2), (1.5, 1.5), (5, 1.5, 1, 1.5)] * 4
+    method_dashes = dict(zip(methods, dashes, strict=False)) if len(methods) > 1 else None
 
     tasks = sorted({t for t, _ in panels})
     legend_w = 1.7
@@ -357,43 +439,16 @@ def build_downstream(df, split: str = "test") -> Figure:
         sharex=True,
         squeeze=False,
     )
-    method_dashes = dict(zip(methods, ["", (4, 2), (1.5, 1.5), (5, 1.5, 1, 1.5)] * 4, strict=False))
     for i, task in enumerate(tasks):
         task_metrics = [m for t, m in panels if t == task]
         for j in range(n_cols):
             ax = axes[i, j]
-            if j >= len(task_metrics):
+            if j >= len(task_metrics):  # tasks with fewer metrics leave their row's tail empty
                 ax.set_visible(False)
                 continue
             metric = task_metrics[j]
             part = d[(d["task"] == task) & (d["metric"] == metric)]
-            style = dict(style="method", dashes=method_dashes, markers=False) if multi else {}
-            sns.lineplot(
-                data=part,
-                x="size",
-                y="value",
-                hue="model",
-                hue_order=[m for m in models if m in set(part["model"])],
-                palette=colors,
-                errorbar="sd",
-                err_style="band",
-                err_kws=_BAND,
-                legend=False,
-                ax=ax,
-                **style,
-            )
-            # markers by model (seaborn ties markers to `style`, so draw them on the means)
-            means = part.groupby(["model", "method", "size"], as_index=False)["value"].mean()
-            for model, g in means.groupby("model"):
-                ax.plot(
-                    g["size"],
-                    g["value"],
-                    linestyle="none",
-                    marker=markers[model],
-                    color=colors[model],
-                    markeredgecolor="white",
-                    markeredgewidth=0.5,
-                )
+            _draw_downstream_panel(ax, part, models, colors, markers, method_dashes)
             ax.set_title(_panel_title(task, metric))
             ax.set_xticks(sizes)
             ax.set_ylabel(metric)
@@ -401,16 +456,7 @@ def build_downstream(df, split: str = "test") -> Figure:
             if i < len(tasks) - 1:
                 ax.set_xlabel("")
             ax.xaxis.set_tick_params(labelbottom=True)
-    handles = [
-        Line2D([], [], color=colors[m], marker=markers[m], markeredgecolor="white", label=m)
-        for m in models
-    ]
-    if multi:
-        handles += [_spacer()] + [
-            Line2D([], [], color="0.3", linestyle=ls, label=m)
-            for m, ls in zip(methods, ["-", "--", ":", "-."] * 4, strict=False)
-        ]
-    _outside_legend(fig, handles, title="model")
+    _downstream_legend(fig, models, colors, markers, methods)
     _suptitle(
         fig, f"Downstream score ({split} split) vs training data\nband = sd over seeds", legend_w
     )
@@ -462,6 +508,93 @@ def _attention_rows(df, metric: str) -> pd.DataFrame:
     return d
 
 
+def _heatmap_scale(
+    mean: pd.DataFrame, vmin: float | None, vmax: float | None
+) -> tuple[plt.Normalize, str]:
+    """The colour scale shared by every panel, and the colour bar's `extend` (an arrow at the
+    ends that cells beyond the scale saturate at)."""
+    ref = mean.loc[mean["method"] != RANDOM_INIT, "value"]
+    ref = ref if not ref.empty else mean["value"]
+    lo = float(ref.min()) if vmin is None else vmin
+    hi = float(ref.max()) if vmax is None else vmax
+    if lo >= hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    below, above = bool((mean["value"] < lo).any()), bool((mean["value"] > hi).any())
+    extend = {(False, False): "neither", (True, False): "min", (False, True): "max"}.get(
+        (below, above), "both"
+    )
+    return plt.Normalize(lo, hi), extend
+
+
+def _draw_heatmap(ax, cell: pd.DataFrame, norm: plt.Normalize) -> None:
+    """One layer × head grid, layer 1 at the top, a handful of tick labels per axis."""
+    grid = cell.pivot(index="layer", columns="head", values="value").sort_index()
+    # pcolormesh, as sns.heatmap draws it (which redraws the whole figure per
+    # panel to check its tick labels: quadratic in the number of panels)
+    ax.pcolormesh(grid.to_numpy(), cmap=_HEATMAP_CMAP, norm=norm)
+    ax.set_xlim(0, grid.shape[1])
+    ax.set_ylim(grid.shape[0], 0)  # layer 1 at the top, as in a matrix
+    ax.grid(False)
+    for axis, labels, n_max in ((ax.xaxis, grid.columns, 5), (ax.yaxis, grid.index, 6)):
+        step = tick_step(len(labels), n_max)
+        pos = np.arange(0, len(labels), step)
+        axis.set_ticks(pos + 0.5, [str(labels[k]) for k in pos])
+    ax.tick_params(axis="both", length=0, labelsize=7)
+    ax.tick_params(axis="y", labelrotation=0)
+    ax.tick_params(axis="x", labelrotation=0)
+
+
+def _heatmap_figure(
+    t: pd.DataFrame, task: str, metric: str, norm: plt.Normalize, extend: str
+) -> Figure:
+    """One task's heat maps: a panel per model (rows) × variant (columns), one colour bar."""
+    models = sorted(t["model"].unique())
+    variants = _variant_order(t)
+    methods = _finetune_methods(t["method"])
+    n_rows, n_cols = len(models), len(variants)
+    heads = t.groupby("model")["head"].max()
+    layers = t.groupby("model")["layer"].max()
+    same_heads = heads.nunique() == 1
+    aspect = float(np.clip(layers.max() / heads.max(), 0.6, 1.6))
+    panel_w = 1.75
+    fig, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        figsize=figure_size(n_rows, n_cols, panel_w, panel_w * aspect + 0.15, legend_w=1.1),
+        squeeze=False,
+    )
+    for i, model in enumerate(models):
+        for j, (label, method, size) in enumerate(variants):
+            ax = axes[i, j]
+            cell = t[(t["model"] == model) & (t["method"] == method) & (t["size"] == size)]
+            title = label if len(methods) <= 1 or method in SPECIAL_METHODS else f"{method} {label}"
+            ax.set_title(title if i == 0 else "")
+            if cell.empty:
+                _no_data(ax)
+                continue
+            _draw_heatmap(ax, cell, norm)
+            # axis labels on the outer panels only; head ticks too when every model has as many
+            ax.set_ylabel(f"{model}\nlayer" if j == 0 else "")
+            if j > 0:
+                ax.set_yticklabels([])
+            ax.set_xlabel("head" if i == n_rows - 1 else "")
+            if i < n_rows - 1 and same_heads:
+                ax.set_xticklabels([])
+    mappable = plt.cm.ScalarMappable(norm=norm, cmap=_HEATMAP_CMAP)
+    fig.colorbar(
+        mappable,
+        ax=axes,
+        location="right",
+        shrink=min(0.8, 3.5 / n_rows + 0.2),
+        label=_metric_label(metric),
+        aspect=25,
+        extend=extend,
+    )
+    what = " to the pretrained model" if metric in ("cosine", "js_divergence") else ""
+    _suptitle(fig, f"{task}: attention {metric}{what} per layer and head, mean over seeds", 1.1)
+    return fig
+
+
 @_styled
 def build_attention_heatmaps(
     df, metric: str = "cosine", vmin: float | None = None, vmax: float | None = None
@@ -474,83 +607,12 @@ def build_attention_heatmaps(
     between sizes; its cells beyond the scale saturate and the colour bar gets an arrow.
     """
     d = _attention_rows(df, metric)
-    mean = d.groupby(["task", "model", "method", "size", "layer", "head"], as_index=False)[
-        "value"
-    ].mean()
-    ref = mean.loc[mean["method"] != "random-init", "value"]
-    ref = ref if not ref.empty else mean["value"]
-    lo = float(ref.min()) if vmin is None else vmin
-    hi = float(ref.max()) if vmax is None else vmax
-    if lo >= hi:
-        lo, hi = lo - 0.5, hi + 0.5
-    norm = plt.Normalize(lo, hi)
-    below, above = bool((mean["value"] < lo).any()), bool((mean["value"] > hi).any())
-    extend = {(False, False): "neither", (True, False): "min", (False, True): "max"}.get(
-        (below, above), "both"
-    )
-    figures = {}
-    for task in sorted(mean["task"].unique()):
-        t = mean[mean["task"] == task]
-        models = sorted(t["model"].unique())
-        variants = _variant_order(t)
-        methods = _finetune_methods(t["method"])
-        n_rows, n_cols = len(models), len(variants)
-        heads = t.groupby("model")["head"].max()
-        layers = t.groupby("model")["layer"].max()
-        same_heads = heads.nunique() == 1
-        aspect = float(np.clip(layers.max() / heads.max(), 0.6, 1.6))
-        panel_w = 1.75
-        fig, axes = plt.subplots(
-            n_rows,
-            n_cols,
-            figsize=figure_size(n_rows, n_cols, panel_w, panel_w * aspect + 0.15, legend_w=1.1),
-            squeeze=False,
-        )
-        for i, model in enumerate(models):
-            for j, (label, method, size) in enumerate(variants):
-                ax = axes[i, j]
-                cell = t[(t["model"] == model) & (t["method"] == method) & (t["size"] == size)]
-                title = (
-                    label if len(methods) <= 1 or method in SPECIAL_METHODS else f"{method} {label}"
-                )
-                ax.set_title(title if i == 0 else "")
-                if cell.empty:
-                    _no_data(ax)
-                    continue
-                grid = cell.pivot(index="layer", columns="head", values="value").sort_index()
-                # pcolormesh, as sns.heatmap draws it (which redraws the whole figure per
-                # panel to check its tick labels: quadratic in the number of panels)
-                ax.pcolormesh(grid.to_numpy(), cmap=_HEATMAP_CMAP, norm=norm)
-                ax.set_xlim(0, grid.shape[1])
-                ax.set_ylim(grid.shape[0], 0)  # layer 1 at the top, as in a matrix
-                ax.grid(False)
-                for axis, labels, n_max in ((ax.xaxis, grid.columns, 5), (ax.yaxis, grid.index, 6)):
-                    step = tick_step(len(labels), n_max)
-                    pos = np.arange(0, len(labels), step)
-                    axis.set_ticks(pos + 0.5, [str(labels[k]) for k in pos])
-                ax.tick_params(axis="both", length=0, labelsize=7)
-                ax.tick_params(axis="y", labelrotation=0)
-                ax.tick_params(axis="x", labelrotation=0)
-                ax.set_ylabel(f"{model}\nlayer" if j == 0 else "")
-                if j > 0:
-                    ax.set_yticklabels([])
-                ax.set_xlabel("head" if i == n_rows - 1 else "")
-                if i < n_rows - 1 and same_heads:
-                    ax.set_xticklabels([])
-        mappable = plt.cm.ScalarMappable(norm=norm, cmap=_HEATMAP_CMAP)
-        fig.colorbar(
-            mappable,
-            ax=axes,
-            location="right",
-            shrink=min(0.8, 3.5 / n_rows + 0.2),
-            label=_metric_label(metric),
-            aspect=25,
-            extend=extend,
-        )
-        what = " to the pretrained model" if metric in ("cosine", "js_divergence") else ""
-        _suptitle(fig, f"{task}: attention {metric}{what} per layer and head, mean over seeds", 1.1)
-        figures[task] = fig
-    return figures
+    mean = d.groupby([*GROUP, "layer", "head"], as_index=False)["value"].mean()
+    norm, extend = _heatmap_scale(mean, vmin, vmax)
+    return {
+        task: _heatmap_figure(mean[mean["task"] == task], task, metric, norm, extend)
+        for task in sorted(mean["task"].unique())
+    }
 
 
 def plot_attention_heatmaps(
@@ -606,7 +668,7 @@ def build_cka(df) -> Figure:
     task (rows) × model (columns)."""
     d = load_table(df, "cka")
     return _layer_curves_figure(
-        d[[*KEY, "layer", "value"]].assign(target="task"),
+        d[CKA_COLUMNS].assign(target="task"),
         y_label="linear CKA to pretrained",
         suptitle="Linear CKA to the pretrained model per layer\nband = sd over seeds",
         sharey=True,
@@ -639,12 +701,11 @@ def _measure_label(measure: str, attrs: dict) -> str:
     return label
 
 
-@_styled
-def build_correlations(measures_df: pd.DataFrame, measures: Sequence[str] | None = None) -> Figure:
-    """Downstream score against each internal measure (see `internal_measures`): a row per task
-    (tasks score on different metrics, so they are never pooled), a column per measure, hue =
-    model, marker = fine-tuning method when there are several; the panel's Spearman ρ, p and n
-    are those of `correlations.tsv` for that task."""
+def _correlation_inputs(
+    measures_df: pd.DataFrame | str | Path | None, measures: Sequence[str] | None
+) -> tuple[pd.DataFrame, Sequence[str]]:
+    """The measures table (read from a TSV path if needed), checked, and the measures to draw
+    (default: the `MEASURES` columns with any value)."""
     if isinstance(measures_df, (str, Path)):
         measures_df = pd.read_csv(measures_df, sep="\t")
     if measures_df is None or measures_df.empty:
@@ -660,12 +721,80 @@ def build_correlations(measures_df: pd.DataFrame, measures: Sequence[str] | None
         raise ValueError(
             f"the measures table has no internal measure with values (looked for {list(MEASURES)})"
         )
-    d = measures_df
+    return measures_df, measures
+
+
+def _draw_scatter(
+    ax, part: pd.DataFrame, measure: str, models: list[str], colors: dict, method_style: dict
+) -> None:
+    """Downstream score against `measure`, hue = model; `method_style`: seaborn's style
+    keywords that mark each fine-tuning method (empty for one method: one marker)."""
+    if part.empty:
+        _no_data(ax)
+        return
+    sns.scatterplot(
+        data=part,
+        x=measure,
+        y="downstream",
+        hue="model",
+        hue_order=models,
+        palette=colors,
+        style=method_style.get("style"),
+        style_order=method_style.get("style_order"),
+        markers=method_style.get("markers", True),
+        s=28,
+        alpha=0.85,
+        edgecolor="white",
+        linewidth=0.4,
+        legend=False,
+        ax=ax,
+    )
+
+
+def _add_statistic(ax, part: pd.DataFrame, measure: str) -> None:
+    """The panel's Spearman ρ, p and n, where it covers the fewest points ("best" legend
+    placement)."""
+    ax.legend(
+        handles=[Line2D([], [], linestyle="none")],
+        labels=[_format_corr(correlation(part[measure], part["downstream"]))],
+        loc="best",
+        handlelength=0,
+        handletextpad=0,
+        fontsize=7.5,
+        framealpha=0.85,
+        borderpad=0.4,
+    )
+
+
+def _correlation_legend(
+    fig: Figure, models: list[str], colors: dict, methods: list[str], method_markers: dict
+) -> None:
+    """An entry per model (colour), then per method (marker) when methods are marked."""
+    handles = [
+        Line2D([], [], color=colors[m], marker="o", linestyle="none", label=m) for m in models
+    ]
+    if method_markers:
+        handles += [_spacer()] + [
+            Line2D([], [], color="0.3", marker=method_markers[m], linestyle="none", label=m)
+            for m in methods
+        ]
+    _outside_legend(fig, handles, title="model / method" if method_markers else "model")
+
+
+@_styled
+def build_correlations(measures_df: pd.DataFrame, measures: Sequence[str] | None = None) -> Figure:
+    """Downstream score against each internal measure (see `internal_measures`): a row per task
+    (tasks score on different metrics, so they are never pooled), a column per measure, hue =
+    model, marker = fine-tuning method when there are several; the panel's Spearman ρ, p and n
+    are those of `correlations.tsv` for that task."""
+    d, measures = _correlation_inputs(measures_df, measures)
     methods = sorted(d["method"].unique()) if "method" in d.columns else []
-    by_method = len(_finetune_methods(methods)) > 1
+    method_markers = model_markers(methods) if len(_finetune_methods(methods)) > 1 else {}
+    method_style = (
+        dict(style="method", style_order=methods, markers=method_markers) if method_markers else {}
+    )
     models, tasks = sorted(d["model"].unique()), sorted(d["task"].unique())
     colors = model_colors(models)
-    method_markers = model_markers(methods) if by_method else {}
     n_rows, n_cols = len(tasks), len(measures)
     fig, axes = plt.subplots(
         n_rows,
@@ -680,51 +809,14 @@ def build_correlations(measures_df: pd.DataFrame, measures: Sequence[str] | None
         for j, measure in enumerate(measures):
             ax = axes[i, j]
             part = rows[rows[measure].notna() & rows["downstream"].notna()]
-            if part.empty:
-                _no_data(ax)
-            else:
-                sns.scatterplot(
-                    data=part,
-                    x=measure,
-                    y="downstream",
-                    hue="model",
-                    hue_order=models,
-                    palette=colors,
-                    style="method" if by_method else None,
-                    style_order=methods if by_method else None,
-                    markers=method_markers if by_method else True,
-                    s=28,
-                    alpha=0.85,
-                    edgecolor="white",
-                    linewidth=0.4,
-                    legend=False,
-                    ax=ax,
-                )
+            _draw_scatter(ax, part, measure, models, colors, method_style)
             ax.set_xlabel(_measure_label(measure, d.attrs) if i == n_rows - 1 else "")
             ax.set_ylabel(f"{task}\n{metric or 'downstream score'}" if j == 0 else "")
             ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
             # similarities near 1 would get an offset label ("1e-5+9.999e-1") over the title
             ax.ticklabel_format(axis="x", useOffset=False)
-            # the statistic goes where it covers the fewest points ("best" legend placement)
-            ax.legend(
-                handles=[Line2D([], [], linestyle="none")],
-                labels=[_format_corr(correlation(part[measure], part["downstream"]))],
-                loc="best",
-                handlelength=0,
-                handletextpad=0,
-                fontsize=7.5,
-                framealpha=0.85,
-                borderpad=0.4,
-            )
-    handles = [
-        Line2D([], [], color=colors[m], marker="o", linestyle="none", label=m) for m in models
-    ]
-    if by_method:
-        handles += [_spacer()] + [
-            Line2D([], [], color="0.3", marker=method_markers[m], linestyle="none", label=m)
-            for m in methods
-        ]
-    _outside_legend(fig, handles, title="model / method" if by_method else "model")
+            _add_statistic(ax, part, measure)
+    _correlation_legend(fig, models, colors, methods, method_markers)
     _suptitle(fig, "Downstream score (test split) against internal measures, per task", LEGEND_W)
     return fig
 

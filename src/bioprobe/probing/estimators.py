@@ -303,8 +303,8 @@ class BiLSTMCRFProbe(BaseEstimator):
     arrays of the same lengths. Sentences are batched by length (padding only within a batch)
     and trained with Adam for `epochs` epochs, seeded by `random_state`. `predict` returns a list
     of label-id arrays (Viterbi decoding). Learned: `classes_`, `mean_`, `scale_`, `model_`.
-    `num_threads` defaults to 1, as for `MLPProbe` (measured: 2 threads on a loaded 2-core
-    machine made a 22k-word fit 17x slower); parallelise across layers instead.
+    `num_threads` defaults to 1, as for `MLPProbe` (threads slow it down on a busy machine:
+    bench/RESULTS.md); parallelise across layers instead.
     """
 
     def __init__(

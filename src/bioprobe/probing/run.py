@@ -142,13 +142,38 @@ def probe_all_layers(
     them to entity types first (the paper's setting). Pair tasks ignore it. `seed` seeds the
     probes and the control task.
     """
-    hyper = dict(hyper or {})
+    hyper = dict(hyper or {})  # a copy: the joblib path adds random_state to it
+    targets = _check_inputs(train, test, kind, hyper, targets, label_mode)
+    names, y_fit, y_eval = _probe_labels(train, test, label_mode)
+    labels = {"task": (y_fit, y_eval)}
+    if "control" in targets:
+        labels["control"] = _control_labels(train, test, y_fit, y_eval, seed, len(names))
+    if kind == "linear":
+        preds = _predict_linear(train, test, hyper, targets, labels)
+    else:
+        preds = _predict_per_layer(train, test, kind, hyper, targets, labels, seed, n_jobs)
+    bio = train.is_sequence and _is_bio(names)
+    rows = []
+    for layer in range(train.features.shape[0]):
+        rows += _layer_rows(layer, kind, targets, labels, preds, names, test.sentence_lengths, bio)
+    rows.sort(key=lambda r: (r["layer"], r["target"], r["metric"]))
+    return rows
+
+
+def _check_inputs(
+    train: ProbeData,
+    test: ProbeData,
+    kind: str,
+    hyper: Mapping[str, Any],
+    targets: Sequence[str],
+    label_mode: str,
+) -> list[str]:
+    """Reject bad arguments before any work; the targets in canonical order (task first)."""
     if kind not in PROBE_KINDS:
         raise ValueError(f"unknown probe kind {kind!r}; expected one of {sorted(PROBE_KINDS)}")
-    make_probe(kind, **hyper)  # validates the hyper-parameters before any work
+    make_probe(kind, **hyper)  # validates the hyper-parameters
     if not targets or not set(targets) <= set(TARGETS):
         raise ValueError(f"targets must be a non-empty subset of {TARGETS}, got {targets!r}")
-    targets = [t for t in TARGETS if t in targets]
     if label_mode not in LABEL_MODES:
         raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
     if list(train.label_names) != list(test.label_names):
@@ -157,83 +182,102 @@ def probe_all_layers(
         raise ValueError("train and test have different numbers of layers")
     if train.features.shape[2] != test.features.shape[2]:
         raise ValueError("train and test have different hidden sizes")
-    sequence = train.is_sequence
-    if sequence != test.is_sequence:
+    if train.is_sequence != test.is_sequence:
         raise ValueError("sentence_lengths must be given for both train and test, or neither")
-    if kind == "bilstm-crf" and not sequence:
+    if kind == "bilstm-crf" and not train.is_sequence:
         raise ValueError("the bilstm-crf probe needs sentence_lengths (an NER dump)")
+    return [t for t in TARGETS if t in targets]
 
-    names = list(train.label_names)
-    y_fit, y_eval = train.labels, test.labels
-    if sequence and label_mode == "type":
-        names, y_fit = bio_to_type(train.label_names, y_fit)
-        _, y_eval = bio_to_type(test.label_names, y_eval)
-    bio = sequence and _is_bio(names)
 
-    labels = {"task": (y_fit, y_eval)}
-    if "control" in targets:
-        if sequence:
-            if train.word_types is None or test.word_types is None:
-                raise ValueError("the NER control task needs word_types for train and test")
-            labels["control"] = control_labels_ner_pair(
-                train.word_types, y_fit, test.word_types, y_eval, seed, n_labels=len(names)
-            )
-        else:
-            labels["control"] = (
-                control_labels_pairs(y_fit, [seed, 0]),
-                control_labels_pairs(y_eval, [seed, 1]),
-            )
+def _probe_labels(
+    train: ProbeData, test: ProbeData, label_mode: str
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The label names and fit/eval ids the probes see: NER tags collapse to types in "type"."""
+    if train.is_sequence and label_mode == "type":
+        names, y_fit = bio_to_type(train.label_names, train.labels)
+        _, y_eval = bio_to_type(test.label_names, test.labels)
+        return names, y_fit, y_eval
+    return list(train.label_names), train.labels, test.labels
 
-    n_layers = train.features.shape[0]
-    preds: dict[str, np.ndarray] = {}
-    if kind == "linear":
-        solver = {k: v for k, v in hyper.items() if k != "random_state"}  # deterministic
-        # all targets in one solve: task and control share every pass over the features
-        fitted = fit_layers_linear(
-            train.features, np.stack([labels[t][0] for t in targets]), test.features, **solver
+
+def _control_labels(
+    train: ProbeData,
+    test: ProbeData,
+    y_fit: np.ndarray,
+    y_eval: np.ndarray,
+    seed: int,
+    n_labels: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Control-task labels (fit, eval): per word type for NER, per pair otherwise."""
+    if not train.is_sequence:
+        return control_labels_pairs(y_fit, [seed, 0]), control_labels_pairs(y_eval, [seed, 1])
+    if train.word_types is None or test.word_types is None:
+        raise ValueError("the NER control task needs word_types for train and test")
+    return control_labels_ner_pair(
+        train.word_types, y_fit, test.word_types, y_eval, seed, n_labels=n_labels
+    )
+
+
+def _predict_linear(
+    train: ProbeData,
+    test: ProbeData,
+    hyper: Mapping[str, Any],
+    targets: Sequence[str],
+    labels: Mapping[str, tuple[np.ndarray, np.ndarray]],
+) -> dict[str, np.ndarray]:
+    """Predictions [L+1, M] per target; all targets in one solve: they share every feature pass."""
+    solver = {k: v for k, v in hyper.items() if k != "random_state"}  # deterministic
+    fitted = fit_layers_linear(
+        train.features, np.stack([labels[t][0] for t in targets]), test.features, **solver
+    )
+    return dict(zip(targets, fitted, strict=True))
+
+
+def _predict_per_layer(
+    train: ProbeData,
+    test: ProbeData,
+    kind: str,
+    hyper: dict[str, Any],
+    targets: Sequence[str],
+    labels: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    seed: int,
+    n_jobs: int,
+) -> dict[str, np.ndarray]:
+    """Predictions [L+1, M] per target: one probe per (target, layer), spread over joblib."""
+    from joblib import Parallel, delayed
+
+    hyper.setdefault("random_state", seed)
+    jobs = [(t, layer) for t in targets for layer in range(train.features.shape[0])]
+    # split the cores between workers rather than oversubscribing them
+    threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else 0
+    out = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_predict_layer)(
+            kind,
+            hyper,
+            train.features[layer],
+            labels[t][0],
+            test.features[layer],
+            train.sentence_lengths,
+            test.sentence_lengths,
+            threads,
         )
-        preds = dict(zip(targets, fitted, strict=True))
-    else:
-        from joblib import Parallel, delayed
+        for t, layer in jobs
+    )
+    return {
+        t: np.stack([p for (tt, _), p in zip(jobs, out, strict=True) if tt == t]) for t in targets
+    }
 
-        hyper.setdefault("random_state", seed)
-        jobs = [(t, layer) for t in targets for layer in range(n_layers)]
-        threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else 0
-        out = Parallel(n_jobs=n_jobs)(
-            delayed(_fit_predict_layer)(
-                kind,
-                hyper,
-                train.features[layer],
-                labels[t][0],
-                test.features[layer],
-                train.sentence_lengths,
-                test.sentence_lengths,
-                threads,
-            )
-            for t, layer in jobs
+
+def _layer_rows(layer, kind, targets, labels, preds, names, lengths, bio) -> list[dict]:
+    """One layer's score rows per target, plus selectivity (task − control) with both."""
+    scores = {t: _score(labels[t][1], preds[t][layer], names, lengths, bio) for t in targets}
+    rows = [_row(layer, kind, t, m, v) for t, s in scores.items() for m, v in s.items()]
+    if len(targets) == 2:
+        task, ctrl = scores["task"], scores["control"]
+        rows.append(_row(layer, kind, "task", "selectivity", task["accuracy"] - ctrl["accuracy"]))
+        rows.append(
+            _row(layer, kind, "task", "selectivity_macro_f1", task["macro_f1"] - ctrl["macro_f1"])
         )
-        for t in targets:
-            preds[t] = np.stack([p for (tt, _), p in zip(jobs, out, strict=True) if tt == t])
-
-    rows = []
-    for layer in range(n_layers):
-        scores = {
-            t: _score(labels[t][1], preds[t][layer], names, test.sentence_lengths, bio)
-            for t in targets
-        }
-        for t, s in scores.items():
-            rows += [_row(layer, kind, t, m, v) for m, v in s.items()]
-        if len(targets) == 2:
-            task, ctrl = scores["task"], scores["control"]
-            rows.append(
-                _row(layer, kind, "task", "selectivity", task["accuracy"] - ctrl["accuracy"])
-            )
-            rows.append(
-                _row(
-                    layer, kind, "task", "selectivity_macro_f1", task["macro_f1"] - ctrl["macro_f1"]
-                )
-            )
-    rows.sort(key=lambda r: (r["layer"], r["target"], r["metric"]))
     return rows
 
 

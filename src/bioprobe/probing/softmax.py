@@ -15,8 +15,8 @@ layer never holds back an easy one.
 Why it is fast. An evaluation's cost is two passes over the features, which are read once for
 all targets of a layer: a control task costs a few more columns, not a second fit. And the
 solver runs in preconditioned coordinates (`preconditioner`): transformer features are strongly
-correlated, and whitening them by their covariance takes 2-4x fewer iterations to the same
-optimum (measured on MiniLM NER dumps: 93-284 evaluations per target down to 46-59).
+correlated, and whitening them by their covariance reaches the same optimum in fewer
+iterations (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -75,6 +75,61 @@ def as_float32(x, device: str | torch.device) -> torch.Tensor:
     return t.to(device=device, dtype=torch.float32, copy=True)
 
 
+def _lbfgs_direction(g, hist, gamma, active):
+    """The two-loop L-BFGS direction per row, masked to the active rows: (d, g . d)."""
+    q = g.clone()
+    alphas = []
+    for s, y, rho in reversed(hist):
+        a = rho * (s * q).sum(1)
+        alphas.append(a)
+        q -= a.unsqueeze(1) * y
+    r = gamma.unsqueeze(1) * q
+    for (s, y, rho), a in zip(hist, reversed(alphas), strict=True):
+        beta = rho * (y * r).sum(1)
+        r += s * (a - beta).unsqueeze(1)
+    d = -r
+    gd = (g * d).sum(1)
+    bad = gd >= 0  # not a descent direction (numerical trouble): fall back to -g
+    if bool(bad.any()):
+        d = torch.where(bad.unsqueeze(1), -g, d)
+        gd = (g * d).sum(1)
+    return d * active.unsqueeze(1), gd
+
+
+def _line_search(fg, rows, theta, f, g, gmax, d, gd, active):
+    """Backtracking (Armijo) per row from step 1, halving up to 40 times. Returns the accepted
+    (theta, f, g, gmax), the old values where no step was accepted, and `done` (accepted or
+    inactive) per row."""
+    step = torch.ones(len(rows), dtype=theta.dtype, device=theta.device)
+    done = ~active
+    new_theta, new_f, new_g, new_gmax = theta.clone(), f.clone(), g.clone(), gmax.clone()
+    for _ls in range(40):
+        trial = theta + step.unsqueeze(1) * d
+        tf, tg, tgmax = fg(trial, rows)
+        ok = (tf <= f + 1e-4 * step * gd) & torch.isfinite(tf) & ~done
+        if bool(ok.any()):
+            new_theta = torch.where(ok.unsqueeze(1), trial, new_theta)
+            new_f = torch.where(ok, tf, new_f)
+            new_g = torch.where(ok.unsqueeze(1), tg, new_g)
+            new_gmax = torch.where(ok, tgmax, new_gmax)
+        done = done | ok
+        if bool(done.all()):
+            break
+        step = torch.where(done, step, step * 0.5)
+    return new_theta, new_f, new_g, new_gmax, done
+
+
+def _update_history(hist, gamma, s, y):
+    """Append the curvature pair (s, y), keeping 10 as scipy's default; a pair with too little
+    curvature gets rho = 0 (no effect on the direction) and leaves that row's gamma alone."""
+    sy = (s * y).sum(1)
+    valid = sy > 1e-10 * (y * y).sum(1).clamp_min(1e-30)
+    rho = torch.where(valid, 1.0 / sy.clamp_min(1e-30), torch.zeros_like(sy))
+    hist = [*hist[-9:], (s, y, rho)]
+    gamma = torch.where(valid, sy / (y * y).sum(1).clamp_min(1e-30), gamma)
+    return hist, gamma
+
+
 def _batched_lbfgs(
     fg, theta, *, max_iter: int, tol: float, group: int = 1, unit_step: bool = False
 ):
@@ -110,46 +165,12 @@ def _batched_lbfgs(
                 t[keep] for t in (rows, theta, f, g, gmax, gamma, active)
             )
             hist = [(s[keep], y[keep], rho[keep]) for s, y, rho in hist]
-        q = g.clone()
-        alphas = []
-        for s, y, rho in reversed(hist):
-            a = rho * (s * q).sum(1)
-            alphas.append(a)
-            q -= a.unsqueeze(1) * y
-        r = gamma.unsqueeze(1) * q
-        for (s, y, rho), a in zip(hist, reversed(alphas), strict=True):
-            beta = rho * (y * r).sum(1)
-            r += s * (a - beta).unsqueeze(1)
-        d = -r
-        gd = (g * d).sum(1)
-        bad = gd >= 0  # not a descent direction (numerical trouble): fall back to -g
-        if bool(bad.any()):
-            d = torch.where(bad.unsqueeze(1), -g, d)
-            gd = (g * d).sum(1)
-        d = d * active.unsqueeze(1)
-        step = torch.ones(len(rows), dtype=theta.dtype, device=theta.device)
-        done = ~active
-        new_theta, new_f, new_g, new_gmax = theta.clone(), f.clone(), g.clone(), gmax.clone()
-        for _ls in range(40):
-            trial = theta + step.unsqueeze(1) * d
-            tf, tg, tgmax = fg(trial, rows)
-            ok = (tf <= f + 1e-4 * step * gd) & torch.isfinite(tf) & ~done
-            if bool(ok.any()):
-                new_theta = torch.where(ok.unsqueeze(1), trial, new_theta)
-                new_f = torch.where(ok, tf, new_f)
-                new_g = torch.where(ok.unsqueeze(1), tg, new_g)
-                new_gmax = torch.where(ok, tgmax, new_gmax)
-            done = done | ok
-            if bool(done.all()):
-                break
-            step = torch.where(done, step, step * 0.5)
+        d, gd = _lbfgs_direction(g, hist, gamma, active)
+        new_theta, new_f, new_g, new_gmax, done = _line_search(
+            fg, rows, theta, f, g, gmax, d, gd, active
+        )
         failed = active & ~done  # no acceptable step: as good as this row gets
-        s, y = new_theta - theta, new_g - g
-        sy = (s * y).sum(1)
-        valid = sy > 1e-10 * (y * y).sum(1).clamp_min(1e-30)
-        rho = torch.where(valid, 1.0 / sy.clamp_min(1e-30), torch.zeros_like(sy))
-        hist = [*hist[-9:], (s, y, rho)]  # 10 pairs of curvature history, as scipy's default
-        gamma = torch.where(valid, sy / (y * y).sum(1).clamp_min(1e-30), gamma)
+        hist, gamma = _update_history(hist, gamma, new_theta - theta, new_g - g)
         n_iter[rows] += active.long()
         theta, f, g, gmax = new_theta, new_f, new_g, new_gmax
         out[rows] = theta
@@ -182,43 +203,36 @@ def preconditioner(x: torch.Tensor, max_rows: int = 2048) -> torch.Tensor | None
         return torch.linalg.solve_triangular(torch.where(bad, eye, chol), eye, upper=False)
 
 
-def fit_softmax(
-    x: torch.Tensor,
-    ys: torch.Tensor,
-    n_classes: int,
-    *,
-    C: float,
-    max_iter: int,
-    tol: float,
-    precondition: torch.Tensor | None = None,
-):
-    """Fit every (layer, target) problem of standardised x [L, N, H] float32 and targets
-    ys [T, N] (class indices 0..K-1, K = `n_classes` for all of them).
-
-    `precondition`: `preconditioner(x)` (None: plain gradients). Returns W [L, T, P, H],
-    b [L, T, P] (P = 1 for two classes, else K) and n_iter [L, T].
-    """
-    n_layers, n, h = x.shape
-    n_targets = ys.shape[0]
-    binary = n_classes == 2
-    p = 1 if binary else n_classes
-    tp = n_targets * p
-    onehot = torch.nn.functional.one_hot(ys.T, n_classes).to(x.dtype)  # [N, T, K]
-    target = onehot[..., 1:] if binary else onehot
-    l2 = 1.0 / (C * n)
-    curvature = 0.25 if binary else (1.0 / p) * (1.0 - 1.0 / p)  # the softmax's, at zero
-    m = None if precondition is None else precondition * curvature**-0.5  # w = v @ m
-    b_scale = 1.0 if m is None else curvature**-0.5  # b = b_scale * v_b: its curvature is c
+def _layer_selector(x: torch.Tensor, m: torch.Tensor | None):
+    """`layers(idx) -> (x[idx], m[idx])`, caching the latest subset: once layers converge the
+    solver keeps asking for the same remaining ones, and copying them each evaluation would
+    cost a pass over the features."""
     subset: dict[tuple[int, ...], tuple] = {}  # the layers still being fitted
 
     def layers(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if len(idx) == n_layers:
+        if len(idx) == x.shape[0]:
             return x, m
         key = tuple(idx.tolist())
         if key not in subset:
             subset.clear()
             subset[key] = (x.index_select(0, idx), None if m is None else m.index_select(0, idx))
         return subset[key]
+
+    return layers
+
+
+def _softmax_objective(x, ys, n_classes: int, l2: float, m, b_scale: float):
+    """`fg(theta, rows)` for `_batched_lbfgs`: the penalised mean cross-entropy of every
+    (layer, target) row, with gradients in the solver's (preconditioned) coordinates and gmax
+    in W's, so that `tol` means what it does in scikit-learn."""
+    _, n, h = x.shape
+    n_targets = ys.shape[0]
+    binary = n_classes == 2
+    p = 1 if binary else n_classes
+    tp = n_targets * p
+    onehot = torch.nn.functional.one_hot(ys.T, n_classes).to(x.dtype)  # [N, T, K]
+    target = onehot[..., 1:] if binary else onehot
+    layers = _layer_selector(x, m)
 
     def fg(theta, rows):
         r = len(rows)
@@ -245,6 +259,35 @@ def fit_softmax(
         gv = gw if mr is None else torch.bmm(gw, mr.transpose(1, 2))
         return f, torch.cat([gv.reshape(r, p * h), gb.reshape(r, p) * b_scale], dim=1), gmax
 
+    return fg
+
+
+def fit_softmax(
+    x: torch.Tensor,
+    ys: torch.Tensor,
+    n_classes: int,
+    *,
+    C: float,
+    max_iter: int,
+    tol: float,
+    precondition: torch.Tensor | None = None,
+):
+    """Fit every (layer, target) problem of standardised x [L, N, H] float32 and targets
+    ys [T, N] (class indices 0..K-1, K = `n_classes` for all of them).
+
+    `precondition`: `preconditioner(x)` (None: plain gradients). Returns W [L, T, P, H],
+    b [L, T, P] (P = 1 for two classes, else K) and n_iter [L, T].
+    """
+    n_layers, n, h = x.shape
+    n_targets = ys.shape[0]
+    binary = n_classes == 2
+    p = 1 if binary else n_classes
+    tp = n_targets * p
+    l2 = 1.0 / (C * n)
+    curvature = 0.25 if binary else (1.0 / p) * (1.0 - 1.0 / p)  # the softmax's, at zero
+    m = None if precondition is None else precondition * curvature**-0.5  # w = v @ m
+    b_scale = 1.0 if m is None else curvature**-0.5  # b = b_scale * v_b: its curvature is c
+    fg = _softmax_objective(x, ys, n_classes, l2, m, b_scale)
     theta0 = torch.zeros(n_layers * n_targets, p * h + p, dtype=x.dtype, device=x.device)
     with torch.no_grad():
         theta, n_iter = _batched_lbfgs(

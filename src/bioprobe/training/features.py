@@ -10,8 +10,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bioprobe.tokenization import align_labels, encode_pair, encode_words
-
 log = logging.getLogger("bioprobe.features")
 
 
@@ -44,58 +42,20 @@ def log_truncation(split: str, fs: FeatureSet, max_length: int) -> None:
         )
 
 
-def ner_features(
-    records: Sequence[dict], tokenizer, label2id: dict[str, int], max_length: int
-) -> FeatureSet:
-    """Word-split encoding; the first sub-token of each word carries its tag, -100 elsewhere."""
-    out = FeatureSet(features=[])
-    for rec in records:
-        enc = encode_words(tokenizer, rec["tokens"], max_length)
-        tags = [label2id[t] for t in rec["tags"][: enc.n_words]]
-        out.features.append(
-            {
-                "input_ids": enc.input_ids,
-                "attention_mask": [1] * len(enc.input_ids),
-                "labels": align_labels(enc.word_index, tags),
-                "length": len(enc.input_ids),
-            }
-        )
-        out.word_index.append(enc.word_index)
-        if enc.truncated_words:
-            out.truncated_examples += 1
-            out.truncated_words += enc.truncated_words
-    return out
+def make_collator(task_type: str, tokenizer):
+    """The task type's batch collator (dynamic padding)."""
+    import torch
 
+    from bioprobe import tasks
 
-def pair_features(
-    records: Sequence[dict],
-    tokenizer,
-    label2id: dict[str, int],
-    max_length: int,
-    truncation: str = "longest_first",
-) -> FeatureSet:
-    """Both segments encoded together, as the sequence-classification head expects."""
-    out = FeatureSet(features=[])
-    for rec in records:
-        enc = encode_pair(tokenizer, rec["text_a"], rec["text_b"], max_length, truncation)
-        out.features.append(
-            {
-                "input_ids": enc["input_ids"],
-                "attention_mask": enc["attention_mask"],
-                "labels": label2id[rec["label"]],
-                "length": len(enc["input_ids"]),
-            }
-        )
-        out.truncated_examples += int(enc["truncated_tokens"] > 0)
-    return out
+    multiple = 8 if torch.cuda.is_available() else None  # tensor cores like multiples of 8
+    return tasks.get(task_type).collator(tokenizer, multiple)
 
 
 def build_features(
-    task_type: str, records: Sequence[dict], tokenizer, labels: Sequence[str], training: dict
+    task_type: str, records: Sequence[dict], tokenizer, labels: Sequence[str], training
 ) -> FeatureSet:
-    label2id = {label: i for i, label in enumerate(labels)}
-    if task_type == "ner":
-        return ner_features(records, tokenizer, label2id, training["max_length"])
-    return pair_features(
-        records, tokenizer, label2id, training["max_length"], training["pair_truncation"]
-    )
+    """The model inputs of `records` as the task type encodes them."""
+    from bioprobe import tasks
+
+    return tasks.get(task_type).build_features(records, tokenizer, labels, training)

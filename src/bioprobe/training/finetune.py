@@ -14,8 +14,9 @@ import logging
 import resource
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from datasets import Dataset
@@ -25,8 +26,11 @@ from transformers import (
     set_seed,
 )
 
+from bioprobe import tasks
 from bioprobe.data import read_subset
+from bioprobe.data.task_data import TaskData
 from bioprobe.io import atomic_path, read_json, write_json
+from bioprobe.jobs import JobContext
 from bioprobe.methods import (
     FULL,
     effective_training,
@@ -34,8 +38,7 @@ from bioprobe.methods import (
     save_method,
     training_collator,
 )
-from bioprobe.metrics import classification_scores, ner_scores
-from bioprobe.models import ModelSpec, load_tokenizer_for
+from bioprobe.models import load_tokenizer_for
 from bioprobe.oom import (
     cpu_micro_batches,
     explain_out_of_memory,
@@ -43,11 +46,11 @@ from bioprobe.oom import (
     resume_key,
     training_for_attempt,
 )
+from bioprobe.settings import TrainingSettings
 from bioprobe.training.evaluate import score_model
-from bioprobe.training.features import build_features, log_truncation
+from bioprobe.training.features import build_features, log_truncation, make_collator
 from bioprobe.training.progress import ProgressLogCallback
 from bioprobe.training.resume import ResumableTrainer, last_complete_checkpoint
-from bioprobe.training.task_data import TaskData, make_collator
 
 log = logging.getLogger("bioprobe.train")
 
@@ -63,15 +66,14 @@ def cpu_computes_bf16() -> bool:
     return any(bool(check()) for check in native if check is not None)
 
 
-#: On a CPU, below this hidden size autocast's per-op casts cost more than bf16 products save
-#: (training time bf16 / fp32 on AVX512-BF16: hidden 64 1.14-1.23, 128 0.93, 384 0.71).
+#: On a CPU, below this hidden size autocast's casts cost more than bf16 saves (bench/RESULTS.md)
 CPU_BF16_MIN_HIDDEN = 128
 
 
 def precision_flags(precision: str, hidden_size: int | None = None) -> dict[str, bool]:
     """`auto`: bf16 where the GPU supports it, else fp16; on CPU bf16 mixed precision where the
-    CPU computes bf16 natively (MiniLM pairs train 1.45x faster on AVX512-BF16, same scores) and
-    the model is at least `CPU_BF16_MIN_HIDDEN` wide, else full precision."""
+    CPU computes bf16 natively (faster, same scores: bench/RESULTS.md) and the model is at least
+    `CPU_BF16_MIN_HIDDEN` wide, else full precision."""
     if precision == "auto":
         if not torch.cuda.is_available():
             wide = hidden_size is None or hidden_size >= CPU_BF16_MIN_HIDDEN
@@ -82,22 +84,7 @@ def precision_flags(precision: str, hidden_size: int | None = None) -> dict[str,
 
 
 def selection_metric(task_type: str) -> str:
-    return "entity_f1" if task_type == "ner" else "macro_f1"
-
-
-def metrics_fn(task_type: str, labels: list[str]):
-    """compute_metrics for model selection on the validation split."""
-
-    def compute(eval_pred) -> dict[str, float]:
-        preds, gold = eval_pred.predictions, eval_pred.label_ids
-        if task_type != "ner":
-            return classification_scores(gold, preds)
-        keep = gold != -100
-        g = [[labels[t] for t in row[m]] for row, m in zip(gold, keep, strict=True)]
-        p = [[labels[t] for t in row[m]] for row, m in zip(preds, keep, strict=True)]
-        return ner_scores(g, p)
-
-    return compute
+    return tasks.get(task_type).selection_metric
 
 
 def _argmax_logits(logits, labels):
@@ -126,44 +113,47 @@ def _prepare_checkpoint_dir(checkpoint_dir: Path, fingerprint: str) -> str | Non
 
 
 def training_arguments(
-    training: dict, seed: int, checkpoint_dir: Path, task_type: str, hidden_size: int | None = None
+    training: TrainingSettings,
+    seed: int,
+    checkpoint_dir: Path,
+    task_type: str,
+    hidden_size: int | None = None,
 ) -> TrainingArguments:
-    select = training["select_best"]
-    every = "steps" if training["save_steps"] else "epoch"
+    select = training.select_best
+    every = "steps" if training.save_steps else "epoch"
     return TrainingArguments(
         output_dir=str(checkpoint_dir),
-        num_train_epochs=training["epochs"],
-        learning_rate=training["learning_rate"],
-        per_device_train_batch_size=training["batch_size"],
-        per_device_eval_batch_size=training["eval_batch_size"],
-        gradient_accumulation_steps=training["gradient_accumulation"],
-        warmup_steps=float(training["warmup_ratio"]),  # a float < 1 is a ratio of total steps
-        weight_decay=training["weight_decay"],
-        max_grad_norm=training["max_grad_norm"] or 0.0,  # 0: no clipping, not even the norm
+        num_train_epochs=training.epochs,
+        learning_rate=training.learning_rate,
+        per_device_train_batch_size=training.batch_size,
+        per_device_eval_batch_size=training.eval_batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation,
+        warmup_steps=float(training.warmup_ratio),  # a float < 1 is a ratio of total steps
+        weight_decay=training.weight_decay,
+        max_grad_norm=training.max_grad_norm or 0.0,  # 0: no clipping, not even the norm
         # "constant" still warms up when warmup_ratio > 0
-        lr_scheduler_type=_SCHEDULERS[training["lr_scheduler"]],
-        # fused AdamW: one kernel over all parameters, ~30x faster a step than the per-tensor
-        # loop on CPU (MiniLM: 21 ms against 620 ms); same algorithm, CPU and CUDA
+        lr_scheduler_type=_SCHEDULERS[training.lr_scheduler],
+        # fused AdamW: one kernel for all parameters, far faster on CPU (bench/RESULTS.md)
         optim="adamw_torch_fused",
-        train_sampling_strategy="group_by_length" if training["group_by_length"] else "random",
+        train_sampling_strategy="group_by_length" if training.group_by_length else "random",
         length_column_name="length",
         eval_strategy=every if select else "no",
         save_strategy=every,
-        save_steps=training["save_steps"] or 500,
-        eval_steps=training["save_steps"] if select and training["save_steps"] else None,
+        save_steps=training.save_steps or 500,
+        eval_steps=training.save_steps if select and training.save_steps else None,
         save_total_limit=2,
         load_best_model_at_end=select,
         metric_for_best_model=selection_metric(task_type) if select else None,
         greater_is_better=True if select else None,
         logging_strategy="steps",
-        logging_steps=training["logging_steps"],
+        logging_steps=training.logging_steps,
         disable_tqdm=True,
         report_to="none",
         seed=seed,
         data_seed=seed,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
-        **precision_flags(training["precision"], hidden_size),
+        **precision_flags(training.precision, hidden_size),
     )
 
 
@@ -184,84 +174,99 @@ def peak_memory_mb() -> dict[str, float]:
 
 
 def finetune(
+    job: JobContext,
     *,
-    task_dir: str | Path,
     subset_file: str | Path,
     size: int,
-    seed: int,
-    model_location: str,
-    spec: ModelSpec,
-    training: dict,
+    training: TrainingSettings,
     out_dir: str | Path,
     checkpoint_dir: str | Path,
-    keep_checkpoints: bool = False,
-    method: dict | None = None,
+    method: Mapping[str, Any] | None = None,
     method_id: str | None = None,
-    attempt: int = 1,
     score_splits: Sequence[str] = (),
 ) -> dict:
-    """Fine-tune on `size` % of the training split; write safetensors, tokenizer and metrics.
+    """Fine-tune `job`'s model on `size` % of the training split; write safetensors, tokenizer
+    and metrics to `out_dir`.
 
     `method` (a validated ``methods.<id>`` entry; default full fine-tuning) may set its own
-    learning rate; adapters are saved as adapters (bioprobe.methods).
-    `score_splits`: score the trained model on these splits while it is in memory (what
-    `bioprobe.training.evaluate.evaluate` would compute from the saved directory, without a
-    second process loading it); the result is returned under ``"evaluation"``.
+    learning rate; adapters are saved as adapters (bioprobe.methods). `score_splits`: score the
+    trained model on these splits while it is in memory (what `evaluate` computes from the
+    saved directory, without a second process loading it), returned under ``"evaluation"``.
     """
-    method = dict(method or FULL)
-    training = effective_training(training, method)
-    training = training_for_attempt(training, attempt)  # a retry after OOM: smaller batches
     if size <= 0:
         raise ValueError("size 0 is the pretrained model: nothing to fine-tune")
-    task = TaskData(task_dir)
+    method = dict(method or FULL)
+    training = _run_training(training, method, job.attempt)
+    task = job.task()
     order = read_subset(subset_file, size)
-    train_records = task.split("train")
-    train_records = [train_records[i] for i in order]
-    log.info("task %s: %d of the training examples (%d %%)", task.root, len(train_records), size)
-
-    set_seed(seed)
-    tokenizer = load_tokenizer_for(spec, model_location)
+    set_seed(job.seed)
+    tokenizer = load_tokenizer_for(job.spec)
     model = load_for_training(
-        model_location,
-        task.task_type,
-        task.labels,
-        spec=spec,
+        job.location, task.task_type, task.labels, spec=job.spec, method=method,
+        max_length=training.max_length, method_id=method_id,
+    )  # fmt: skip
+    train_fs, val_fs = _features(task, order, tokenizer, training)
+    if not torch.cuda.is_available():
+        longest = max((f["length"] for f in train_fs.features), default=1)
+        training = cpu_micro_batches(training, longest)
+    checkpoint_dir = Path(checkpoint_dir)
+    fingerprint = run_fingerprint(
+        training=resume_key(training), seed=job.seed, size=size, model=job.location, order=order,
         method=method,
-        max_length=training["max_length"],
-        method_id=method_id,
-    )
-    train_fs = build_features(task.task_type, train_records, tokenizer, task.labels, training)
+    )  # fmt: skip
+    resume = _prepare_checkpoint_dir(checkpoint_dir, fingerprint)
+    width = getattr(model.config, "hidden_size", None)
+    args = training_arguments(training, job.seed, checkpoint_dir, task.task_type, width)
+    trainer = _trainer(model, args, task, tokenizer, training, method, train_fs, val_fs)
+    started = time.monotonic()
+    with explain_out_of_memory(finetune_advice(training, job.attempt)):
+        result = trainer.train(resume_from_checkpoint=resume)
+    wall = time.monotonic() - started
+    metrics = _run_metrics(trainer, result, job, task, size, training, method, wall, resume)
+    metrics["truncation"] = {"train": train_fs.stats(), "validation": val_fs.stats()}
+    # under mixed precision accelerate left an autocast wrapper on forward: score the model as
+    # `evaluate` will load it, in full precision
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    evaluation = score_model(model, tokenizer, task, training, score_splits)
+    _save(out_dir, model, tokenizer, task, method, training, job.seed, metrics)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    log.info("saved %s (%.1f s)", out_dir, wall)
+    return {**metrics, "evaluation": evaluation} if score_splits else metrics
+
+
+def _run_training(
+    training: TrainingSettings, method: Mapping[str, Any], attempt: int
+) -> TrainingSettings:
+    """The settings this run trains with: the method's learning rate where it sets one, and a
+    retry's smaller batches after running out of memory."""
+    return training_for_attempt(effective_training(training, method), attempt)
+
+
+def _features(task: TaskData, order: Sequence[int], tokenizer, training: TrainingSettings):
+    """The training subset's and the validation split's features (truncation logged)."""
+    records = task.split("train")
+    records = [records[i] for i in order]
+    log.info("task %s: %d of the training examples", task.root, len(records))
+    train_fs = build_features(task.task_type, records, tokenizer, task.labels, training)
     val_fs = build_features(
         task.task_type, task.split("validation"), tokenizer, task.labels, training
     )
     for name, fs in (("train", train_fs), ("validation", val_fs)):
-        log_truncation(name, fs, training["max_length"])
-    if not torch.cuda.is_available():
-        longest = max((f["length"] for f in train_fs.features), default=1)
-        training = cpu_micro_batches(training, longest)
+        log_truncation(name, fs, training.max_length)
+    return train_fs, val_fs
 
-    checkpoint_dir = Path(checkpoint_dir)
-    fingerprint = run_fingerprint(
-        training=resume_key(training),
-        seed=seed,
-        size=size,
-        model=model_location,
-        order=order,
-        method=method,
-    )
-    resume = _prepare_checkpoint_dir(checkpoint_dir, fingerprint)
-    width = getattr(model.config, "hidden_size", None)
-    args = training_arguments(training, seed, checkpoint_dir, task.task_type, width)
+
+def _trainer(model, args, task: TaskData, tokenizer, training, method, train_fs, val_fs):
     trainer = ResumableTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(train_fs.features),
-        eval_dataset=Dataset.from_list(val_fs.features) if training["select_best"] else None,
+        eval_dataset=Dataset.from_list(val_fs.features) if training.select_best else None,
         data_collator=training_collator(
             make_collator(task.task_type, tokenizer), method, task.task_type
         ),
         processing_class=tokenizer,
-        compute_metrics=metrics_fn(task.task_type, task.labels),
+        compute_metrics=task.type.compute_metrics(task.labels),
         preprocess_logits_for_metrics=_argmax_logits,
         callbacks=[ProgressLogCallback()],
     )
@@ -269,47 +274,46 @@ def finetune(
     # the Trainer calls gc.collect() (accelerate's free_memory); with torch and transformers
     # imported that walks millions of objects (~0.3 s a call): leave them out of collections
     gc.freeze()
-    started = time.monotonic()
-    with explain_out_of_memory(finetune_advice(training, attempt)):
-        result = trainer.train(resume_from_checkpoint=resume)
-    wall = time.monotonic() - started
+    return trainer
 
-    metrics = {
-        "train_examples": len(train_records),
+
+def _run_metrics(
+    trainer, result, job: JobContext, task: TaskData, size, training, method, wall, resume
+):
+    """`train_metrics.json`: what was trained, how long it took and what it cost."""
+    state = trainer.state
+    width = getattr(trainer.model.config, "hidden_size", None)
+    best = Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None
+    precision = {k: v for k, v in precision_flags(training.precision, width).items() if v}
+    return {
+        "train_examples": len(trainer.train_dataset),
         "size": size,
-        "seed": seed,
+        "seed": job.seed,
         "global_steps": result.global_step,
         "train_loss": float(result.training_loss),
         "train_runtime_s": wall,
         "train_samples_per_second": result.metrics.get("train_samples_per_second"),
         "resumed_from": Path(resume).name if resume else None,
-        "attempt": attempt,
-        "best_checkpoint": Path(trainer.state.best_model_checkpoint).name
-        if trainer.state.best_model_checkpoint
-        else None,
-        f"best_validation_{selection_metric(task.task_type)}": trainer.state.best_metric,
-        "truncation": {"train": train_fs.stats(), "validation": val_fs.stats()},
-        "precision": {k: v for k, v in precision_flags(training["precision"], width).items() if v}
-        or "fp32",
+        "attempt": job.attempt,
+        "best_checkpoint": best,
+        f"best_validation_{task.type.selection_metric}": state.best_metric,
+        "precision": precision or "fp32",
         "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "method": method,
+        "method": dict(method),
         **parameter_counts(trainer.model),
         **peak_memory_mb(),
     }
-    # under mixed precision accelerate left an autocast wrapper on forward: score the model as
-    # `evaluate` will load it, in full precision
-    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
-    evaluation = score_model(model, tokenizer, task, training, score_splits)
+
+
+def _save(out_dir, model, tokenizer, task: TaskData, method, training, seed, metrics) -> None:
+    """The trained run, moved into place whole: weights (safetensors only; a peft model saves
+    its adapters), method, tokenizer, labels, settings and metrics."""
     with atomic_path(out_dir, is_dir=True) as tmp:
-        model.save_pretrained(tmp)  # safetensors only; a peft model saves its adapters
+        model.save_pretrained(tmp)
         save_method(tmp, method)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "labels.json", task.info)
-        write_json(tmp / "training_args.json", {"training": training, "seed": seed})
+        write_json(tmp / "training_args.json", {"training": training.as_dict(), "seed": seed})
         write_json(tmp / "train_metrics.json", metrics)
         for pickled in (*tmp.glob("*.bin"), *tmp.glob("*.pt")):
             pickled.unlink()
-    if not keep_checkpoints:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    log.info("saved %s (%.1f s)", out_dir, wall)
-    return {**metrics, "evaluation": evaluation} if score_splits else metrics

@@ -1,0 +1,143 @@
+"""Typed settings: the validated config slices a job receives, as frozen dataclasses.
+
+A job turns its `params:` slice into one of these once, where it starts (`from_config`), and
+the library reads attributes, never dict keys. The schema (schemas/config.schema.yaml) owns
+the defaults and the validation; these classes own the names and types. A key the class does
+not know is an error, so schema and class cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound="Settings")
+
+
+class Settings:
+    """Shared constructors of the settings dataclasses."""
+
+    @classmethod
+    def from_config(cls: type[T], values: Mapping[str, Any], key: str = "") -> T:
+        """The settings of a validated config slice; a key unknown to the class is an error."""
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(values) - names)
+        if unknown:
+            where = f" in {key}" if key else ""
+            raise ValueError(f"{cls.__name__}: unknown setting {unknown[0]!r}{where}")
+        return cls(**{k: _frozen(v) for k, v in values.items()})
+
+    def as_dict(self) -> dict[str, Any]:
+        """A plain, key-sorted dict (for JSON records and fingerprints)."""
+        return {k: _plain(v) for k, v in sorted(dataclasses.asdict(self).items())}  # type: ignore[call-overload]
+
+    def __getitem__(self, name: str) -> Any:
+        """Read-only mapping-style access (`settings["batch_size"]`) for records and notebooks;
+        the library reads attributes."""
+        if name not in {f.name for f in dataclasses.fields(self)}:  # type: ignore[arg-type]
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def replace(self: T, **changes: Any) -> T:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class TrainingSettings(Settings):
+    """`training:` (merged with the task's and the model's overrides; the method's learning
+    rate applied where it sets one)."""
+
+    epochs: float = 3
+    learning_rate: float = 2e-5
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    gradient_accumulation: int = 1
+    warmup_ratio: float = 0.1
+    lr_scheduler: str = "linear"
+    weight_decay: float = 0.01
+    max_grad_norm: float | None = 1.0
+    max_length: int = 128
+    pair_truncation: str = "longest_first"
+    group_by_length: bool = True
+    select_best: bool = True
+    save_steps: int | None = None
+    precision: str = "auto"
+    logging_steps: int = 10
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.batch_size * self.gradient_accumulation
+
+
+@dataclass(frozen=True)
+class ProbeSettings(Settings):
+    """`probe:`: which probes, on which labels and splits, with which hyper-parameters."""
+
+    kinds: tuple[str, ...] = ("linear",)
+    label_mode: str = "type"
+    pair_mode: str = "separate"
+    fit_split: str = "validation"
+    score_split: str = "test"
+    control: bool = True
+    linear: Mapping[str, Any] = field(default_factory=dict)
+    svc: Mapping[str, Any] = field(default_factory=dict)
+    mlp: Mapping[str, Any] = field(default_factory=dict)
+    bilstm_crf: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, values: Mapping[str, Any], key: str = "probe") -> ProbeSettings:
+        # `bilstm-crf` is a config key (and probe kind) but not an identifier
+        renamed = {k.replace("-", "_"): v for k, v in values.items()}
+        return super().from_config.__func__(cls, renamed, key)  # type: ignore[attr-defined]
+
+    def hyper(self, kind: str) -> dict[str, Any]:
+        """The hyper-parameters of probe `kind` (`{}`: its defaults)."""
+        return dict(getattr(self, kind.replace("-", "_"), None) or {})
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return ("task", "control") if self.control else ("task",)
+
+
+@dataclass(frozen=True)
+class AttentionSettings(Settings):
+    """`attention:`: the analysis examples whose maps are dumped and compared."""
+
+    max_examples: int = 64
+    split: str = "test"
+
+
+@dataclass(frozen=True)
+class CkaSettings(Settings):
+    """`cka:` plus the pair mode the probes read (CKA compares the same units)."""
+
+    split: str = "test"
+    pair_mode: str = "separate"
+
+
+@dataclass(frozen=True)
+class DumpSettings(Settings):
+    """What a dump depends on: `extract:` plus the training encoding and the analysis splits
+    (the `extract` rule's slice), and the variant's leading virtual tokens."""
+
+    word_pooling: str = "mean"  # first | mean | last sub-token of each word
+    joint_pooling: str = "auto"  # cls (encoders) / last non-pad (decoders) | cls | last | mean
+    pair_modes: tuple[str, ...] = ("separate", "joint")
+    dtype: str = "float16"
+    batch_size: int = 32
+    max_length: int = 128
+    pair_truncation: str = "longest_first"
+    splits: tuple[str, ...] = ("validation", "test")
+    attention_split: str = "test"
+    attention_max_examples: int = 64
+    virtual_tokens: int = 0  # prompt methods: leading positions that are not real tokens

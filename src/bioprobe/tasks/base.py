@@ -1,0 +1,126 @@
+"""The interface a task type implements: what every stage asks of it.
+
+A task type knows its canonical record (the keys `prepare_task` writes), how records are read
+from a Hugging Face row and validated, how its label set is built, how a record becomes model
+features and labels, which head it needs, how predictions are scored, what its probing unit is
+and how a variant's hidden states are pooled to those units in a dump. Stages hold no
+knowledge of any type: they call these methods.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:  # heavy imports only where a method needs them
+    from bioprobe.analysis.extract import DumpSettings
+    from bioprobe.data.readers import LabelCheck
+    from bioprobe.training.features import FeatureSet
+
+
+class TaskType(ABC):
+    """One task type (`tasks.<id>.type`). Instances are stateless singletons (see REGISTRY)."""
+
+    #: the config name (`type: ner`)
+    name: ClassVar[str]
+    #: raw formats (`tasks.<id>.format`) that can hold this type
+    formats: ClassVar[tuple[str, ...]]
+    #: the canonical record's keys besides `id`, as `prepare_task` writes them
+    record_keys: ClassVar[tuple[str, ...]]
+    #: the probing unit: `word` (a row per word) or `pair`, `sentence` ... (a row per example)
+    unit: ClassVar[str]
+    #: labels per token (a token-classification head) rather than one per example
+    token_labels: ClassVar[bool]
+    #: the validation metric that selects the best checkpoint
+    selection_metric: ClassVar[str]
+    #: peft's task type for adapters (`peft.TaskType` member name)
+    peft_task_type: ClassVar[str]
+
+    # --- data: reading, labels, subsets ---
+
+    def check_config(self, cfg: Mapping[str, Any], task_id: str) -> None:
+        """Type-specific checks of a `tasks.<id>` entry (ConfigError naming the key); most
+        types have none."""
+        return None
+
+    @abstractmethod
+    def config_labels(self, cfg: Mapping[str, Any], key: str) -> list[str]:
+        """The config's `labels:` list in the output scheme (its order fixes the class ids)."""
+
+    @abstractmethod
+    def labels_from_train(self, records: Sequence[dict], cfg: Mapping[str, Any]) -> list[str]:
+        """The label set when the config gives none, from the training records."""
+
+    def label_info(self, cfg: Mapping[str, Any], labels: Sequence[str]) -> dict[str, Any]:
+        """Type-specific entries of `labels.json` besides `task_type`, `labels` and `counts`."""
+        return {"label_scheme": None, "entity_types": []}
+
+    @abstractmethod
+    def hf_record(
+        self,
+        row: Mapping[str, Any],
+        fields: Mapping[str, str | None],
+        fallback_id: str,
+        check: LabelCheck,
+        cfg: Mapping[str, Any],
+        names: Sequence[str] | None,
+    ) -> dict:
+        """One validated canonical record from a Hugging Face dataset row."""
+
+    @abstractmethod
+    def stratum(self, record: dict) -> tuple[str, ...]:
+        """The stratum a training record belongs to, for stratified nested subsets."""
+
+    @abstractmethod
+    def texts(self, record: dict) -> list[str]:
+        """The text segments of a record (to train a scratch model's tokenizer)."""
+
+    # --- model: head, features, scores ---
+
+    @abstractmethod
+    def auto_class(self) -> Any:
+        """The transformers Auto class of the head (e.g. AutoModelForTokenClassification)."""
+
+    @abstractmethod
+    def build_features(
+        self, records: Sequence[dict], tokenizer: Any, labels: Sequence[str], training: Any
+    ) -> FeatureSet:
+        """Model inputs and labels of `records` (truncation counted, never silent)."""
+
+    @abstractmethod
+    def collator(self, tokenizer: Any, pad_to_multiple_of: int | None) -> Any:
+        """The batch collator of its features (dynamic padding)."""
+
+    @abstractmethod
+    def compute_metrics(self, labels: Sequence[str]) -> Callable[[Any], dict[str, float]]:
+        """`compute_metrics` for the Trainer's model selection (predictions are class ids)."""
+
+    @abstractmethod
+    def batch_predictions(self, logits: Any, labels: Any) -> list:
+        """Class ids of one scored batch, per example (a list of ids per example for token
+        labels), read from `logits` [B, (T,) C] with the collated `labels`."""
+
+    @abstractmethod
+    def score(self, labels: Sequence[str], records: Sequence[dict], predicted: list) -> dict:
+        """Downstream scores of a split's predictions (the task's metrics)."""
+
+    # --- dumps and probes ---
+
+    @abstractmethod
+    def dump(
+        self,
+        model: Any,
+        tokenizer: Any,
+        splits: dict[str, list[dict]],
+        out: Path,
+        settings: DumpSettings,
+        is_decoder: bool,
+    ) -> tuple[dict[str, tuple[dict, dict]], list[int]]:
+        """Pool every split's hidden states to probing units into `out`; per split its units
+        (labels, ids, ...) and stats, and the attention set's token lengths."""
+
+    @abstractmethod
+    def features_file(self, split: str, pair_mode: str) -> str:
+        """The dump file (`{split}.<kind>.npy`) that probes and CKA read."""

@@ -1,0 +1,188 @@
+"""Sentence-pair classification (NLI, question answering): one label per pair of texts.
+
+Canonical record: `{"id", "text_a", "text_b", "label"}`. Both segments are encoded together for
+the sequence-classification head. The probing unit is the pair, dumped two ways: `joint` (the
+pair encoded together, pooled at CLS for encoders, the last real token for decoders, or a masked
+mean) and the paper's `separate` (each text encoded apart, masked means concatenated). The
+control task shuffles the labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bioprobe.tasks.base import TaskType
+
+SIDES = ("text_a", "text_b")
+
+
+class Pair(TaskType):
+    name = "pair"
+    formats = ("pairs-jsonl", "hf")
+    record_keys = ("text_a", "text_b", "label")
+    unit = "pair"
+    token_labels = False
+    selection_metric = "macro_f1"
+    peft_task_type = "SEQ_CLS"
+
+    # --- data ---
+
+    def config_labels(self, cfg: Mapping[str, Any], key: str) -> list[str]:
+        return list(cfg["labels"])
+
+    def labels_from_train(self, records: Sequence[dict], cfg: Mapping[str, Any]) -> list[str]:
+        return sorted({r["label"] for r in records})
+
+    def hf_record(self, row, fields, fallback_id, check, cfg, names) -> dict:
+        from bioprobe.data.readers import pair_record
+
+        return pair_record(row, fields, fallback_id, check, names)
+
+    def stratum(self, record: dict) -> tuple[str, ...]:
+        return (record["label"],)
+
+    def texts(self, record: dict) -> list[str]:
+        return [record["text_a"], record["text_b"]]
+
+    # --- model ---
+
+    def auto_class(self) -> Any:
+        import transformers
+
+        return transformers.AutoModelForSequenceClassification
+
+    def build_features(self, records, tokenizer, labels, training):
+        """Both segments encoded together, as the sequence-classification head expects."""
+        from bioprobe.tokenization import encode_pair
+        from bioprobe.training.features import FeatureSet
+
+        label2id = {label: i for i, label in enumerate(labels)}
+        out = FeatureSet(features=[])
+        for rec in records:
+            enc = encode_pair(
+                tokenizer,
+                rec["text_a"],
+                rec["text_b"],
+                training.max_length,
+                training.pair_truncation,
+            )
+            out.features.append(
+                {
+                    "input_ids": enc["input_ids"],
+                    "attention_mask": enc["attention_mask"],
+                    "labels": label2id[rec["label"]],
+                    "length": len(enc["input_ids"]),
+                }
+            )
+            out.truncated_examples += int(enc["truncated_tokens"] > 0)
+        return out
+
+    def collator(self, tokenizer: Any, pad_to_multiple_of: int | None) -> Any:
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+
+    def compute_metrics(self, labels: Sequence[str]):
+        from bioprobe.metrics import classification_scores
+
+        def compute(eval_pred) -> dict[str, float]:
+            return classification_scores(eval_pred.label_ids, eval_pred.predictions)
+
+        return compute
+
+    def batch_predictions(self, logits, labels) -> list:
+        return [int(p) for p in logits.argmax(-1)]
+
+    def score(self, labels, records, predicted) -> dict:
+        from bioprobe.metrics import classification_scores
+
+        return classification_scores([r["label"] for r in records], [labels[i] for i in predicted])
+
+    # --- dumps ---
+
+    def features_file(self, split: str, pair_mode: str) -> str:
+        return f"{split}.{'separate' if pair_mode == 'separate' else 'hidden'}.npy"
+
+    def dump(self, model, tokenizer, splits, out: Path, settings, is_decoder: bool):
+        from bioprobe.tokenization import encode_pair
+
+        s = settings
+        joint = {
+            name: [
+                encode_pair(tokenizer, r["text_a"], r["text_b"], s.max_length, s.pair_truncation)
+                for r in records
+            ]
+            for name, records in splits.items()
+        }
+        attn = _write_pair_vectors(model, tokenizer, splits, joint, out, s, is_decoder)
+        results = {}
+        for name, records in splits.items():
+            units = {"ids": [r["id"] for r in records], "labels": [r["label"] for r in records]}
+            stats = {
+                "examples": len(records),
+                "units": len(records),
+                "truncated_examples": sum(e["truncated_tokens"] > 0 for e in joint[name]),
+            }
+            results[name] = (units, stats)
+        return results, attn
+
+
+def _write_pair_vectors(model, tokenizer, splits, joint, out: Path, s, is_decoder) -> list[int]:
+    """One forward stream over every split: the joint encoding (its vector and, for the
+    attention set, its maps) and, in `separate` mode, each text encoded apart."""
+    from bioprobe.analysis.extract import Stream
+    from bioprobe.tokenization import encode_text
+
+    lengths = {name: [len(e["input_ids"]) for e in es] for name, es in joint.items()}
+    with Stream(model, out, s, lengths) as stream:
+        segments = {}
+        for name, records in splits.items():
+            if "joint" in s.pair_modes:
+                stream.writer(name, "hidden", len(records), stream.hidden)
+            if "separate" in s.pair_modes:
+                stream.writer(name, "separate", len(records), 2 * stream.hidden)
+                segments[name] = [
+                    [encode_text(tokenizer, r[key], s.max_length) for key in SIDES] for r in records
+                ]
+        for batch_items, maps in stream.batches():
+            if "joint" in s.pair_modes or maps:
+                _joint_batch(model, tokenizer, stream, joint, batch_items, maps, is_decoder)
+            if "separate" in s.pair_modes:
+                _separate_batch(model, tokenizer, stream, segments, batch_items)
+    return stream.attn_lengths
+
+
+def _joint_batch(model, tokenizer, stream, joint, batch_items, maps: bool, is_decoder) -> None:
+    from bioprobe.analysis.extract import as_dump_dtype, forward, pad
+    from bioprobe.analysis.pooling import pool_pair_joint
+
+    s = stream.s
+    batch = pad(tokenizer, [joint[name][i] for name, i in batch_items])
+    hs, attn = forward(model, batch, maps, s.virtual_tokens)
+    mask = batch["attention_mask"].to(hs.device)
+    vec = as_dump_dtype(pool_pair_joint(hs, mask, s.joint_pooling, is_decoder), s.dtype)
+    for row, (name, i) in enumerate(batch_items):
+        if "joint" in s.pair_modes:
+            stream.writers[name, "hidden"].write(i, vec[:, row : row + 1])
+        if maps:
+            stream.attention(i, row, attn)
+
+
+def _separate_batch(model, tokenizer, stream, segments, batch_items) -> None:
+    """The paper's `separate` mode: masked means of the two texts encoded apart, concatenated."""
+    import torch
+
+    from bioprobe.analysis.extract import as_dump_dtype, forward, pad
+    from bioprobe.analysis.pooling import masked_mean
+
+    s = stream.s
+    means = []
+    for side in (0, 1):
+        batch = pad(tokenizer, [segments[name][i][side] for name, i in batch_items])
+        hs, _ = forward(model, batch, False, s.virtual_tokens)
+        means.append(masked_mean(hs, batch["attention_mask"].to(hs.device)))
+    vec = as_dump_dtype(torch.cat(means, dim=-1), s.dtype)
+    for row, (name, i) in enumerate(batch_items):
+        stream.writers[name, "separate"].write(i, vec[:, row : row + 1])
