@@ -40,10 +40,10 @@ from bioprobe.data import load_labels, load_split, prepare_task, subset_order, w
 from bioprobe.data.demo import task_config, write_demo_nli
 from bioprobe.data.prepare import corpus_text
 from bioprobe.io import write_json, write_jsonl
-from bioprobe.jobs import job_at
 from bioprobe.methods import require_supported
 from bioprobe.metrics import classification_scores
 from bioprobe.models import build_scratch, load_model_for_task, load_tokenizer_for, resolve_model
+from bioprobe.pipeline.jobs import job_at
 from bioprobe.probing.run import bio_to_type
 from bioprobe.settings import ProbeSettings, TrainingSettings
 from bioprobe.tokenization import encode_pair, encode_text, encode_words

@@ -17,8 +17,9 @@ from bioprobe.hub import work_offline
 # imports huggingface_hub; jobs inherit it (on SLURM through sbatch --export=ALL).
 work_offline()
 
-from bioprobe import grid, hub
-from bioprobe.checks import missing_task_data
+from bioprobe import hub
+from bioprobe.pipeline import grid
+from bioprobe.pipeline.checks import missing_task_data
 from bioprobe.data import demo
 from bioprobe.config import sorted_slice, training_config, validate_config
 from bioprobe.methods import require_supported

@@ -15,7 +15,7 @@ rule extract:
     resources:
         mem_mb=8000,
         gpu=1,
-        # the retry number: a retry after an out-of-memory error halves the batch (bioprobe.oom)
+        # the retry number: a retry after an out-of-memory error halves the batch (bioprobe.pipeline.oom)
         attempt=lambda wc, attempt: attempt,
     params:
         extract=extract_slice,

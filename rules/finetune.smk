@@ -36,7 +36,7 @@ rule finetune:
     resources:
         mem_mb=8000,
         gpu=1,
-        # the retry number: a retry after an out-of-memory error splits batches (bioprobe.oom)
+        # the retry number: a retry after an out-of-memory error splits batches (bioprobe.pipeline.oom)
         attempt=lambda wc, attempt: attempt,
     params:
         training=training_slice,

@@ -1,8 +1,8 @@
 """Attention entropy per head; cosine and JS divergence against the pretrained variant."""
 
 from bioprobe.analysis.stages import attention_rows
-from bioprobe.smk_support import run_script
-from bioprobe.tables import ATTENTION_COLUMNS, key_of, write_keyed_rows
+from bioprobe.pipeline.smk_support import run_script
+from bioprobe.pipeline.tables import ATTENTION_COLUMNS, key_of, write_keyed_rows
 
 
 def main(sm):

@@ -2,7 +2,7 @@
 
 from bioprobe.data.prepare import corpus_text
 from bioprobe.models import build_scratch
-from bioprobe.smk_support import run_script
+from bioprobe.pipeline.smk_support import run_script
 
 
 def main(sm):

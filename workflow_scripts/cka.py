@@ -2,9 +2,9 @@
 
 from bioprobe.analysis.dumpio import read_meta
 from bioprobe.analysis.stages import cka_rows
+from bioprobe.pipeline.smk_support import run_script
+from bioprobe.pipeline.tables import CKA_COLUMNS, key_of, write_keyed_rows
 from bioprobe.settings import CkaSettings
-from bioprobe.smk_support import run_script
-from bioprobe.tables import CKA_COLUMNS, key_of, write_keyed_rows
 
 
 def main(sm):

@@ -1,7 +1,7 @@
 """Concatenate every evaluation JSON into results/tables/downstream.tsv."""
 
-from bioprobe.smk_support import run_script
-from bioprobe.tables import collect_downstream, write_tsv
+from bioprobe.pipeline.smk_support import run_script
+from bioprobe.pipeline.tables import collect_downstream, write_tsv
 
 
 def main(sm):

@@ -1,7 +1,7 @@
 """Concatenate per-variant tidy TSVs into one table under results/tables/."""
 
-from bioprobe import tables
-from bioprobe.smk_support import run_script
+from bioprobe.pipeline import tables
+from bioprobe.pipeline.smk_support import run_script
 
 COLUMNS = {
     "probes": tables.PROBE_COLUMNS,

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from bioprobe.data.demo import write_corpus
-from bioprobe.smk_support import run_script
+from bioprobe.pipeline.smk_support import run_script
 
 
 def main(sm):

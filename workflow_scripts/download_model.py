@@ -5,7 +5,7 @@ from bioprobe.hub import allow_network
 allow_network()  # the one rule that may reach the Hub; before huggingface_hub is imported
 
 from bioprobe.hub import download_model  # noqa: E402
-from bioprobe.smk_support import run_script  # noqa: E402
+from bioprobe.pipeline.smk_support import run_script  # noqa: E402
 
 
 def main(sm):

@@ -1,9 +1,9 @@
 """Score a model as published (size 0, a seeded untrained head) on the validation and test
 splits. Fine-tuned runs are scored by their finetune job, on the model still in memory."""
 
+from bioprobe.pipeline.smk_support import job_context, run_script
+from bioprobe.pipeline.tables import key_of
 from bioprobe.settings import TrainingSettings
-from bioprobe.smk_support import job_context, run_script
-from bioprobe.tables import key_of
 from bioprobe.training.evaluate import evaluate, write_evaluation
 
 

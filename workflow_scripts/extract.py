@@ -1,8 +1,8 @@
 """Dump hidden states (pooled per probing unit) and attention maps of one variant."""
 
 from bioprobe.analysis.extract import dump_variant
+from bioprobe.pipeline.smk_support import job_context, run_script
 from bioprobe.settings import DumpSettings
-from bioprobe.smk_support import job_context, run_script
 
 
 def main(sm):

@@ -1,9 +1,9 @@
 """Fine-tune one (task, model, method, size, seed) with the Hugging Face Trainer, then score
 the trained model on the validation and test splits while it is still in memory."""
 
+from bioprobe.pipeline.smk_support import job_context, run_script
+from bioprobe.pipeline.tables import key_of
 from bioprobe.settings import TrainingSettings
-from bioprobe.smk_support import job_context, run_script
-from bioprobe.tables import key_of
 from bioprobe.training.evaluate import SPLITS, write_evaluation
 from bioprobe.training.finetune import finetune
 

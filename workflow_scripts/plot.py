@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bioprobe.pipeline.smk_support import run_script
 from bioprobe.plotting import figures
-from bioprobe.smk_support import run_script
 
 PLOTTERS = {
     "downstream": figures.plot_downstream,

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from bioprobe.data import prepare_task
-from bioprobe.smk_support import run_script
+from bioprobe.pipeline.smk_support import run_script
 
 
 def main(sm):

@@ -2,9 +2,9 @@
 
 from bioprobe.analysis.stages import probe_variant
 from bioprobe.io import read_json
+from bioprobe.pipeline.smk_support import run_script
+from bioprobe.pipeline.tables import PROBE_COLUMNS, key_of, write_keyed_rows
 from bioprobe.settings import ProbeSettings
-from bioprobe.smk_support import run_script
-from bioprobe.tables import PROBE_COLUMNS, key_of, write_keyed_rows
 
 
 def main(sm):

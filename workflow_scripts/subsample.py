@@ -1,7 +1,7 @@
 """One seeded, stratified permutation of the training split; sizes take its prefixes."""
 
 from bioprobe.data import load_labels, load_split, write_subsets
-from bioprobe.smk_support import run_script
+from bioprobe.pipeline.smk_support import run_script
 
 
 def main(sm):

@@ -4,8 +4,8 @@
 from pathlib import Path
 
 from bioprobe import summary
-from bioprobe.smk_support import run_script
-from bioprobe.tables import write_tsv
+from bioprobe.pipeline.smk_support import run_script
+from bioprobe.pipeline.tables import write_tsv
 
 
 def main(sm):

@@ -17,7 +17,7 @@ import importlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,7 +87,6 @@ class ModelSpec:
     #: "bert", "gpt2", "biogpt" or another ``config.model_type``; None if not readable offline
     family: str | None = None
     is_decoder: bool | None = None
-    config: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -161,7 +160,6 @@ def resolve_model(
         location=location,
         family=config.get("model_type") if config else None,
         is_decoder=is_decoder_config(config) if config else None,
-        config=config,
         **common,
     )
 

@@ -110,14 +110,6 @@ class ProbeSettings(Settings):
 
 
 @dataclass(frozen=True)
-class AttentionSettings(Settings):
-    """`attention:`: the analysis examples whose maps are dumped and compared."""
-
-    max_examples: int = 64
-    split: str = "test"
-
-
-@dataclass(frozen=True)
 class CkaSettings(Settings):
     """`cka:` plus the pair mode the probes read (CKA compares the same units)."""
 

@@ -29,8 +29,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bioprobe.grid import PRETRAINED, RANDOM_INIT
-from bioprobe.tables import ATTENTION_COLUMNS, CKA_COLUMNS, DOWNSTREAM_COLUMNS, KEY, PROBE_COLUMNS
+from bioprobe.pipeline.grid import PRETRAINED, RANDOM_INIT
+from bioprobe.pipeline.tables import (
+    ATTENTION_COLUMNS,
+    CKA_COLUMNS,
+    DOWNSTREAM_COLUMNS,
+    KEY,
+    PROBE_COLUMNS,
+)
 
 __all__ = [
     "KEY",
@@ -60,7 +66,7 @@ MEASURES = {
     "cka": "mean CKA",
 }
 
-# the collectors' column lists (bioprobe.tables): what each tidy table must have
+# the collectors' column lists (bioprobe.pipeline.tables): what each tidy table must have
 _REQUIRED = {
     "downstream": DOWNSTREAM_COLUMNS,
     "probes": PROBE_COLUMNS,

@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from bioprobe.checks import missing_task_data
 from bioprobe.config import validate_config
 from bioprobe.data import prepare_task
 from bioprobe.data.readers import read_bio_tsv, read_hf, read_pairs_jsonl
 from bioprobe.errors import BioprobeError, InputError
-from bioprobe.grid import check_defined
+from bioprobe.pipeline.checks import missing_task_data
+from bioprobe.pipeline.grid import check_defined
 
 from .test_config import minimal
 from .test_prepare import MEDNLI_FIELDS, OUTPUTS, PAIR_SPLITS, ner_task, pair_task, tsv
@@ -406,8 +406,8 @@ def long_task(tmp_path_factory):
 
 @pytest.mark.parametrize("task", ["ner", "pair"])
 def test_truncation_is_counted_in_the_eval_json_and_logged(task, long_task, tiny_bert_dir, caplog):
-    from bioprobe.jobs import job_at
     from bioprobe.models import resolve_model
+    from bioprobe.pipeline.jobs import job_at
     from bioprobe.settings import TrainingSettings
     from bioprobe.training.evaluate import evaluate
 

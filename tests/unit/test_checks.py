@@ -1,4 +1,4 @@
-from bioprobe.checks import missing_task_data
+from bioprobe.pipeline.checks import missing_task_data
 
 
 def cfg(**task):

@@ -1,4 +1,4 @@
-"""GPU slot assignment (bioprobe.gpus) with fake device ids: no GPU needed."""
+"""GPU slot assignment (bioprobe.pipeline.gpus) with fake device ids: no GPU needed."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from bioprobe import gpus
-from bioprobe.gpus import acquire_gpus, assign_job_gpus
+from bioprobe.pipeline import gpus
+from bioprobe.pipeline.gpus import acquire_gpus, assign_job_gpus
 
 
 def test_distinct_devices_until_all_are_taken(tmp_path):
@@ -150,7 +150,7 @@ def test_rule_scripts_get_their_gpu_before_main_runs(tmp_path):
         """
         import os
         from types import SimpleNamespace
-        from bioprobe.smk_support import run_script
+        from bioprobe.pipeline.smk_support import run_script
         seen = {}
         def main(sm):
             seen[sm.name] = os.environ.get("CUDA_VISIBLE_DEVICES")

@@ -1,5 +1,5 @@
-from bioprobe import grid
 from bioprobe.config import validate_config
+from bioprobe.pipeline import grid
 
 
 def cfg(sizes, seeds=(1,)):

@@ -10,9 +10,9 @@ import transformers
 from bioprobe.analysis.extract import DumpSettings, dump_variant
 from bioprobe.data import prepare_task, write_subsets
 from bioprobe.data.prepare import load_split
-from bioprobe.jobs import job_at
 from bioprobe.models import resolve_model
-from bioprobe.oom import (
+from bioprobe.pipeline.jobs import job_at
+from bioprobe.pipeline.oom import (
     OutOfMemory,
     batch_for_attempt,
     cpu_micro_batches,

@@ -16,8 +16,8 @@ from bioprobe.config import validate_config
 from bioprobe.data import prepare_task, write_subsets
 from bioprobe.data.demo import task_config, write_demo_ner, write_demo_nli
 from bioprobe.data.prepare import corpus_text, load_split
-from bioprobe.jobs import job_at
 from bioprobe.models import build_scratch, resolve_model
+from bioprobe.pipeline.jobs import job_at
 from bioprobe.settings import CkaSettings, ProbeSettings, TrainingSettings
 from bioprobe.training.evaluate import evaluate
 from bioprobe.training.finetune import finetune

@@ -13,8 +13,8 @@ from bioprobe.analysis.extract import DumpSettings, dump_variant
 from bioprobe.analysis.stages import probe_variant
 from bioprobe.config import validate_config
 from bioprobe.data import load_split, prepare_task, write_subsets
-from bioprobe.jobs import job_at
 from bioprobe.models import resolve_model
+from bioprobe.pipeline.jobs import job_at
 from bioprobe.settings import ProbeSettings, TrainingSettings
 from bioprobe.training.evaluate import evaluate
 from bioprobe.training.finetune import finetune

@@ -98,7 +98,7 @@ def probe(module):  # the probe table fully written, not yet renamed into place
 HOOKS = {
     "finetune": ("bioprobe.training.resume", finetune),
     "extract": ("bioprobe.analysis.dumpio", extract),
-    "probe": ("bioprobe.tables", probe),
+    "probe": ("bioprobe.pipeline.tables", probe),
 }
 if MODE in HOOKS:
     after_import(*HOOKS[MODE])

@@ -41,12 +41,12 @@ from bioprobe.analysis.dumpio import (
     features_name,
     units_file,
 )
-from bioprobe.grid import RANDOM_INIT
 from bioprobe.io import atomic_path, write_json
-from bioprobe.jobs import JobContext
 from bioprobe.methods import load_trained
 from bioprobe.models import is_decoder_config, load_tokenizer_for, random_init_like
-from bioprobe.oom import batch_for_attempt, explain_out_of_memory, extract_advice
+from bioprobe.pipeline.grid import RANDOM_INIT
+from bioprobe.pipeline.jobs import JobContext
+from bioprobe.pipeline.oom import batch_for_attempt, explain_out_of_memory, extract_advice
 from bioprobe.progress import Progress
 from bioprobe.settings import DumpSettings
 

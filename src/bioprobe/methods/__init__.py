@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from bioprobe.errors import ConfigError
-from bioprobe.grid import PRETRAINED, RANDOM_INIT
 from bioprobe.io import read_json, write_json
 from bioprobe.methods.base import MethodKind, head_modules
 from bioprobe.methods.full import Full
 from bioprobe.methods.lora import LORA_TARGETS, LoRA, QLoRA, lora_targets, quantization_config
 from bioprobe.methods.prompt import PromptLabelCollator, PromptTuning, PTuning
+from bioprobe.pipeline.grid import PRETRAINED, RANDOM_INIT
 from bioprobe.settings import TrainingSettings
 
 log = logging.getLogger("bioprobe.methods")

@@ -30,8 +30,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from bioprobe.grid import PRETRAINED, RANDOM_INIT
 from bioprobe.methods.full import Full
+from bioprobe.pipeline.grid import PRETRAINED, RANDOM_INIT
+from bioprobe.pipeline.tables import CKA_COLUMNS, KEY
 from bioprobe.plotting.style import (
     LEGEND_W,
     PANEL_H,
@@ -55,7 +56,6 @@ from bioprobe.summary import (
     internal_measures,
     load_table,
 )
-from bioprobe.tables import CKA_COLUMNS, KEY
 
 __all__ = [
     "build_attention_by_layer",

@@ -108,7 +108,6 @@ class NER(TaskType):
                     "length": len(enc.input_ids),
                 }
             )
-            out.word_index.append(enc.word_index)
             if enc.truncated_words:
                 out.truncated_examples += 1
                 out.truncated_words += enc.truncated_words

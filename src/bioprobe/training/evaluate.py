@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader
 from bioprobe import tasks
 from bioprobe.data.task_data import TaskData
 from bioprobe.io import write_json
-from bioprobe.jobs import JobContext
 from bioprobe.methods import load_trained
 from bioprobe.models import load_tokenizer_for
+from bioprobe.pipeline.jobs import JobContext
 from bioprobe.seeding import seed_everything
 from bioprobe.settings import TrainingSettings
 from bioprobe.training.features import FeatureSet, build_features, log_truncation, make_collator
@@ -88,5 +88,5 @@ def evaluate(job: JobContext, training: TrainingSettings, splits: Sequence[str] 
 
 def write_evaluation(path: str | Path, key: dict, result: dict) -> None:
     """The per-run evaluation JSON that `collect_downstream` reads: the run's key columns
-    (`bioprobe.tables.key_of`) and the scores."""
+    (`bioprobe.pipeline.tables.key_of`) and the scores."""
     write_json(path, {**key, **result})

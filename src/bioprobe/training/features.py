@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 log = logging.getLogger("bioprobe.features")
 
@@ -18,7 +18,6 @@ class FeatureSet:
     features: list[dict]
     truncated_examples: int = 0
     truncated_words: int = 0
-    word_index: list[list[int]] = field(default_factory=list)  # NER: per example, per sub-token
 
     def stats(self) -> dict[str, int]:
         return {

@@ -30,7 +30,6 @@ from bioprobe import tasks
 from bioprobe.data import read_subset
 from bioprobe.data.task_data import TaskData
 from bioprobe.io import atomic_path, read_json, write_json
-from bioprobe.jobs import JobContext
 from bioprobe.methods import (
     FULL,
     effective_training,
@@ -39,7 +38,8 @@ from bioprobe.methods import (
     training_collator,
 )
 from bioprobe.models import load_tokenizer_for
-from bioprobe.oom import (
+from bioprobe.pipeline.jobs import JobContext
+from bioprobe.pipeline.oom import (
     cpu_micro_batches,
     explain_out_of_memory,
     finetune_advice,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bioprobe.errors import BioprobeError
-from bioprobe.gpus import assign_job_gpus
+from bioprobe.pipeline.gpus import assign_job_gpus
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -74,8 +74,8 @@ def job_context(snakemake: Any):
     (`params.base`), seed and attempt. The one place a job resolves its model."""
     from pathlib import Path
 
-    from bioprobe.jobs import job_at
     from bioprobe.models import resolve_model
+    from bioprobe.pipeline.jobs import job_at
 
     wc, params = snakemake.wildcards, snakemake.params
     return job_at(

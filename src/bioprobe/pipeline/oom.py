@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from bioprobe.errors import BioprobeError
 from bioprobe.settings import TrainingSettings
 
-log = logging.getLogger("bioprobe.oom")
+log = logging.getLogger("bioprobe.pipeline.oom")
 
 #: how PyTorch, the CUDA caching allocator and the CPU allocator word it
 _OOM_WORDS = (

@@ -1,5 +1,5 @@
 """The context of one job: which task and model it works on, where that model lives, its seed
-and its attempt. Built once where a job starts (`bioprobe.smk_support.job_context`), so the
+and its attempt. Built once where a job starts (`bioprobe.pipeline.smk_support.job_context`), so the
 location that `rules/common.smk` planned is the only one the library sees."""
 
 from __future__ import annotations
