@@ -3,9 +3,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
-
-
+# First the config: config.yaml, or the --configfile given instead of it; then its validation.
 include: "rules/common.smk"
 include: "rules/download.smk"
 include: "rules/data.smk"

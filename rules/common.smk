@@ -21,9 +21,27 @@ from bioprobe import hub
 from bioprobe.pipeline import grid
 from bioprobe.pipeline.checks import missing_task_data
 from bioprobe.data import demo
-from bioprobe.config import sorted_slice, training_config, validate_config
+from bioprobe.config import (
+    DEFAULT_CONFIG_FILE,
+    read_config_file,
+    sorted_slice,
+    training_config,
+    validate_config,
+)
 from bioprobe.methods import require_supported
 from bioprobe.models import resolve_model
+
+# The config is config.yaml (the demo) or, INSTEAD of it, the files given with --configfile:
+# Snakemake alone would merge them into config.yaml key by key, so the paper's grid would plan
+# the demo's tasks and models too. Snakemake has read the command line's files (and --config)
+# into `config` already; config.yaml is read only when there are none, checked first so that a
+# missing, empty or broken one is one error naming the file (and line). `--config key=value`
+# applies on top of either (Snakemake's `configfile:` puts it there).
+if not workflow.overwrite_configfiles:
+    read_config_file(DEFAULT_CONFIG_FILE)
+
+    configfile: DEFAULT_CONFIG_FILE
+
 
 # One clear error naming the config key, before any job is planned.
 _validated = validate_config(config)
@@ -77,8 +95,14 @@ def task_slice(wildcards):
 
 
 def model_slice(wildcards):
+    """A model's config entry; for a local or package: model also `files_digest`, a
+    checksum of its files, so that replacing one re-runs every job that reads the model
+    (the params trigger). Scratch and Hub models are inputs instead (pretrained_input).
+    """
     grid.check_defined(config, wildcards)
-    return sorted_slice(config["models"][wildcards.model])
+    entry = config["models"][wildcards.model]
+    digest = model_files_digest(wildcards.model)
+    return sorted_slice({**entry, "files_digest": digest} if digest else entry)
 
 
 def training_slice(wildcards):
@@ -141,8 +165,15 @@ def pretrained_dir(task, model):
 
 
 @functools.cache
+def resolved_model(model):
+    """The `models.<id>` entry resolved once: its source exists and, for a local or package
+    model, its directory holds a tokenizer and complete safetensors files."""
+    return resolve_model(model, config["models"][model])
+
+
+@functools.cache
 def is_hub_model(model):
-    return resolve_model(model, config["models"][model]).kind == "hub"
+    return resolved_model(model).kind == "hub"
 
 
 def pretrained_location(task, model):
@@ -151,7 +182,7 @@ def pretrained_location(task, model):
         return pretrained_dir(task, model)
     if is_hub_model(model):
         return hub.MODEL_DIR.format(model=model)
-    return resolve_model(model, config["models"][model]).location
+    return resolved_model(model).location
 
 
 def pretrained_input(wildcards):
@@ -161,6 +192,47 @@ def pretrained_input(wildcards):
     if is_hub_model(wildcards.model):
         return hub.MODEL_DIR.format(model=wildcards.model)
     return []
+
+
+@functools.cache
+def model_files_digest(model):
+    """The checksum of a local or package model's files (None for scratch and Hub models)."""
+    from bioprobe.models import model_digest
+
+    spec = resolved_model(model)
+    return model_digest(spec.location) if spec.kind in ("local", "package") else None
+
+
+def max_length_key(task, model):
+    """The config key that sets a task and model's max_length (training_config's order)."""
+    if "max_length" in (config["models"][model].get("training") or {}):
+        return f"models.{model}.training.max_length"
+    if "max_length" in (config["tasks"][task].get("training") or {}):
+        return f"tasks.{task}.training.max_length"
+    return "training.max_length"
+
+
+def check_models():
+    """Before any job: every model resolves (see resolved_model), and every task's
+    max_length fits its position embeddings where the model's config can be read now (a
+    scratch entry, a local or package directory, a downloaded or cached Hub model). The
+    jobs check again.
+    """
+    from bioprobe.models import check_max_length
+
+    for model in sorted(config["models"]):
+        spec = resolved_model(model)
+        downloaded = Path(hub.MODEL_DIR.format(model=model))
+        is_downloaded = spec.kind == "hub" and (downloaded / "config.json").is_file()
+        where = downloaded if is_downloaded else None
+        for task in sorted(config["tasks"]):
+            length = training_config(config, task, model)["max_length"]
+            key = max_length_key(task, model)
+            check_max_length(spec, length, key=key, location=where)
+
+
+# A model that cannot load right is one error naming its config key, before any job is planned.
+check_models()
 
 
 def hub_model_slice(wildcards):

@@ -16,10 +16,61 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, validators
 
+from bioprobe import tasks
 from bioprobe.errors import ConfigError
 from bioprobe.methods import check_method_ids, normalise_methods
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+#: the workflow's config when no --configfile is given (relative to the working directory)
+DEFAULT_CONFIG_FILE = "config.yaml"
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The top-level mapping of a YAML (or JSON) config file.
+
+    A missing, unreadable, empty or invalid file is one ConfigError naming the file, and for a
+    YAML error its line and column, before anything reads a key.
+    """
+    name = f"config file '{path}'"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{name} not found (in {Path.cwd()})") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{name} is a directory, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{name} cannot be read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}{_yaml_problem(exc)}") from None
+    if data is None:
+        raise ConfigError(f"{name} is empty")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{name}: the top level must be a mapping of config keys (tasks:, models:, ...),"
+            f" not a {type(data).__name__}"
+        )
+    return data
+
+
+def _at(mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """`, line L, column C: not valid YAML (problem; context from line L, column C)`."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if not problem or mark is None:
+        return f": not valid YAML ({' '.join(str(exc).split())})"
+    detail = problem
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        detail += f"; {context} from {_at(context_mark)}"
+    return f", {_at(mark)}: not valid YAML ({' '.join(detail.split())})"
 
 
 def _with_defaults(validator_class):
@@ -94,6 +145,8 @@ def validate_config(config: Mapping[str, Any], schema: dict | None = None) -> di
 
 def _check_semantics(config: dict) -> None:
     check_method_ids(config["methods"])
+    for task_id, task in config["tasks"].items():
+        _check_task(task_id, task)
     for model_id, model in config["models"].items():
         if model["source"] == "scratch" and "scratch" not in model:
             raise ConfigError("source 'scratch' needs a 'scratch:' block", f"models.{model_id}")
@@ -101,6 +154,24 @@ def _check_semantics(config: dict) -> None:
             raise ConfigError(
                 "a 'scratch:' block only applies to source: scratch", f"models.{model_id}.scratch"
             )
+
+
+def _check_task(task_id: str, task: dict) -> None:
+    """What the schema cannot say about a task and its type's plug-in can: a format that cannot
+    hold the type, the type's own checks, an explicit label set it cannot use (prepare_task
+    checks the same again, for a notebook that calls it directly)."""
+    holds = tasks.formats().get(task["format"], ())
+    if task["type"] not in holds:
+        able = sorted(fmt for fmt, types in tasks.formats().items() if task["type"] in types)
+        raise ConfigError(
+            f"format {task['format']!r} cannot hold a {task['type']!r} task"
+            f" (formats for {task['type']!r}: {', '.join(able)})",
+            f"tasks.{task_id}.format",
+        )
+    task_type = tasks.get(task["type"])
+    task_type.check_config(task, task_id)
+    if task.get("labels"):
+        task_type.config_labels(task, f"tasks.{task_id}.labels")
 
 
 def sorted_slice(value: Any) -> Any:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bioprobe.errors import ConfigError, InputError
+from bioprobe.io import atomic_path
 
 __all__ = [
     "DATASET_DIR",
@@ -109,20 +110,16 @@ def _place(source: Path, patterns: Sequence[str], dest: Path) -> list[str]:
         if p.is_file() and ".cache" not in p.relative_to(source).parts
     )
     files = [f for f in files if _matches(f, patterns)]
-    partial = dest.with_name(dest.name + ".part")
-    shutil.rmtree(partial, ignore_errors=True)
-    for name in files:
-        target = partial / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        real = (source / name).resolve()  # the Hub cache's snapshots are links to blobs
-        try:
-            os.link(real, target)
-        except OSError:
-            shutil.copy2(real, target)
-    partial.mkdir(parents=True, exist_ok=True)
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(partial, dest)
+    # filled in a hidden sibling, moved into place whole; removed if a copy fails (full disk)
+    with atomic_path(dest, is_dir=True) as partial:
+        for name in files:
+            target = partial / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            real = (source / name).resolve()  # the Hub cache's snapshots are links to blobs
+            try:
+                os.link(real, target)
+            except OSError:
+                shutil.copy2(real, target)
     return files
 
 

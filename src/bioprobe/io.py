@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bioprobe.errors import environment_problem
+
 
 def _remove_stale_temporaries(path: Path) -> None:
     """Temporaries of `path` that a killed job left behind (a dump's can take gigabytes).
@@ -34,18 +36,21 @@ def atomic_path(path: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; move it into place only if the block succeeds.
 
     A killed job leaves only a hidden `.{name}.*.tmp` sibling, which nothing reads as the
-    output and which the next write of `path` removes.
+    output and which the next write of `path` removes. On an error the temporary is removed;
+    a full disk or a place that may not be written to (also inside the block: a dump's pwrite,
+    safetensors' save) becomes one `EnvironmentProblem` naming `path` (or the file in it).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(path)
-    if is_dir:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
+    tmp: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(path)
+        if is_dir:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        else:
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            tmp = Path(name)
         yield tmp
         # mkstemp/mkdtemp create owner-only entries; give the result the usual umask mode
         umask = os.umask(0)
@@ -54,12 +59,35 @@ def atomic_path(path: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
         if is_dir and path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
-    except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
+    except BaseException as exc:
+        if tmp is not None:
+            _remove_quietly(tmp)
+        problem = environment_problem(exc)
+        if problem is None:
+            raise
+        raise problem.at(_named(problem.path, path, tmp)) from exc
+
+
+def _remove_quietly(tmp: Path) -> None:
+    """Remove a temporary; never let a failed removal hide the error that caused it."""
+    if tmp.is_dir() and not tmp.is_symlink():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise
+
+
+def _named(where: str | None, path: Path, tmp: Path | None) -> Path:
+    """What to call the place an error happened: the file inside the output where it was inside
+    the temporary, the output where it was the temporary (or its sibling), else where it was."""
+    if where is None:
+        return path
+    at = Path(where)
+    if tmp is not None and at.is_relative_to(tmp):
+        return path / at.relative_to(tmp) if at != tmp else path
+    if at.parent == path.parent and at.name.startswith(f".{path.name}."):
+        return path
+    return at
 
 
 def dumps_json(obj: Any) -> str:

@@ -8,11 +8,20 @@ architecture, random weights: the probing literature's control).
 Safety: weights load from safetensors only unless the entry sets ``allow_pickle: true``, and
 a repository's own Python code runs only with ``trust_remote_code: true``. This module never
 sets ``HF_HUB_OFFLINE``: whether the Hub may be reached is the caller's (the workflow's) choice.
+
+What a model directory must hold is checked where it is resolved and again where it is loaded,
+each problem one error naming the file and ``models.<id>.source``: a tokenizer vocabulary
+(without one transformers builds a tokenizer of special tokens only, and every word becomes
+``[UNK]``), and safetensors files whose header and size agree (a truncated copy). The
+``max_length`` of a task and model must fit the model's position embeddings
+(:func:`check_max_length`). :func:`model_digest` is the identity of a local model's files, part
+of its jobs' ``params`` so that replacing a file re-runs them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import json
 import os
@@ -30,12 +39,18 @@ from bioprobe.tokenization import load_tokenizer
 __all__ = [
     "ModelSpec",
     "build_scratch",
+    "check_max_length",
+    "check_model_files",
     "check_weights",
     "is_decoder_config",
     "load_model_for_task",
     "load_tokenizer_for",
+    "model_digest",
+    "position_limit",
     "random_init_like",
+    "read_model_config",
     "resolve_model",
+    "safetensors_problem",
 ]
 
 Kind = Literal["scratch", "package", "local", "hub"]
@@ -66,6 +81,58 @@ DECODER_MODEL_TYPES = frozenset(
     }
 )
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+#: files a tokenizer's vocabulary is read from (the names in transformers' VOCAB_FILES_NAMES);
+#: so is any file whose name contains "vocab" or ends in TOKENIZER_SUFFIXES (sentencepiece,
+#: tiktoken). tokenizer_config.json and special_tokens_map.json alone hold no vocabulary.
+TOKENIZER_FILES = frozenset(
+    {
+        "tokenizer.json",
+        "vocab.txt",
+        "vocab.json",
+        "merges.txt",
+        "tokenizer.model",
+        "spiece.model",
+        "spm.model",
+        "sentencepiece.bpe.model",
+        "sentencepiece.model",
+        "bpe.codes",
+        "dict.txt",
+        "prophetnet.tokenizer",
+    }
+)
+TOKENIZER_SUFFIXES = (".model", ".spm", ".tiktoken")
+#: safetensors refuses a header larger than this
+SAFETENSORS_MAX_HEADER = 100_000_000
+#: model types whose position ids start after the padding index (RoBERTa's convention: token i
+#: sits at position pad_token_id + 1 + i), so pad_token_id + 1 positions are never a token's
+PADDING_OFFSET_MODEL_TYPES = frozenset(
+    {
+        "camembert",
+        "data2vec-text",
+        "esm",
+        "ibert",
+        "layoutlmv3",
+        "lilt",
+        "longformer",
+        "luke",
+        "markuplm",
+        "mpnet",
+        "roberta",
+        "roberta-prelayernorm",
+        "xlm-roberta",
+        "xlm-roberta-xl",
+        "xmod",
+    }
+)
+#: config keys of rotary position embeddings: no table to run out of, no hard length limit
+ROTARY_KEYS = (
+    "rope_theta",
+    "rope_scaling",
+    "rope_parameters",
+    "rotary_dim",
+    "rotary_pct",
+    "rotary_emb_base",
+)
 
 
 @dataclass(frozen=True)
@@ -93,9 +160,14 @@ class ModelSpec:
         return f"models.{self.model_id}"
 
 
+def _getter(config: Any) -> Any:
+    """`get(key, default)` on a config object or a config.json dict alike."""
+    return config.get if isinstance(config, Mapping) else lambda k, d=None: getattr(config, k, d)
+
+
 def is_decoder_config(config: Any) -> bool:
     """Whether a model config (object or dict) describes a left-to-right decoder."""
-    get = config.get if isinstance(config, Mapping) else lambda k, d=None: getattr(config, k, d)
+    get = _getter(config)
     if get("model_type") in DECODER_MODEL_TYPES:
         return True
     archs = get("architectures") or []
@@ -134,7 +206,8 @@ def resolve_model(
     model directory), a local path (starting with ``/``, ``./``, ``../``, ``~``, or an
     existing directory), otherwise a Hub id. Never touches the network: family and
     ``is_decoder`` come from the scratch entry or a config.json found locally (for Hub ids,
-    in the Hub cache), else stay None.
+    in the Hub cache), else stay None. A local or package directory must hold a tokenizer
+    and complete safetensors files (:func:`check_model_files`).
     """
     key = f"models.{model_id}"
     source = model_cfg.get("source")
@@ -155,13 +228,16 @@ def resolve_model(
         raise ConfigError("only allowed with source: scratch", f"{key}.scratch")
     kind, location = _locate(source, key)
     config = _read_config(location, kind, common["revision"])
-    return ModelSpec(
+    spec = ModelSpec(
         kind=kind,
         location=location,
         family=config.get("model_type") if config else None,
         is_decoder=is_decoder_config(config) if config else None,
         **common,
     )
+    if kind in ("local", "package"):
+        check_model_files(spec)
+    return spec
 
 
 def _resolve_scratch(
@@ -224,6 +300,325 @@ def _local_location(source: str, key: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# what a model directory holds: a tokenizer, complete weights
+
+
+def _is_tokenizer_file(name: str) -> bool:
+    lower = name.lower()
+    return lower in TOKENIZER_FILES or lower.endswith(TOKENIZER_SUFFIXES) or "vocab" in lower
+
+
+def tokenizer_files(location: str | os.PathLike) -> list[str]:
+    """The files of directory `location` that a tokenizer's vocabulary can be read from."""
+    return sorted(
+        p.name for p in Path(location).iterdir() if p.is_file() and _is_tokenizer_file(p.name)
+    )
+
+
+def check_tokenizer_files(location: str | os.PathLike, spec: ModelSpec) -> None:
+    """Refuse a model directory without a tokenizer vocabulary.
+
+    From config.json alone transformers builds a tokenizer of the family's special tokens and
+    nothing else: every word becomes the unknown token, and a run goes to the end with scores
+    of 0. A model with its own code (``trust_remote_code``) may keep its vocabulary in files of
+    other names: only the loaded tokenizer is checked then (:func:`load_tokenizer_for`).
+    """
+    path = Path(location)
+    if spec.trust_remote_code or not path.is_dir() or tokenizer_files(path):
+        return
+    raise ConfigError(
+        f"{path} has no tokenizer files (no tokenizer.json, vocab.txt, vocab.json or "
+        "sentencepiece *.model): every word would become an unknown token. Save the tokenizer "
+        "the model was trained with into that directory (tokenizer.save_pretrained)",
+        f"{spec.key}.source",
+    )
+
+
+def safetensors_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` is not a complete safetensors file, or None: its header is read (not the
+    tensors) and the bytes it describes must be the bytes the file holds, as safetensors
+    requires. Catches truncated and mangled copies; changed tensor values load as they are."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            prefix = fh.read(8)
+            if len(prefix) < 8:
+                return f"{size} bytes, too short for a safetensors header"
+            length = int.from_bytes(prefix, "little")
+            if length > SAFETENSORS_MAX_HEADER:
+                return f"its first bytes give a header of {length} bytes: not safetensors"
+            if length > size - 8:
+                return f"its header would be {length} bytes long, the file has {size}: truncated"
+            raw = fh.read(length)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    try:
+        header = json.loads(raw)
+    except ValueError:  # UnicodeDecodeError included
+        return "its header is not JSON"
+    if not isinstance(header, dict):
+        return "its header is not a JSON object"
+    end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) and o >= 0 for o in offsets)
+        ):
+            return f"its header has no valid data_offsets for tensor {name!r}"
+        end = max(end, offsets[1])
+    held = size - 8 - length
+    if end > held:
+        return f"its header describes {end} bytes of tensors but the file holds {held}: truncated"
+    if end < held:
+        return f"its header describes {end} bytes of tensors but the file holds {held}"
+    return None
+
+
+def _index_problem(index: Path) -> str | None:
+    """Why a sharded checkpoint's index does not match its directory, or None."""
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+    except (OSError, ValueError, AttributeError):
+        return "it is not a readable JSON index"
+    if not isinstance(weight_map, dict):
+        return "it has no weight_map"
+    missing = sorted(set(map(str, weight_map.values())) - {p.name for p in index.parent.iterdir()})
+    if missing:
+        return f"it names {missing[0]}, which is missing" + (
+            f" (and {len(missing) - 1} more shards)" if len(missing) > 1 else ""
+        )
+    return None
+
+
+def _source_dir(spec: ModelSpec) -> Path | None:
+    """The directory that ``models.<id>.source`` names (local and package models)."""
+    key = spec.key
+    try:
+        if spec.kind == "local":
+            return Path(_local_location(spec.source, key))
+        if spec.kind == "package":
+            return Path(_package_location(spec.source.removeprefix("package:").strip(), key))
+    except ConfigError:
+        return None
+    return None
+
+
+def _weights_error(spec: ModelSpec, path: Path, problem: str) -> BioprobeError:
+    """One line naming the broken file and the model entry, with what to do about it: fix the
+    source (a local or package model), or delete what the workflow wrote so it writes it again
+    (a scratch build, a Hub download, a fine-tuned run)."""
+    source = _source_dir(spec)
+    if source is not None and path.resolve().is_relative_to(source.resolve()):
+        return ConfigError(
+            f"{path}: {problem}; the file is damaged (a copy or download cut short?): "
+            "copy or download the model again",
+            f"{spec.key}.source",
+        )
+    return BioprobeError(
+        f"{path}: {problem}; the file is damaged (a copy or download cut short?). It belongs "
+        f"to {spec.key} (source: {spec.source}) and was written by the workflow: delete "
+        f"{path.parent} and run the workflow again to write it anew"
+    )
+
+
+def check_safetensors(location: str | os.PathLike, spec: ModelSpec) -> None:
+    """Every safetensors file of directory `location` complete, every shard its index names
+    there; else one error naming the file (see :func:`safetensors_problem`)."""
+    path = Path(location)
+    if not path.is_dir():
+        return
+    for file in sorted(path.iterdir()):
+        if not file.is_file():
+            continue
+        if file.name.endswith(".safetensors"):
+            problem = safetensors_problem(file)
+        elif file.name.endswith(".safetensors.index.json"):
+            problem = _index_problem(file)
+        else:
+            continue
+        if problem is not None:
+            raise _weights_error(spec, file, problem)
+
+
+def check_model_files(spec: ModelSpec, location: str | os.PathLike | None = None) -> None:
+    """What a model directory (`location`, default the spec's) must hold to load right: a
+    tokenizer vocabulary and complete safetensors files. Reads file names and safetensors
+    headers only: cheap enough for every resolution."""
+    where = location if location is not None else spec.location
+    if where is None or not Path(where).is_dir():
+        return
+    check_tokenizer_files(where, spec)
+    check_safetensors(where, spec)
+
+
+# --------------------------------------------------------------------------------------------
+# positions: training.max_length against the model's position embeddings
+
+
+def position_limit(config: Any) -> tuple[int, str] | None:
+    """How many tokens, special tokens included, a model's position embeddings cover, and the
+    config attribute that says so; None where nothing limits the length (rotary or purely
+    relative positions, or a config that names no limit).
+
+    ``max_position_embeddings`` (``n_positions`` for GPT-2) as it is, except for RoBERTa's
+    family, whose positions start after the padding index (514 - (1 + 1) = 512 tokens).
+    BioGPT, OPT and BART store their offset of 2 on top of ``max_position_embeddings``.
+    """
+    get = _getter(config)
+    if get("position_embedding_type") == "rotary" or any(get(k) for k in ROTARY_KEYS):
+        return None
+    model_type = get("model_type")
+    if model_type in ("deberta", "deberta-v2") and not get("position_biased_input", True):
+        return None  # relative attention only
+    for name in ("n_positions", "max_position_embeddings"):
+        value = get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            break
+    else:
+        return None
+    if model_type in PADDING_OFFSET_MODEL_TYPES:
+        pad = get("pad_token_id")
+        offset = (pad if isinstance(pad, int) else 1) + 1
+        return value - offset, f"{name} {value} less the padding offset {offset}"
+    return value, f"{name} {value}"
+
+
+def read_model_config(
+    spec: ModelSpec, location: str | os.PathLike | None = None
+) -> dict[str, Any] | None:
+    """The model's config as a dict where it can be read without the network: config.json in
+    `location` (default the spec's), a scratch entry's family and positions, a Hub model's
+    config.json in the local Hub cache; else None."""
+    where = location if location is not None else spec.location
+    if where is not None:
+        path = Path(where) / "config.json"
+        if path.is_file():
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+    if spec.kind == "scratch" and spec.scratch:
+        return {
+            "model_type": spec.scratch["family"],
+            "max_position_embeddings": spec.scratch["max_position"],
+        }
+    if spec.kind == "hub":
+        return _read_config(spec.source, "hub", spec.revision)
+    return None
+
+
+def check_max_length(
+    spec: ModelSpec,
+    max_length: int,
+    *,
+    key: str | None = None,
+    task: str | None = None,
+    location: str | os.PathLike | None = None,
+    model_config: Any = None,
+) -> None:
+    """ConfigError where `max_length` tokens (special tokens included, as the encoders count
+    them) do not fit the model's position embeddings: past them a BERT or GPT-2 fails with
+    ``IndexError: index out of range in self`` or a tensor size mismatch, on the first
+    sentence that long. `key`: the config key that set `max_length`; unknown (a job sees
+    the merged training settings only), the message names every key that can set it.
+    `model_config`: a loaded config, else :func:`read_model_config` (nothing to check where
+    neither is available)."""
+    if model_config is None:
+        model_config = read_model_config(spec, location)
+    found = position_limit(model_config) if model_config is not None else None
+    if found is None or max_length <= found[0]:
+        return
+    limit, why = found
+    if spec.kind == "scratch" and spec.scratch:
+        why = f"{spec.key}.scratch.max_position {spec.scratch['max_position']}"
+    if key is None:
+        task_key = f"tasks.{task}.training.max_length" if task else "tasks.<id>.training.max_length"
+        what = (
+            f"max_length {max_length} (set by training.max_length, or by {task_key} or "
+            f"{spec.key}.training.max_length where one of them is set)"
+        )
+    else:
+        what = str(max_length)
+    raise ConfigError(
+        f"{what} tokens do not fit {spec.key} (source: {spec.source}), whose position "
+        f"embeddings cover {limit} ({why}), special tokens included: set it to {limit} or less",
+        key,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# identity: what re-runs a local model's jobs when its files change
+
+
+def _digest_cache() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "bioprobe" / "file-digests.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_digests(paths: Sequence[Path]) -> dict[str, str]:
+    """sha256 of each file by name, each file read only when its size, mtime or inode differ
+    from the last time (a cache in ``$XDG_CACHE_HOME/bioprobe``, default ``~/.cache``; without
+    a writable cache every call reads every file)."""
+    cache_path = _digest_cache()
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+        cache = cache if isinstance(cache, dict) else {}
+    except (OSError, ValueError):
+        cache = {}
+    out, changed = {}, False
+    for path in paths:
+        real = path.resolve()
+        st = real.stat()
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        hit = cache.get(str(real))
+        if isinstance(hit, dict) and hit.get("stat") == stamp and hit.get("sha256"):
+            out[path.name] = str(hit["sha256"])
+            continue
+        out[path.name] = _sha256(real)
+        cache[str(real)] = {"stat": stamp, "sha256": out[path.name]}
+        changed = True
+    if changed:
+        cache = {k: v for k, v in cache.items() if Path(k).is_file()}
+        with contextlib.suppress(OSError):  # the cache only saves time
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_path.with_name(f"{cache_path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(cache, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, cache_path)
+    return out
+
+
+def model_digest(location: str | os.PathLike) -> str:
+    """A checksum of the files of model directory `location`: names and contents of its files
+    (top level, as ``from_pretrained`` reads them; hidden files and ``*.md`` left out).
+
+    The content, not the modification time: a reinstalled package or a model copied without
+    its times is the same model and re-runs nothing, while a replaced weight or tokenizer file
+    is another. Each file is read once per change of its size or mtime (a cache).
+    """
+    root = Path(location)
+    files = sorted(
+        p
+        for p in root.iterdir()
+        if p.is_file() and not p.name.startswith(".") and not p.name.lower().endswith(".md")
+    )
+    lines = "".join(f"{name}\t{sha}\n" for name, sha in _file_digests(files).items())
+    return hashlib.sha256(lines.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
 # loading
 
 
@@ -242,18 +637,41 @@ def _hub_kwargs(spec: ModelSpec, location: str) -> dict[str, Any]:
 
 
 def load_tokenizer_for(spec: ModelSpec, location: str | os.PathLike | None = None) -> Any:
-    """The tokenizer of a model (`location` defaults to the spec's own), via load_tokenizer."""
+    """The tokenizer of a model (`location` defaults to the spec's own), via load_tokenizer.
+
+    Refused (one error naming ``models.<id>.source``) where the directory has no tokenizer
+    files or the tokenizer loaded has no vocabulary beyond its special tokens.
+    """
     where = _location(spec, location)
-    return load_tokenizer(
+    check_tokenizer_files(where, spec)
+    tokenizer = load_tokenizer(
         where,
         revision=_hub_kwargs(spec, where).get("revision"),
         trust_remote_code=spec.trust_remote_code,
     )
+    _check_vocabulary(tokenizer, where, spec)
+    return tokenizer
+
+
+def _check_vocabulary(tokenizer: Any, where: str, spec: ModelSpec) -> None:
+    """A tokenizer whose vocabulary is its special tokens alone turns every word into one of
+    them (transformers builds one from config.json where the vocabulary files are missing)."""
+    specials = set(tokenizer.all_special_tokens)
+    if any(token not in specials for token in tokenizer.get_vocab()):
+        return
+    raise ConfigError(
+        f"the tokenizer of {where} ({type(tokenizer).__name__}) has no vocabulary, only its "
+        f"{len(specials)} special tokens: every word would become an unknown token. Save the "
+        "tokenizer the model was trained with into that directory (tokenizer.save_pretrained)",
+        f"{spec.key}.source",
+    )
 
 
 def check_weights(location: str | os.PathLike, spec: ModelSpec) -> None:
-    """Refuse a local directory whose only weights are pickles, unless the spec allows pickle."""
+    """Refuse a local directory with a damaged safetensors file (:func:`check_safetensors`), or
+    whose only weights are pickles, unless the spec allows pickle."""
     path = Path(location)
+    check_safetensors(path, spec)
     if spec.allow_pickle or not path.is_dir():
         return
     names = sorted(p.name for p in path.iterdir() if p.is_file())
@@ -267,6 +685,12 @@ def check_weights(location: str | os.PathLike, spec: ModelSpec) -> None:
             f"'{spec.key}.allow_pickle: true' if you trust it",
             f"{spec.key}.allow_pickle",
         )
+
+
+def _weights_file(where: str) -> Path:
+    """The weights file of a directory that failed to load (the directory if not one file)."""
+    found = sorted(Path(where).glob("*.safetensors")) if Path(where).is_dir() else []
+    return found[0] if len(found) == 1 else Path(where)
 
 
 @contextlib.contextmanager
@@ -364,6 +788,11 @@ def load_model_for_task(
                     f"{spec.key}.allow_pickle",
                 ) from exc
             raise
+        except Exception as exc:  # what the header check lets through, as one line too
+            if type(exc).__name__ != "SafetensorError":
+                raise
+            problem = f"safetensors cannot read it ({exc})"
+            raise _weights_error(spec, _weights_file(where), problem) from exc
     _set_pad(model, tokenizer)
     return model
 

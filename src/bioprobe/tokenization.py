@@ -13,12 +13,19 @@ are put around what is left. A tokenizer that has both paths gives the same ids 
 Special tokens come from the tokenizer itself: slow tokenizers through
 ``build_inputs_with_special_tokens``; fast ones through their backend post-processor (v5 fast
 tokenizers have no ``build_inputs_with_special_tokens``), read once as a template.
+
+What the model gets for an encoded example is :func:`model_inputs` of it, in every stage:
+the features that fine-tuning and scoring collate and the batches the dumps feed the model
+(``analysis.extract.pad``). Token types are part of it where the tokenizer lists them in
+``model_input_names`` (:func:`uses_token_types`: the BERT family, pretrained with segment ids,
+the second text of a pair as segment 1), and absent for models without them (GPT-2, BioGPT,
+RoBERTa), which then see segment 0 everywhere as they were pretrained.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,6 +35,10 @@ IGNORE_INDEX = -100
 """Label of sub-tokens that carry no loss (continuations, special tokens, padding)."""
 
 Truncation = Literal["only_second", "longest_first"]
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+"""The keys of :func:`model_inputs`: what the model is fed for an example (token types only
+where :func:`uses_token_types`)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,6 +249,13 @@ class WordEncoding:
     n_words: int
     #: words dropped at the end because the sentence did not fit into max_length
     truncated_words: int
+    #: per sub-token, its segment (all 0: one segment) where the tokenizer uses token types
+    #: (:func:`uses_token_types`), else None
+    token_type_ids: list[int] | None = None
+
+    @property
+    def attention_mask(self) -> list[int]:
+        return [1] * len(self.input_ids)
 
 
 def _unk_piece(tokenizer: Any) -> list[int]:
@@ -310,6 +328,7 @@ def encode_words(
         word_index=word_index,
         n_words=n_words,
         truncated_words=len(pieces) - n_words,
+        token_type_ids=assembled.type_ids if uses_token_types(tokenizer) else None,
     )
 
 
@@ -345,7 +364,7 @@ def _result(tokenizer: Any, assembled: _Assembled, truncated: int) -> dict[str, 
         "input_ids": assembled.input_ids,
         "attention_mask": [1] * len(assembled.input_ids),
     }
-    if "token_type_ids" in getattr(tokenizer, "model_input_names", ()):
+    if uses_token_types(tokenizer):
         out["token_type_ids"] = assembled.type_ids
     out["truncated_tokens"] = truncated
     return out
@@ -428,3 +447,33 @@ def encode_pair(
     else:
         assembled = _add_special_tokens(tokenizer, ids_a[:na], ids_b[:nb])
     return _result(tokenizer, assembled, dropped)
+
+
+# --------------------------------------------------------------------------------------------
+# model inputs
+
+
+def uses_token_types(tokenizer: Any) -> bool:
+    """Whether the model takes token types: its tokenizer lists ``token_type_ids`` among its
+    ``model_input_names`` (BERT and its relatives, whose ``config.type_vocab_size`` is 2).
+    Decoders (GPT-2, BioGPT) do not: GPT-2 would look segment ids up in its word embeddings."""
+    return "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+
+
+def model_inputs(encoding: Mapping[str, Any] | WordEncoding) -> dict[str, list[int]]:
+    """What the model gets for one encoded example, in every stage (fine-tuning and scoring
+    features, dump batches): ``input_ids``, ``attention_mask`` and, where the encoding has them
+    (:func:`uses_token_types`), ``token_type_ids``; nothing else (no ``truncated_tokens``,
+    ``word_index``). `encoding`: an :func:`encode_pair` or :func:`encode_text` dict, or a
+    :class:`WordEncoding`."""
+    if isinstance(encoding, Mapping):
+        values = {key: encoding.get(key) for key in MODEL_INPUTS}
+    else:
+        values = {key: getattr(encoding, key, None) for key in MODEL_INPUTS}
+    out = {key: list(v) for key, v in values.items() if v is not None}
+    if "input_ids" not in out or "attention_mask" not in out:
+        raise BioprobeError(f"an encoding without input ids or attention mask: {sorted(out)}")
+    lengths = {len(v) for v in out.values()}
+    if len(lengths) != 1:
+        raise BioprobeError(f"an encoding's inputs differ in length: {lengths}")
+    return out

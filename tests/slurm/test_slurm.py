@@ -149,12 +149,31 @@ def test_gpu_rules_ask_for_a_gpu_and_cpu_rules_do_not(runs):
     assert seen >= GPU_RULES | {"probe", "prepare_task"}
 
 
+#: Probe scores come from an iterative fit (L-BFGS) on float16 dumps. Two processes on the same
+#: machine can round a matrix product differently in the last bit (MKL picks kernels by memory
+#: alignment on some CPUs, e.g. an AMD EPYC without AVX512-BF16), and a unit near a decision
+#: boundary may then flip: one of ~2,500 probed words moved an accuracy by 0.0004 there. So the
+#: probe table's scores agree within this absolute tolerance; every key, and every other table,
+#: must agree to rtol 1e-5.
+PROBE_ATOL = 0.005
+PROBE_METRICS_ATOL = {"probes": PROBE_ATOL, "summary": PROBE_ATOL}
+
+
 def test_outputs_match_a_local_run(runs):
     for name in TABLES:
         local = pd.read_csv(runs["local"] / "results" / "tables" / f"{name}.tsv", sep="\t")
         remote = pd.read_csv(runs["remote"] / "results" / "tables" / f"{name}.tsv", sep="\t")
         assert len(local) > 0, name
-        pd.testing.assert_frame_equal(remote, local, rtol=1e-5, obj=name)
+        atol = PROBE_METRICS_ATOL.get(name)
+        if atol is None:
+            pd.testing.assert_frame_equal(remote, local, rtol=1e-5, obj=name)
+            continue
+        numeric = [c for c in local.columns if pd.api.types.is_float_dtype(local[c])]
+        keys = [c for c in local.columns if c not in numeric]
+        pd.testing.assert_frame_equal(remote[keys], local[keys], obj=f"{name} keys")
+        pd.testing.assert_frame_equal(
+            remote[numeric], local[numeric], rtol=0, atol=atol, obj=f"{name} values"
+        )
 
 
 BAD_TAG_LINE = 6

@@ -170,6 +170,28 @@ CASES = {
     ),
     "no-models": Case("an empty models: block is refused", config(models={}), key("models"),
                       "non-empty"),
+    # --- models: checked where a model is resolved (at DAG time, from rules/common.smk) ---
+    "model-without-tokenizer": Case(
+        "a model directory without tokenizer files is refused (every word would be [UNK])",
+        lambda tmp: (write(tmp, "config.json", "{}"), __import__(
+            "bioprobe.models", fromlist=["_"]).resolve_model("m", {"source": str(tmp)}))[-1],
+        key("models.m.source"), "has no tokenizer files"),
+    "model-truncated-weights": Case(
+        "a truncated safetensors file is named with the model's source key",
+        lambda tmp: (write(tmp, "vocab.txt", "[UNK]\n"), write(
+            tmp, "model.safetensors", (62).to_bytes(8, "little") + b'{"w": {"dtype": "F32", '
+            b'"shape": [4], "data_offsets": [0, 16]}}' + b"\0" * 8),
+            __import__("bioprobe.models", fromlist=["_"]).resolve_model(
+                "m", {"source": str(tmp)}))[-1],
+        key("models.m.source"), "describes 16 bytes of tensors but the file holds 8: truncated"),
+    "max-length-over-positions": Case(
+        "a max_length past the model's position embeddings names the key and the limit",
+        lambda tmp: (lambda m: m.check_max_length(m.resolve_model("m", {
+            "source": "scratch", "scratch": {"family": "bert", "hidden_size": 8, "num_layers": 1,
+                                             "num_heads": 1, "intermediate_size": 8,
+                                             "vocab_size": 50, "max_position": 16}}), 64,
+            key="training.max_length"))(__import__("bioprobe.models", fromlist=["_"])),
+        key("training.max_length"), "cover 16 (models.m.scratch.max_position 16)"),
     "size-above-100": Case("a training size above 100 % is refused", config(sizes=[0, 101]),
                            key("sizes.1"), "maximum of 100"),
     "size-below-0": Case("a negative training size is refused", config(sizes=[-1]),
@@ -183,6 +205,14 @@ CASES = {
     "format-for-type": Case("a data format that cannot hold the task type names the key",
                             prepare(lambda tmp: {**ner_task(tmp / "raw"), "type": "pair"}),
                             key("tasks.toy.format"), ""),
+    "format-for-type-dag": Case("a format that cannot hold the task type stops the plan",
+                                task_config(lambda t: t.update(type="pair")),
+                                key("tasks.ner.format"),
+                                "format 'bio-tsv' cannot hold a 'pair' task (formats for "
+                                "'pair': hf, pairs-jsonl)"),
+    "ner-labels-without-o-dag": Case("an unusable explicit label set stops the plan",
+                                     task_config(lambda t: t.update(labels=["B-X", "I-X"])),
+                                     key("tasks.ner.labels"), "must contain 'O'"),
     "ner-labels-without-o": Case("an explicit NER label set must be a usable tag set",
                                  prepare(lambda tmp: ner_task(tmp / "raw",
                                                               labels=["B-Disease", "I-Disease"])),
@@ -292,6 +322,17 @@ CASES = {
     "pair-not-object": Case("a JSON line that is not an object is refused",
                             pairs(nli_row("a"), "[1, 2]"), at("dev.jsonl", 2),
                             "expected a JSON object"),
+    "pair-json-array": Case("a file that is one JSON array, not JSON Lines, is said to be one",
+                            pairs("[", f"  {nli_row('a')},", f"  {nli_row('b')}", "]"),
+                            at("dev.jsonl", 1),
+                            "looks like one JSON array, not JSON Lines: write one JSON object "
+                            "per line"),
+    "pair-json-array-one-line": Case("a JSON array on one line is one JSON array too",
+                                     pairs(f"[{nli_row('a')}, {nli_row('b')}]"),
+                                     at("dev.jsonl", 1), "looks like one JSON array"),
+    "pair-json-pretty": Case("objects spread over several lines are not JSON Lines",
+                             pairs("{", '  "pairID": "a",', '  "gold_label": "neutral"', "}"),
+                             at("dev.jsonl", 1), "write each JSON object on one line"),
     "pair-not-utf8": Case("bytes that are not UTF-8 name their line",
                           pairs(nli_row("a"), nli_row("b").encode().replace(b"pain", b"p\xffin")),
                           at("dev.jsonl", 2), "not UTF-8"),

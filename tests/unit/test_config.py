@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bioprobe.config import sorted_slice, training_config, validate_config
+from bioprobe.config import read_config_file, sorted_slice, training_config, validate_config
 from bioprobe.errors import ConfigError
 from bioprobe.settings import TrainingSettings
 
@@ -113,3 +113,92 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
     assert finetune.precision_flags("auto") == {"bf16": False, "fp16": True}
     assert finetune.precision_flags("auto", hidden_size=64) == {"bf16": False, "fp16": True}
+
+
+# --- config files: one error naming the file (and, for YAML, the line and column) ---
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (None, "config file '{f}' not found (in "),
+        ("", "config file '{f}' is empty"),
+        ("# comments only\n\n", "config file '{f}' is empty"),
+        (
+            "tasks:\n  t:\n    path: data/ner: x\n",
+            "config file '{f}', line 3, column 19: not valid YAML (mapping values are not allowed",
+        ),
+        (
+            "models: [a, b\nsizes: [0]\n",
+            "config file '{f}', line 2, column 6: not valid YAML (expected ',' or ']', but got"
+            " ':'; while parsing a flow sequence from line 1, column 9)",
+        ),
+        (
+            "tasks:\n\tt: {}\n",
+            "config file '{f}', line 2, column 1: not valid YAML (found character",
+        ),
+        ("- tasks\n", "config file '{f}': the top level must be a mapping of config keys"),
+        ("just words\n", "config file '{f}': the top level must be a mapping"),
+        (b"tasks: caf\xe9\n", "config file '{f}': not UTF-8 text"),
+    ],
+    ids=["missing", "empty", "comments", "colon", "unclosed", "tab", "list", "scalar", "latin1"],
+)
+def test_a_broken_config_file_is_one_error_naming_the_file(tmp_path, content, says):
+    path = tmp_path / "my config.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        read_config_file(path)
+    message = str(info.value)
+    assert message.startswith(says.format(f=path)), message
+    assert "\n" not in message and info.value.__cause__ is None
+
+
+def test_a_config_file_directory_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"is a directory, not a file"):
+        read_config_file(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "configs/paper.yaml"])
+def test_shipped_config_files_read_as_yaml_does(name):
+    assert read_config_file(ROOT / name) == yaml.safe_load((ROOT / name).read_text())
+
+
+# --- semantic checks: what the schema cannot say, known before any job ---
+
+
+@pytest.mark.parametrize(
+    ("task_type", "fmt", "able"),
+    [("pair", "bio-tsv", "hf, pairs-jsonl"), ("ner", "pairs-jsonl", "bio-tsv, hf")],
+)
+def test_a_format_that_cannot_hold_the_task_type_is_refused(task_type, fmt, able):
+    cfg = minimal()
+    cfg["tasks"]["ner"].update(type=task_type, format=fmt)
+    with pytest.raises(ConfigError) as info:
+        validate_config(cfg)
+    assert info.value.key == "tasks.ner.format"
+    assert str(info.value) == (
+        f"config key 'tasks.ner.format': format {fmt!r} cannot hold a {task_type!r} task"
+        f" (formats for {task_type!r}: {able})"
+    )
+
+
+def test_every_format_the_registry_pairs_with_a_type_validates():
+    from bioprobe import tasks
+
+    for fmt, types in tasks.formats().items():
+        for task_type in types:
+            cfg = minimal()
+            cfg["tasks"]["ner"].update(type=task_type, format=fmt)
+            assert validate_config(cfg)["tasks"]["ner"]["format"] == fmt
+
+
+def test_an_unusable_label_set_is_refused_before_any_job():
+    cfg = minimal()
+    cfg["tasks"]["ner"]["labels"] = ["B-Disease", "I-Disease"]
+    with pytest.raises(ConfigError, match=r"^config key 'tasks.ner.labels': .*must contain 'O'"):
+        validate_config(cfg)
+    cfg["tasks"]["ner"]["labels"] = ["O", "B-Disease", "I-Disease"]
+    assert validate_config(cfg)["tasks"]["ner"]["labels"] == ["O", "B-Disease", "I-Disease"]

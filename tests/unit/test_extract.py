@@ -5,15 +5,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from transformers import AutoModel, AutoTokenizer
 
+from bioprobe import tasks
 from bioprobe.analysis.extract import (
     ATTENTION_BATCH,
     DumpSettings,
     _batches,
     _examples,
     extract,
+    pad,
 )
+from bioprobe.errors import BioprobeError
+from bioprobe.tokenization import load_tokenizer, model_inputs
 
 
 def test_dump_batches_run_longest_first_with_the_attention_set_apart():
@@ -95,3 +100,31 @@ def test_splits_dumped_together_equal_each_split_dumped_alone(
     np.testing.assert_allclose(
         np.load(together / "attention.npy"), np.load(apart["test"] / "attention.npy"), atol=1e-6
     )
+
+
+@pytest.mark.parametrize("task_type", ["ner", "pair"])
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_dump_batches_are_padded_as_the_training_collator_pads(
+    task_type, family, request, bio_corpus
+):
+    """The same encodings give the same tensors in a dump batch as in a training batch."""
+    from bioprobe.tasks import ner, pair
+
+    tokenizer = load_tokenizer(str(request.getfixturevalue(f"tiny_{family}_dir")))
+    encode = {"ner": ner.encode, "pair": pair.encode}[task_type]
+    settings = DumpSettings(max_length=12)  # some examples truncated
+    encodings = [encode(tokenizer, r, settings) for r in _records(task_type, bio_corpus[:8])]
+    batch = pad(tokenizer, encodings)
+    collated = tasks.get(task_type).collator(tokenizer, None)([model_inputs(e) for e in encodings])
+    assert list(batch) == list(collated)
+    assert ("token_type_ids" in batch) == (family == "bert")
+    for key, value in batch.items():
+        assert torch.equal(value, collated[key]), key
+
+
+def test_pad_refuses_a_batch_mixing_token_types():
+    tokenizer = type("Tok", (), {"pad_token_id": 0})()
+    with_types = {"input_ids": [5, 6], "attention_mask": [1, 1], "token_type_ids": [0, 1]}
+    without = {"input_ids": [5], "attention_mask": [1]}
+    with pytest.raises(BioprobeError, match="token types"):
+        pad(tokenizer, [with_types, without])

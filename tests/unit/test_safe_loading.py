@@ -26,13 +26,15 @@ LABELS = ["O", "B-X", "I-X"]
 )
 def test_pickle_weights_are_refused_unless_the_model_opts_in(pickle_name, tmp_path):
     (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "vocab.txt").write_text("[UNK]\naspirin\n")
     (tmp_path / pickle_name).write_bytes(b"\x80\x04")
     refused = resolve_model("old", {"source": str(tmp_path)})
     with pytest.raises(ConfigError) as info:
         check_weights(tmp_path, refused)
     assert info.value.key == "models.old.allow_pickle" and pickle_name in str(info.value)
     check_weights(tmp_path, resolve_model("old", {"source": str(tmp_path), "allow_pickle": True}))
-    (tmp_path / "model.safetensors").write_bytes(b"")  # safetensors present: they are used
+    # safetensors present (an empty but complete file): they are used
+    (tmp_path / "model.safetensors").write_bytes((2).to_bytes(8, "little") + b"{}")
     check_weights(tmp_path, refused)
 
 

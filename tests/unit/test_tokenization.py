@@ -17,8 +17,10 @@ from bioprobe.tokenization import (
     encode_words,
     is_byte_level,
     load_tokenizer,
+    model_inputs,
     num_special_tokens,
     prepare_tokenizer,
+    uses_token_types,
     word_pieces,
 )
 
@@ -335,3 +337,48 @@ def test_longest_first_grid_matches_tokenizers(tokenizers):
                 enc = encode_pair(tok, a, b, max_length, truncation="longest_first")
                 ref = tok(a, b, truncation="longest_first", max_length=max_length)
                 assert enc["input_ids"] == ref["input_ids"], (la, lb, max_length)
+
+
+# ---------------------------------------------------------------------------------------------
+# model inputs: the same for training features, scoring and dumps
+
+TOKEN_TYPES = {"bert": True, "minilm": True, "gpt2": False, "biogpt": False}
+
+
+@pytest.mark.parametrize("family", sorted(TOKEN_TYPES))
+def test_model_inputs_carry_token_types_where_the_tokenizer_uses_them(tokenizers, family):
+    """Encoders (BERT family) get token types, a pair's second text as segment 1, exactly as
+    the tokenizer's own pair call gives them; decoders (GPT-2, BioGPT) none at all."""
+    tok = tokenizers[family]
+    uses = TOKEN_TYPES[family]
+    assert uses_token_types(tok) == uses
+    keys = ["input_ids", "attention_mask", *(["token_type_ids"] if uses else [])]
+    a, b = "Aspirin reduces fever.", "The patient developed hepatitis."
+
+    pair = model_inputs(encode_pair(tok, a, b, 128))
+    assert list(pair) == keys  # no truncated_tokens
+    assert pair["attention_mask"] == [1] * len(pair["input_ids"])
+    if family != "gpt2":  # GPT-2 has no sep: bioprobe puts an eos between the texts
+        assert pair == {k: tok(a, b)[k] for k in keys}
+    if uses:
+        n_a = len(tok(a)["input_ids"])
+        assert pair["token_type_ids"] == [0] * n_a + [1] * (len(pair["input_ids"]) - n_a)
+
+    text = model_inputs(encode_text(tok, a, 128))
+    assert text == {k: tok(a)[k] for k in keys}
+
+    enc = encode_words(tok, a.split(), 128)
+    words = model_inputs(enc)
+    assert list(words) == keys
+    assert words["input_ids"] == enc.input_ids
+    assert words["attention_mask"] == [1] * len(enc.input_ids)
+    assert enc.token_type_ids == (words.get("token_type_ids"))
+    if uses:  # one segment
+        assert words["token_type_ids"] == [0] * len(enc.input_ids)
+
+
+def test_model_inputs_refuse_a_broken_encoding():
+    with pytest.raises(BioprobeError, match="differ in length"):
+        model_inputs({"input_ids": [1, 2], "attention_mask": [1]})
+    with pytest.raises(BioprobeError, match="without input ids"):
+        model_inputs({"input_ids": [1, 2]})

@@ -7,6 +7,7 @@ the flat attention array's layout are defined here, for the writer and every rea
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -73,12 +74,26 @@ class NpyWriter:
         whose rows are contiguous (a slice along axis 1 of one batch array) is not copied."""
         if self.axis == 0:
             block = np.ascontiguousarray(block, dtype=self.dtype)
-            os.pwrite(self.fd, block, self.offset + start * self.stride)
+            self._pwrite(block, self.offset + start * self.stride)
             return
         per_outer = self.shape[1] * self.stride
         for i in range(self.shape[0]):
             rows = np.ascontiguousarray(block[i], dtype=self.dtype)
-            os.pwrite(self.fd, rows, self.offset + i * per_outer + start * self.stride)
+            self._pwrite(rows, self.offset + i * per_outer + start * self.stride)
+
+    def _pwrite(self, data: np.ndarray, offset: int) -> None:
+        """All of `data` at `offset`. A disk that fills up takes part of a write and says
+        nothing (the next write raises ENOSPC), so write the rest until it is written or fails;
+        the error names this file."""
+        view = memoryview(data.reshape(-1).view(np.uint8))
+        try:
+            while view:
+                written = os.pwrite(self.fd, view, offset)
+                if written == 0:  # no progress and no error: treat it as the full disk it is
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view, offset = view[written:], offset + written
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
 
     def close(self) -> None:
         os.close(self.fd)

@@ -43,7 +43,12 @@ from bioprobe.analysis.dumpio import (
 )
 from bioprobe.io import atomic_path, write_json
 from bioprobe.methods import load_trained
-from bioprobe.models import is_decoder_config, load_tokenizer_for, random_init_like
+from bioprobe.models import (
+    check_max_length,
+    is_decoder_config,
+    load_tokenizer_for,
+    random_init_like,
+)
 from bioprobe.pipeline.grid import RANDOM_INIT
 from bioprobe.pipeline.jobs import JobContext
 from bioprobe.pipeline.oom import batch_for_attempt, explain_out_of_memory, extract_advice
@@ -57,22 +62,31 @@ def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def pad(tokenizer, encodings: Sequence[dict]) -> dict[str, torch.Tensor]:
-    """Right-pad a batch of encodings (pooling assumes right padding)."""
-    width = max(len(e["input_ids"]) for e in encodings)
+def pad(tokenizer, encodings: Sequence) -> dict[str, torch.Tensor]:
+    """A dump batch of encodings (the task type's, as for its training features): each
+    example's ``tokenization.model_inputs`` — the inputs fine-tuning and scoring collate, token
+    types included where the model has them — right-padded as the training collator pads them
+    (pad id, attention 0, the tokenizer's pad token type; pooling assumes right padding)."""
+    from bioprobe.errors import BioprobeError
+    from bioprobe.tokenization import model_inputs
+
+    inputs = [model_inputs(e) for e in encodings]
+    keys = list(inputs[0])
+    if any(list(x) != keys for x in inputs):
+        raise BioprobeError("a dump batch mixes encodings with and without token types")
+    width = max(len(x["input_ids"]) for x in inputs)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids = torch.full((len(encodings), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(encodings), width), dtype=torch.long)
-    for row, enc in enumerate(encodings):
-        n = len(enc["input_ids"])
-        ids[row, :n] = torch.tensor(enc["input_ids"])
-        mask[row, :n] = 1
-    batch = {"input_ids": ids, "attention_mask": mask}
-    if all("token_type_ids" in e for e in encodings):
-        types = torch.zeros_like(ids)
-        for row, enc in enumerate(encodings):
-            types[row, : len(enc["token_type_ids"])] = torch.tensor(enc["token_type_ids"])
-        batch["token_type_ids"] = types
+    fill = {
+        "input_ids": pad_id,
+        "attention_mask": 0,
+        "token_type_ids": getattr(tokenizer, "pad_token_type_id", 0) or 0,
+    }
+    batch = {}
+    for key in keys:
+        t = torch.full((len(inputs), width), fill[key], dtype=torch.long)
+        for row, x in enumerate(inputs):
+            t[row, : len(x[key])] = torch.tensor(x[key], dtype=torch.long)
+        batch[key] = t
     return batch
 
 
@@ -256,6 +270,9 @@ def dump_variant(
     """Load one variant of `job`'s model (pretrained, random-init or fine-tuned, with its
     adapters on `job.base_location`) with eager attention and dump it. A retry after running
     out of memory (`job.attempt` > 1) halves the batch size per attempt."""
+    # past the model's positions the forward pass fails at the first sentence that long
+    where = job.base_location or job.location  # an adapter run's config is its base's
+    check_max_length(job.spec, settings.max_length, task=job.task_dir.name, location=where)
     task = job.task()
     model, settings = _load_variant(job, task, variant, settings)
     provenance = {

@@ -197,10 +197,14 @@ def read_pairs_jsonl(
     check = LabelCheck(labels, labels_origin)
     unique = UniqueIds()
     records: list[dict] = []
+    first = True
     for number, line in _lines(path):
         if not line.strip():
             continue
         try:
+            if first:
+                _json_lines_start(line)
+                first = False
             row = _json_object(line)
             record = pair_record(row, fields, default_id(split, len(records)), check)
             unique(record["id"], f"line {number}")
@@ -210,6 +214,22 @@ def read_pairs_jsonl(
     if not records:
         raise InputError("no examples (the split is empty)", path)
     return records
+
+
+def _json_lines_start(line: str) -> None:
+    """The first non-blank line: a file that is one JSON document (an array of objects, or an
+    object spread over several lines) is said to be one, not reported as a broken line."""
+    text = line.strip()
+    if text.startswith("["):
+        raise _RowProblem(
+            "the file looks like one JSON array, not JSON Lines: write one JSON object per line "
+            "(no enclosing [ ], no commas between objects; e.g. jq -c '.[]' in.json > out.jsonl)"
+        )
+    if text == "{":
+        raise _RowProblem(
+            "the file looks like JSON spread over several lines, not JSON Lines: write each "
+            "JSON object on one line (e.g. jq -c . in.json > out.jsonl)"
+        )
 
 
 def _json_object(line: str) -> dict:

@@ -1,5 +1,6 @@
 """What every workflow script shares: logging into the rule's log file, thread limits, and one
-clear error line (not a traceback wall) when the input is at fault."""
+clear error line (not a traceback wall) when the input or the environment is at fault (a full
+disk, a directory it may not write); a bug's traceback goes to the log once."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bioprobe.errors import BioprobeError
+from bioprobe.errors import BioprobeError, environment_problem
 from bioprobe.pipeline.gpus import assign_job_gpus
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -56,16 +57,27 @@ def run_script(snakemake: Any, main: Callable[[Any], None]) -> None:
     _configure(log_path, int(getattr(snakemake, "threads", 1) or 1))
     if log_path:
         _redirect_fds(log_path)
+    log = logging.getLogger("bioprobe")
     try:
         # a GPU of its own for a job that asked for one (`resources: gpu=`), before CUDA starts
         assign_job_gpus(int(getattr(snakemake.resources, "gpu", 0) or 0))
         main(snakemake)
     except BioprobeError as exc:  # the user's input is at fault: one line, no traceback
-        logging.getLogger("bioprobe").error("%s", exc)
+        log.error("%s", exc)
         raise SystemExit(1) from None
-    except Exception:
-        logging.getLogger("bioprobe").error("failed:\n%s", traceback.format_exc())
-        raise
+    except Exception as exc:
+        problem = environment_problem(exc, _outputs(snakemake))
+        if problem is not None:  # a full disk, a directory it may not write: one line too
+            log.error("%s", problem)
+        else:  # a bug: the traceback, once (re-raising would print it a second time)
+            log.error("failed:\n%s", traceback.format_exc().rstrip())
+        raise SystemExit(1) from None
+
+
+def _outputs(snakemake: Any) -> str | None:
+    """The job's outputs, to name where a write failed when the error itself does not say."""
+    outputs = [str(o) for o in getattr(snakemake, "output", None) or []]
+    return ", ".join(outputs) or None
 
 
 def job_context(snakemake: Any):

@@ -5,6 +5,10 @@ carries the word's tag (-100 elsewhere); predictions are read there, and words c
 `max_length` are predicted `O` (and counted), so gold entities never leave the denominator.
 The probing unit is the word: each word's vector pooled from its sub-tokens (first, mean or
 last); the control task gives every word type a random label (Hewitt & Liang 2019).
+
+A sentence reaches the model one way in every stage: :func:`encode` (word-split, one segment)
+gives fine-tuning's and scoring's features and the dump's batches, and
+``tokenization.model_inputs`` of it is what the model gets.
 """
 
 from __future__ import annotations
@@ -19,6 +23,15 @@ from bioprobe.errors import ConfigError
 from bioprobe.tasks.base import TaskType
 
 LABEL_SCHEMES = ("bio", "type")
+
+
+def encode(tokenizer: Any, record: Mapping[str, Any], settings: Any) -> Any:
+    """The sentence of `record`, word-split and truncated at a word boundary, the same for
+    fine-tuning, scoring and the dumps (`settings`: anything with ``max_length``). Returns a
+    ``tokenization.WordEncoding``."""
+    from bioprobe.tokenization import encode_words
+
+    return encode_words(tokenizer, record["tokens"], settings.max_length)
 
 
 def entity_types(labels: Sequence[str]) -> list[str]:
@@ -91,19 +104,19 @@ class NER(TaskType):
         return transformers.AutoModelForTokenClassification
 
     def build_features(self, records, tokenizer, labels, training):
-        """Word-split encoding; the first sub-token of each word carries its tag."""
-        from bioprobe.tokenization import align_labels, encode_words
+        """Word-split encoding (:func:`encode`); the first sub-token of each word carries its
+        tag."""
+        from bioprobe.tokenization import align_labels, model_inputs
         from bioprobe.training.features import FeatureSet
 
         label2id = {label: i for i, label in enumerate(labels)}
         out = FeatureSet(features=[])
         for rec in records:
-            enc = encode_words(tokenizer, rec["tokens"], training.max_length)
+            enc = encode(tokenizer, rec, training)
             tags = [label2id[t] for t in rec["tags"][: enc.n_words]]
             out.features.append(
                 {
-                    "input_ids": enc.input_ids,
-                    "attention_mask": [1] * len(enc.input_ids),
+                    **model_inputs(enc),
                     "labels": align_labels(enc.word_index, tags),
                     "length": len(enc.input_ids),
                 }
@@ -151,10 +164,8 @@ class NER(TaskType):
         return f"{split}.hidden.npy"
 
     def dump(self, model, tokenizer, splits, out: Path, settings, is_decoder: bool):
-        from bioprobe.tokenization import encode_words
-
         encs = {
-            name: [encode_words(tokenizer, r["tokens"], settings.max_length) for r in records]
+            name: [encode(tokenizer, r, settings) for r in records]
             for name, records in splits.items()
         }
         starts = {  # each sentence's first row in its split's dump
@@ -182,7 +193,7 @@ def _write_word_vectors(model, tokenizer, encs, starts, out: Path, s) -> list[in
             stream.writer(name, "hidden", int(starts[name][-1]), stream.hidden)
         for batch_items, maps in stream.batches():
             batch_encs = [encs[name][i] for name, i in batch_items]
-            batch = pad(tokenizer, [{"input_ids": e.input_ids} for e in batch_encs])
+            batch = pad(tokenizer, batch_encs)
             hidden_states, attn = forward(model, batch, maps, s.virtual_tokens)
             word_index = torch.full(batch["input_ids"].shape, -1, dtype=torch.long)
             for row, e in enumerate(batch_encs):

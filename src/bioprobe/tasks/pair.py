@@ -5,6 +5,10 @@ the sequence-classification head. The probing unit is the pair, dumped two ways:
 pair encoded together, pooled at CLS for encoders, the last real token for decoders, or a masked
 mean) and the paper's `separate` (each text encoded apart, masked means concatenated). The
 control task shuffles the labels.
+
+A pair reaches the model one way in every stage: :func:`encode` gives fine-tuning's and
+scoring's features and the joint dump's batches, and ``tokenization.model_inputs`` of it is what
+the model gets (token types where the model has them, the second text as segment 1).
 """
 
 from __future__ import annotations
@@ -16,6 +20,24 @@ from typing import Any
 from bioprobe.tasks.base import TaskType
 
 SIDES = ("text_a", "text_b")
+
+
+def encode(tokenizer: Any, record: Mapping[str, Any], settings: Any) -> dict[str, Any]:
+    """The pair of `record` encoded together, the same for fine-tuning, scoring and the dumps.
+
+    `settings`: anything with ``max_length`` and ``pair_truncation`` (``TrainingSettings``,
+    ``DumpSettings``: the dump's come from the training config). Returns
+    ``tokenization.encode_pair``'s dict (model inputs and ``truncated_tokens``).
+    """
+    from bioprobe.tokenization import encode_pair
+
+    return encode_pair(
+        tokenizer,
+        record["text_a"],
+        record["text_b"],
+        settings.max_length,
+        settings.pair_truncation,
+    )
 
 
 class Pair(TaskType):
@@ -54,24 +76,19 @@ class Pair(TaskType):
         return transformers.AutoModelForSequenceClassification
 
     def build_features(self, records, tokenizer, labels, training):
-        """Both segments encoded together, as the sequence-classification head expects."""
-        from bioprobe.tokenization import encode_pair
+        """Both segments encoded together (:func:`encode`), as the sequence-classification
+        head expects: the model inputs (token types included where the model has them), the
+        label and the length."""
+        from bioprobe.tokenization import model_inputs
         from bioprobe.training.features import FeatureSet
 
         label2id = {label: i for i, label in enumerate(labels)}
         out = FeatureSet(features=[])
         for rec in records:
-            enc = encode_pair(
-                tokenizer,
-                rec["text_a"],
-                rec["text_b"],
-                training.max_length,
-                training.pair_truncation,
-            )
+            enc = encode(tokenizer, rec, training)
             out.features.append(
                 {
-                    "input_ids": enc["input_ids"],
-                    "attention_mask": enc["attention_mask"],
+                    **model_inputs(enc),
                     "labels": label2id[rec["label"]],
                     "length": len(enc["input_ids"]),
                 }
@@ -106,15 +123,9 @@ class Pair(TaskType):
         return f"{split}.{'separate' if pair_mode == 'separate' else 'hidden'}.npy"
 
     def dump(self, model, tokenizer, splits, out: Path, settings, is_decoder: bool):
-        from bioprobe.tokenization import encode_pair
-
         s = settings
         joint = {
-            name: [
-                encode_pair(tokenizer, r["text_a"], r["text_b"], s.max_length, s.pair_truncation)
-                for r in records
-            ]
-            for name, records in splits.items()
+            name: [encode(tokenizer, r, s) for r in records] for name, records in splits.items()
         }
         attn = _write_pair_vectors(model, tokenizer, splits, joint, out, s, is_decoder)
         results = {}

@@ -1,4 +1,10 @@
-"""Canonical records -> model inputs, shared by fine-tuning, evaluation and dumps.
+"""Canonical records -> model inputs, shared by fine-tuning and evaluation.
+
+Each feature is the task type's encoding of a record (``tasks.pair.encode``,
+``tasks.ner.encode``) as ``tokenization.model_inputs`` (input ids, attention mask and, where the
+model has them, token types), plus its labels and length. The dumps feed the model the same
+encoding through the same function (``analysis.extract.pad``), so the internals analysed are
+computed on the inputs that were trained and scored.
 
 Truncation is counted, never silent: every builder returns how many examples (and, for NER,
 words) did not fit in `max_length`.
@@ -42,7 +48,7 @@ def log_truncation(split: str, fs: FeatureSet, max_length: int) -> None:
 
 
 def make_collator(task_type: str, tokenizer):
-    """The task type's batch collator (dynamic padding)."""
+    """The task type's batch collator (dynamic padding; token types padded where present)."""
     import torch
 
     from bioprobe import tasks

@@ -37,7 +37,7 @@ from bioprobe.methods import (
     save_method,
     training_collator,
 )
-from bioprobe.models import load_tokenizer_for
+from bioprobe.models import check_max_length, load_tokenizer_for
 from bioprobe.pipeline.jobs import JobContext
 from bioprobe.pipeline.oom import (
     cpu_micro_batches,
@@ -197,6 +197,8 @@ def finetune(
         raise ValueError("size 0 is the pretrained model: nothing to fine-tune")
     method = dict(method or FULL)
     training = _run_training(training, method, job.attempt)
+    # past the model's positions training fails with an IndexError at the first long sentence
+    check_max_length(job.spec, training.max_length, task=job.task_dir.name)
     task = job.task()
     order = read_subset(subset_file, size)
     set_seed(job.seed)
