@@ -555,9 +555,10 @@ def check_max_length(
 # identity: what re-runs a local model's jobs when its files change
 
 
-def _digest_cache() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "bioprobe" / "file-digests.json"
+def _digest_cache() -> Path | None:
+    """Where file digests are cached (None: no home directory to cache them in)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return None if root.startswith("~") else Path(root) / "bioprobe" / "file-digests.json"
 
 
 def _sha256(path: Path) -> str:
@@ -574,7 +575,7 @@ def _file_digests(paths: Sequence[Path]) -> dict[str, str]:
     a writable cache every call reads every file)."""
     cache_path = _digest_cache()
     try:
-        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+        cache = json.loads(cache_path.read_text(encoding="utf-8")) if cache_path else {}
         cache = cache if isinstance(cache, dict) else {}
     except (OSError, ValueError):
         cache = {}
@@ -590,7 +591,7 @@ def _file_digests(paths: Sequence[Path]) -> dict[str, str]:
         out[path.name] = _sha256(real)
         cache[str(real)] = {"stat": stamp, "sha256": out[path.name]}
         changed = True
-    if changed:
+    if changed and cache_path is not None:
         cache = {k: v for k, v in cache.items() if Path(k).is_file()}
         with contextlib.suppress(OSError):  # the cache only saves time
             cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -657,6 +658,8 @@ def _check_vocabulary(tokenizer: Any, where: str, spec: ModelSpec) -> None:
     """A tokenizer whose vocabulary is its special tokens alone turns every word into one of
     them (transformers builds one from config.json where the vocabulary files are missing)."""
     specials = set(tokenizer.all_special_tokens)
+    if len(tokenizer) > len(specials) + len(tokenizer.get_added_vocab()):
+        return  # more entries than special and added tokens (cheap; get_vocab copies it all)
     if any(token not in specials for token in tokenizer.get_vocab()):
         return
     raise ConfigError(
@@ -765,36 +768,40 @@ def load_model_for_task(
         "trust_remote_code": spec.trust_remote_code,
         "use_safetensors": None if spec.allow_pickle else True,
     }
-    if attn_implementation is not None:
-        kwargs["attn_implementation"] = attn_implementation
-    if dtype is not None:
-        kwargs["dtype"] = dtype
-    if quantization_config is not None:  # qlora's 4-bit base (bioprobe.methods)
-        kwargs["quantization_config"] = quantization_config
+    optional = {
+        "attn_implementation": attn_implementation,
+        "dtype": dtype,
+        "quantization_config": quantization_config,  # qlora's 4-bit base (bioprobe.methods)
+    }
+    kwargs.update({k: v for k, v in optional.items() if v is not None})
     if tokenizer is None:
         tokenizer = load_tokenizer_for(spec, where)
-    auto = _auto_class(task_type)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(derive_seed("head", seed))
-        try:
-            with _refuse_remote_code(spec):
-                model = auto.from_pretrained(where, **kwargs)
-        except OSError as exc:
-            if not spec.allow_pickle and "safetensors" in str(exc):
-                raise ConfigError(
-                    f"{where} has no safetensors weights ({exc}); set "
-                    f"'{spec.key}.allow_pickle: true' to accept pickle weights if you trust them",
-                    f"{spec.key}.allow_pickle",
-                ) from exc
-            raise
-        except Exception as exc:  # what the header check lets through, as one line too
-            if type(exc).__name__ != "SafetensorError":
-                raise
-            problem = f"safetensors cannot read it ({exc})"
-            raise _weights_error(spec, _weights_file(where), problem) from exc
+        model = _from_pretrained(_auto_class(task_type), where, spec, kwargs)
     _set_pad(model, tokenizer)
     return model
+
+
+def _from_pretrained(auto: Any, where: str, spec: ModelSpec, kwargs: dict[str, Any]) -> Any:
+    """`auto.from_pretrained`; refused pickles and unreadable weights as one line naming the key."""
+    try:
+        with _refuse_remote_code(spec):
+            return auto.from_pretrained(where, **kwargs)
+    except OSError as exc:
+        if not spec.allow_pickle and "safetensors" in str(exc):
+            raise ConfigError(
+                f"{where} has no safetensors weights ({exc}); set "
+                f"'{spec.key}.allow_pickle: true' to accept pickle weights if you trust them",
+                f"{spec.key}.allow_pickle",
+            ) from exc
+        raise
+    except Exception as exc:  # what the header check lets through, as one line too
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        problem = f"safetensors cannot read it ({exc})"
+        raise _weights_error(spec, _weights_file(where), problem) from exc
 
 
 def random_init_like(

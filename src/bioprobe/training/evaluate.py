@@ -14,7 +14,7 @@ from bioprobe import tasks
 from bioprobe.data.task_data import TaskData
 from bioprobe.io import write_json
 from bioprobe.methods import load_trained
-from bioprobe.models import load_tokenizer_for
+from bioprobe.models import check_max_length, load_tokenizer_for
 from bioprobe.pipeline.jobs import JobContext
 from bioprobe.seeding import seed_everything
 from bioprobe.settings import TrainingSettings
@@ -77,6 +77,8 @@ def score_model(
 def evaluate(job: JobContext, training: TrainingSettings, splits: Sequence[str] = SPLITS) -> dict:
     """Scores of `job`'s model: a fine-tuned run (its adapters on `job.base_location`), or a
     pretrained model with a head drawn from the job's seed."""
+    # a Hub model downloaded in this run had no config to check at planning
+    check_max_length(job.spec, training.max_length, task=job.task_dir.name)
     task = job.task()
     seed_everything(job.seed)  # a pretrained model's fresh head is random: make it reproducible
     tokenizer = load_tokenizer_for(job.spec)

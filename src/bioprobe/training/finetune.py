@@ -196,9 +196,7 @@ def finetune(
     if size <= 0:
         raise ValueError("size 0 is the pretrained model: nothing to fine-tune")
     method = dict(method or FULL)
-    training = _run_training(training, method, job.attempt)
-    # past the model's positions training fails with an IndexError at the first long sentence
-    check_max_length(job.spec, training.max_length, task=job.task_dir.name)
+    training = _run_training(job, training, method)
     task = job.task()
     order = read_subset(subset_file, size)
     set_seed(job.seed)
@@ -237,11 +235,13 @@ def finetune(
 
 
 def _run_training(
-    training: TrainingSettings, method: Mapping[str, Any], attempt: int
+    job: JobContext, training: TrainingSettings, method: Mapping[str, Any]
 ) -> TrainingSettings:
     """The settings this run trains with: the method's learning rate where it sets one, and a
-    retry's smaller batches after running out of memory."""
-    return training_for_attempt(effective_training(training, method), attempt)
+    retry's smaller batches after running out of memory; `max_length` checked against the
+    model's positions (past them training fails with an IndexError at the first long sentence)."""
+    check_max_length(job.spec, training.max_length, task=job.task_dir.name)
+    return training_for_attempt(effective_training(training, method), job.attempt)
 
 
 def _features(task: TaskData, order: Sequence[int], tokenizer, training: TrainingSettings):
