@@ -10,6 +10,7 @@ from bioprobe.analysis.pooling import (
     last_token,
     masked_mean,
     pool_pair_joint,
+    pool_pair_separate,
     resolve_joint_pooling,
     word_pool,
 )
@@ -160,13 +161,10 @@ def test_pool_pair_joint_modes():
     torch.testing.assert_close(pool_pair_joint(hidden, mask, "mean"), masked_mean(hidden, mask))
 
 
-def test_separate_pair_mode_concatenates_masked_means():
-    """The `separate` pair mode as the dump computes it: each text's masked mean, concatenated."""
+def test_pool_pair_separate_concatenates_masked_means():
     ha, ma = _padded_batch([3, 5], torch.float64, seed=1)
-    hb, mb = _padded_batch([2, 7], torch.float64, seed=2)  # encoded apart: T differs
-    out = torch.cat([masked_mean(ha, ma), masked_mean(hb, mb)], dim=-1)
+    hb, mb = _padded_batch([2, 7], torch.float64, seed=2)
+    out = pool_pair_separate(ha, ma, hb, mb)
     assert out.shape == (L1, 2, 2 * H)
-    mean_a = torch.stack([ha[:, b, :n].mean(dim=1) for b, n in enumerate([3, 5])], dim=1)
-    mean_b = torch.stack([hb[:, b, :n].mean(dim=1) for b, n in enumerate([2, 7])], dim=1)
-    torch.testing.assert_close(out[..., :H], mean_a)
-    torch.testing.assert_close(out[..., H:], mean_b)
+    torch.testing.assert_close(out[..., :H], masked_mean(ha, ma))
+    torch.testing.assert_close(out[..., H:], masked_mean(hb, mb))

@@ -21,6 +21,7 @@ from bioprobe.analysis.pooling import (
     last_token,
     masked_mean,
     pool_pair_joint,
+    pool_pair_separate,
     resolve_joint_pooling,
     word_pool,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "linear_cka",
     "masked_mean",
     "pool_pair_joint",
+    "pool_pair_separate",
     "resolve_joint_pooling",
     "to_tidy_rows",
     "word_pool",

@@ -183,3 +183,16 @@ def pool_pair_joint(
     if how == "last":
         return last_token(hidden, attention_mask)
     return masked_mean(hidden, attention_mask)
+
+
+def pool_pair_separate(
+    hidden_a: torch.Tensor | Sequence[torch.Tensor],
+    mask_a: torch.Tensor,
+    hidden_b: torch.Tensor | Sequence[torch.Tensor],
+    mask_b: torch.Tensor,
+) -> torch.Tensor:
+    """The paper's `separate` mode: masked means of premise and hypothesis, concatenated.
+
+    The two texts are encoded apart (their T may differ): `[..., B, 2H]`.
+    """
+    return torch.cat([masked_mean(hidden_a, mask_a), masked_mean(hidden_b, mask_b)], dim=-1)

@@ -183,17 +183,15 @@ def _joint_batch(model, tokenizer, stream, joint, batch_items, maps: bool, is_de
 
 def _separate_batch(model, tokenizer, stream, segments, batch_items) -> None:
     """The paper's `separate` mode: masked means of the two texts encoded apart, concatenated."""
-    import torch
-
     from bioprobe.analysis.extract import as_dump_dtype, forward, pad
-    from bioprobe.analysis.pooling import masked_mean
+    from bioprobe.analysis.pooling import pool_pair_separate
 
     s = stream.s
-    means = []
+    sides = []
     for side in (0, 1):
         batch = pad(tokenizer, [segments[name][i][side] for name, i in batch_items])
         hs, _ = forward(model, batch, False, s.virtual_tokens)
-        means.append(masked_mean(hs, batch["attention_mask"].to(hs.device)))
-    vec = as_dump_dtype(torch.cat(means, dim=-1), s.dtype)
+        sides += [hs, batch["attention_mask"].to(hs.device)]
+    vec = as_dump_dtype(pool_pair_separate(*sides), s.dtype)
     for row, (name, i) in enumerate(batch_items):
         stream.writers[name, "separate"].write(i, vec[:, row : row + 1])
