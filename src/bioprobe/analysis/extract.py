@@ -274,7 +274,8 @@ def dump_variant(
     where = job.base_location or job.location  # an adapter run's config is its base's
     check_max_length(job.spec, settings.max_length, task=job.task_dir.name, location=where)
     task = job.task()
-    model, settings = _load_variant(job, task, variant, settings)
+    tokenizer = load_tokenizer_for(job.spec)
+    model, settings = _load_variant(job, task, variant, settings, tokenizer)
     provenance = {
         "model_id": job.spec.model_id,
         "model_source": job.spec.source,
@@ -289,7 +290,7 @@ def dump_variant(
     with explain_out_of_memory(extract_advice(settings.batch_size, job.attempt)):
         return extract(
             model=model,
-            tokenizer=load_tokenizer_for(job.spec),
+            tokenizer=tokenizer,
             task_type=task.task_type,
             splits=splits,
             settings=settings,
@@ -298,9 +299,8 @@ def dump_variant(
         )
 
 
-def _load_variant(job: JobContext, task, variant: str, settings: DumpSettings):
+def _load_variant(job: JobContext, task, variant: str, settings: DumpSettings, tokenizer):
     """The variant's model, and the settings with its leading virtual tokens."""
-    tokenizer = load_tokenizer_for(job.spec)
     # eager attention: with SDPA, transformers returns no attention maps
     kwargs = {"spec": job.spec, "attn_implementation": "eager", "tokenizer": tokenizer}
     if variant == RANDOM_INIT:
