@@ -21,13 +21,15 @@ class Settings:
 
     @classmethod
     def from_config(cls: type[T], values: Mapping[str, Any], key: str = "") -> T:
-        """The settings of a validated config slice; a key unknown to the class is an error."""
+        """The settings of a validated config slice; a key unknown to the class is an error.
+        A dashed config key (`bilstm-crf`) is the field with underscores."""
+        fields = {field_name(k): _frozen(v) for k, v in values.items()}
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(values) - names)
+        unknown = sorted(set(fields) - names)
         if unknown:
             where = f" in {key}" if key else ""
             raise ValueError(f"{cls.__name__}: unknown setting {unknown[0]!r}{where}")
-        return cls(**{k: _frozen(v) for k, v in values.items()})
+        return cls(**fields)
 
     def as_dict(self) -> dict[str, Any]:
         """A plain, key-sorted dict (for JSON records and fingerprints)."""
@@ -42,6 +44,11 @@ class Settings:
 
     def replace(self: T, **changes: Any) -> T:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def field_name(config_key: str) -> str:
+    """The dataclass field of a config key: config keys may hold dashes, fields cannot."""
+    return config_key.replace("-", "_")
 
 
 def _frozen(value: Any) -> Any:
@@ -94,15 +101,9 @@ class ProbeSettings(Settings):
     mlp: Mapping[str, Any] = field(default_factory=dict)
     bilstm_crf: Mapping[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def from_config(cls, values: Mapping[str, Any], key: str = "probe") -> ProbeSettings:
-        # `bilstm-crf` is a config key (and probe kind) but not an identifier
-        renamed = {k.replace("-", "_"): v for k, v in values.items()}
-        return super().from_config.__func__(cls, renamed, key)  # type: ignore[attr-defined]
-
     def hyper(self, kind: str) -> dict[str, Any]:
         """The hyper-parameters of probe `kind` (`{}`: its defaults)."""
-        return dict(getattr(self, kind.replace("-", "_"), None) or {})
+        return dict(getattr(self, field_name(kind), None) or {})
 
     @property
     def targets(self) -> tuple[str, ...]:

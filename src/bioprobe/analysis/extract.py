@@ -44,7 +44,6 @@ from bioprobe.analysis.dumpio import (
 from bioprobe.io import atomic_path, write_json
 from bioprobe.methods import load_trained
 from bioprobe.models import (
-    check_max_length,
     is_decoder_config,
     load_tokenizer_for,
     random_init_like,
@@ -272,7 +271,7 @@ def dump_variant(
     out of memory (`job.attempt` > 1) halves the batch size per attempt."""
     # past the model's positions the forward pass fails at the first sentence that long
     where = job.base_location or job.location  # an adapter run's config is its base's
-    check_max_length(job.spec, settings.max_length, task=job.task_dir.name, location=where)
+    job.check_max_length(settings.max_length, location=where)
     task = job.task()
     tokenizer = load_tokenizer_for(job.spec)
     model, settings = _load_variant(job, task, variant, settings, tokenizer)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bioprobe.data.task_data import TaskData
 from bioprobe.errors import BioprobeError
-from bioprobe.models import ModelSpec
+from bioprobe.models import ModelSpec, check_max_length
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,12 @@ class JobContext:
 
     def task(self) -> TaskData:
         return TaskData(self.task_dir)
+
+    def check_max_length(self, max_length: int, location: str | None = None) -> None:
+        """One error naming the keys that set `max_length` where it outgrows the positions of
+        the model (at `location`, default the job's): past them the model fails at the first
+        sentence that long."""
+        check_max_length(self.spec, max_length, task=self.task_dir.name, location=location)
 
 
 def job_at(

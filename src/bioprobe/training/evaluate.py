@@ -14,7 +14,7 @@ from bioprobe import tasks
 from bioprobe.data.task_data import TaskData
 from bioprobe.io import write_json
 from bioprobe.methods import load_trained
-from bioprobe.models import check_max_length, load_tokenizer_for
+from bioprobe.models import load_tokenizer_for
 from bioprobe.pipeline.jobs import JobContext
 from bioprobe.seeding import seed_everything
 from bioprobe.settings import TrainingSettings
@@ -78,12 +78,17 @@ def evaluate(job: JobContext, training: TrainingSettings, splits: Sequence[str] 
     """Scores of `job`'s model: a fine-tuned run (its adapters on `job.base_location`), or a
     pretrained model with a head drawn from the job's seed."""
     # a Hub model downloaded in this run had no config to check at planning
-    check_max_length(job.spec, training.max_length, task=job.task_dir.name)
+    job.check_max_length(training.max_length)
     task = job.task()
     seed_everything(job.seed)  # a pretrained model's fresh head is random: make it reproducible
     tokenizer = load_tokenizer_for(job.spec)
     model, _ = load_trained(
-        job.location, task.task_type, task.labels, spec=job.spec, base_location=job.base_location
+        job.location,
+        task.task_type,
+        task.labels,
+        spec=job.spec,
+        base_location=job.base_location,
+        tokenizer=tokenizer,  # loaded once: it also sets the model's pad token id
     )
     return score_model(model, tokenizer, task, training, splits)
 

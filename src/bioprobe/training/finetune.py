@@ -37,7 +37,7 @@ from bioprobe.methods import (
     save_method,
     training_collator,
 )
-from bioprobe.models import check_max_length, load_tokenizer_for
+from bioprobe.models import load_tokenizer_for
 from bioprobe.pipeline.jobs import JobContext
 from bioprobe.pipeline.oom import (
     cpu_micro_batches,
@@ -240,7 +240,7 @@ def _run_training(
     """The settings this run trains with: the method's learning rate where it sets one, and a
     retry's smaller batches after running out of memory; `max_length` checked against the
     model's positions (past them training fails with an IndexError at the first long sentence)."""
-    check_max_length(job.spec, training.max_length, task=job.task_dir.name)
+    job.check_max_length(training.max_length)
     return training_for_attempt(effective_training(training, method), job.attempt)
 
 
