@@ -26,6 +26,7 @@ from bioprobe.config import (
     read_config_file,
     sorted_slice,
     training_config,
+    training_key,
     validate_config,
 )
 from bioprobe.methods import require_supported
@@ -203,15 +204,6 @@ def model_files_digest(model):
     return model_digest(spec.location) if spec.kind in ("local", "package") else None
 
 
-def max_length_key(task, model):
-    """The config key that sets a task and model's max_length (training_config's order)."""
-    if "max_length" in (config["models"][model].get("training") or {}):
-        return f"models.{model}.training.max_length"
-    if "max_length" in (config["tasks"][task].get("training") or {}):
-        return f"tasks.{task}.training.max_length"
-    return "training.max_length"
-
-
 def check_models():
     """Before any job: every model resolves (see resolved_model), and every task's
     max_length fits its position embeddings where the model's config can be read now (a
@@ -227,7 +219,7 @@ def check_models():
         where = downloaded if is_downloaded else None
         for task in sorted(config["tasks"]):
             length = training_config(config, task, model)["max_length"]
-            key = max_length_key(task, model)
+            key = training_key(config, task, model, "max_length")
             check_max_length(spec, length, key=key, location=where)
 
 

@@ -183,9 +183,29 @@ def sorted_slice(value: Any) -> Any:
     return value
 
 
+def _training_levels(
+    config: Mapping[str, Any], task: str, model: str
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """Where training hyper-parameters come from, each with its config key prefix, the last
+    that sets one winning."""
+    return [
+        ("training", config["training"]),
+        (f"tasks.{task}.training", config["tasks"][task].get("training") or {}),
+        (f"models.{model}.training", config["models"][model].get("training") or {}),
+    ]
+
+
 def training_config(config: Mapping[str, Any], task: str, model: str) -> dict:
     """Effective training hyper-parameters: defaults < task overrides < model overrides."""
-    merged = dict(config["training"])
-    merged.update(config["tasks"][task].get("training", {}))
-    merged.update(config["models"][model].get("training", {}))
+    merged: dict[str, Any] = {}
+    for _, block in _training_levels(config, task, model):
+        merged.update(block)
     return sorted_slice(merged)
+
+
+def training_key(config: Mapping[str, Any], task: str, model: str, name: str) -> str:
+    """The config key that sets training hyper-parameter `name` for a task and model (the
+    level `training_config` takes it from), e.g. `models.minilm.training.max_length`."""
+    levels = _training_levels(config, task, model)
+    prefix = next((key for key, block in reversed(levels) if name in block), levels[0][0])
+    return f"{prefix}.{name}"
