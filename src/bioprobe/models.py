@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bioprobe import tasks
 from bioprobe.errors import BioprobeError, ConfigError
 from bioprobe.hub import is_hub_id
 from bioprobe.scratch import build_scratch, validate_scratch
@@ -713,20 +714,7 @@ def _refuse_remote_code(spec: ModelSpec) -> Iterator[None]:
 
 
 def _auto_class(task_type: str) -> Any:
-    from bioprobe import tasks
-
     return tasks.get(task_type).auto_class()
-
-
-def _label_kwargs(labels: Sequence[str]) -> dict[str, Any]:
-    labels = [str(label) for label in labels]
-    if not labels or len(set(labels)) != len(labels):
-        raise BioprobeError(f"labels must be non-empty and unique, got {labels}")
-    return {
-        "num_labels": len(labels),
-        "id2label": dict(enumerate(labels)),
-        "label2id": {label: i for i, label in enumerate(labels)},
-    }
 
 
 def _set_pad(model: Any, tokenizer: Any) -> None:
@@ -762,7 +750,7 @@ def load_model_for_task(
     where = _location(spec, location)
     check_weights(where, spec)
     kwargs: dict[str, Any] = {
-        **_label_kwargs(labels),
+        **tasks.get(task_type).head_kwargs(labels),
         **_hub_kwargs(spec, where),
         "ignore_mismatched_sizes": True,
         "trust_remote_code": spec.trust_remote_code,
@@ -830,7 +818,7 @@ def random_init_like(
             where,
             trust_remote_code=spec.trust_remote_code,
             **_hub_kwargs(spec, where),
-            **_label_kwargs(labels),
+            **tasks.get(task_type).head_kwargs(labels),
         )
     kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
     if attn_implementation is not None:

@@ -10,8 +10,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from bioprobe import tasks
 from bioprobe.analysis.attention import AttentionComparison, EntropyAccumulator, to_tidy_rows
 from bioprobe.analysis.cka import cka_per_layer
@@ -33,21 +31,12 @@ def features_file(dump_dir: Path, split: str, task_type: str, pair_mode: str) ->
 def load_probe_data(
     dump_dir: str | Path, split: str, labels_info: Mapping[str, Any], pair_mode: str
 ) -> ProbeData:
-    """One split of a dump as probing units (words for NER, pairs for pair tasks)."""
+    """One split of a dump as probing units (words, pairs, sentences: the task type's)."""
     dump_dir = Path(dump_dir)
     task_type = labels_info["task_type"]
+    features = open_dump(features_file(dump_dir, split, task_type, pair_mode))
     units = read_json(dump_dir / units_file(split))
-    names = list(labels_info["labels"])
-    index = {name: i for i, name in enumerate(names)}
-    from bioprobe.probing import ProbeData
-
-    return ProbeData(
-        features=open_dump(features_file(dump_dir, split, task_type, pair_mode)),
-        labels=np.array([index[label] for label in units["labels"]], dtype=np.int64),
-        label_names=names,
-        sentence_lengths=units.get("sentence_lengths"),
-        word_types=units.get("word_types"),
-    )
+    return tasks.get(task_type).probe_data(features, units, labels_info)
 
 
 def probe_variant(
@@ -57,29 +46,28 @@ def probe_variant(
     seed: int,
     threads: int = 1,
 ) -> list[dict]:
-    """Rows (layer, probe, target, metric, value) for every configured probe kind."""
-    from bioprobe.probing import probe_all_layers
-
+    """Rows (layer, probe, target, metric, value) for every configured probe kind that fits
+    the task type (a kind that does not is skipped, and the log says so)."""
+    task_type = tasks.get(labels_info["task_type"])
     fit = load_probe_data(dump_dir, probe.fit_split, labels_info, probe.pair_mode)
     score = load_probe_data(dump_dir, probe.score_split, labels_info, probe.pair_mode)
     rows = []
     for kind in probe.kinds:
+        if kind not in task_type.probe_kinds:
+            log.warning(
+                "probe kind %s does not fit a %s task (it has %s): skipped",
+                kind,
+                task_type.name,
+                ", ".join(task_type.probe_kinds),
+            )
+            continue
         log.info(
             "probing %d layers with %s (%d fit units)",
             fit.features.shape[0],
             kind,
             fit.features.shape[1],
         )
-        rows += probe_all_layers(
-            fit,
-            score,
-            kind=kind,
-            hyper=probe.hyper(kind),
-            targets=probe.targets,
-            label_mode=probe.label_mode,
-            seed=seed,
-            n_jobs=threads,
-        )
+        rows += task_type.probe(fit, score, kind, probe, seed, threads)
     return rows
 
 

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from bioprobe import tasks
-from bioprobe.data.readers import DEFAULT_FIELDS, read_bio_tsv, read_hf, read_pairs_jsonl
+from bioprobe.data.readers import (
+    DEFAULT_FIELDS,
+    read_bio_tsv,
+    read_hf,
+    read_pairs_jsonl,
+    read_tsv,
+)
 from bioprobe.errors import ConfigError, InputError
 from bioprobe.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl
 
@@ -50,7 +56,13 @@ def prepare_task(task_cfg: Mapping[str, Any], out_dir: str | Path, task_id: str)
 
 def _with_defaults(task_cfg: Mapping[str, Any], task_id: str) -> dict:
     """The schema fills these already; repeated here so a notebook can pass a short dict."""
-    cfg = {"label_scheme": "bio", "labels": None, "tag_names": None, "hub_revision": None}
+    cfg = {
+        "label_scheme": "bio",
+        "labels": None,
+        "tag_names": None,
+        "hub_revision": None,
+        "columns": None,
+    }
     cfg.update(task_cfg)
     cfg["fields"] = {**DEFAULT_FIELDS, **(task_cfg.get("fields") or {})}
     for key in ("type", "format", "path", "splits"):
@@ -113,6 +125,8 @@ def _read_split(
         return read_bio_tsv(source, cfg["label_scheme"], **common)
     if cfg["format"] == "pairs-jsonl":
         return read_pairs_jsonl(source, cfg["fields"], **common)
+    if cfg["format"] == "tsv":
+        return read_tsv(source, cfg["type"], cfg["fields"], cfg["columns"], task_cfg=cfg, **common)
     return read_hf(
         cfg["path"],
         source,
@@ -121,6 +135,7 @@ def _read_split(
         tag_names=cfg["tag_names"],
         revision=cfg["hub_revision"],
         label_scheme=cfg["label_scheme"],
+        task_cfg=cfg,
         **common,
     )
 

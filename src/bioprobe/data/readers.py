@@ -26,9 +26,12 @@ IOB2_TAG = re.compile(r"O|[BI]-\S+")
 HUB_PARQUET_REVISION = "refs/convert/parquet"
 DEFAULT_FIELDS = {
     "id": None,
+    "text": "text",
     "text_a": "text_a",
     "text_b": "text_b",
     "label": "label",
+    "labels": "labels",
+    "score": "score",
     "tokens": "tokens",
     "tags": "tags",
 }
@@ -159,6 +162,74 @@ def read_bio_tsv(
     if not records:
         raise InputError("no examples (the split is empty)", path)
     return records
+
+
+def read_tsv(
+    path: str | Path,
+    task_type: str,
+    fields: Mapping[str, str | None],
+    columns: Sequence[str] | None = None,
+    split: str | None = None,
+    *,
+    task_cfg: Mapping[str, Any] | None = None,
+    labels: Collection[str] | None = None,
+    labels_origin: str | None = None,
+) -> list[dict]:
+    """Read a tab-separated table, one example per line, into the task type's records (BLURB's
+    TSVs: ChemProt, DDI, GAD, BIOSSES, HoC, BioASQ).
+
+    `columns` names the columns of a file without a header (BLURB's ChemProt/DDI: `id sentence
+    label`); None reads the names from the first line. `fields` maps the record's keys to column
+    names. Cells are taken verbatim (no quoting: BLURB's files have none); blank lines are
+    skipped; a line with another number of cells than the header names its line.
+    """
+    from bioprobe import tasks  # the task types read their rows with this module's helpers
+
+    kind = tasks.get(task_type)
+    path = Path(path)
+    split = split or path.stem
+    fields = {**DEFAULT_FIELDS, **fields}
+    check = LabelCheck(labels, labels_origin)
+    names = list(columns) if columns else None
+    unique = UniqueIds()
+    records: list[dict] = []
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        cells = line.split("\t")
+        try:
+            if names is None:
+                names = _header(cells, kind.record_keys, fields)
+                continue
+            if len(cells) != len(names):
+                raise _RowProblem(
+                    f"{len(cells)} tab-separated cells, expected {len(names)} ({', '.join(names)})"
+                )
+            row = dict(zip(names, cells, strict=True))
+            record = kind.record(
+                row, fields, default_id(split, len(records)), check, task_cfg or {}, None
+            )
+            unique(record["id"], f"line {number}")
+        except _RowProblem as exc:
+            raise InputError(str(exc), path, number) from None
+        records.append(record)
+    if not records:
+        raise InputError("no examples (the split is empty)", path)
+    return records
+
+
+def _header(cells: Sequence[str], keys: Sequence[str], fields: Mapping[str, str | None]):
+    """The column names of a header line; a field the task needs and the header lacks is named."""
+    names = [c.strip() for c in cells]
+    wanted = [fields[key] for key in keys] + ([fields["id"]] if fields["id"] else [])
+    missing = [name for name in wanted if name not in names]
+    if missing:
+        raise _RowProblem(
+            f"the header ({', '.join(names)}) has no column {', '.join(map(repr, missing))}: "
+            "set the task's `fields` to the file's column names, or `columns` for a file "
+            "without a header"
+        )
+    return names
 
 
 def _token_and_tag(line: str, label_scheme: str, check: LabelCheck) -> tuple[str, str]:
@@ -351,10 +422,12 @@ def read_hf(
     *,
     split: str | None = None,
     label_scheme: str = "bio",
+    task_cfg: Mapping[str, Any] | None = None,
     labels: Collection[str] | None = None,
     labels_origin: str | None = None,
 ) -> list[dict]:
-    """Read one split of a Hugging Face dataset into canonical records.
+    """Read one split of a Hugging Face dataset into canonical records (`task_cfg`: the task's
+    config entry, which the task type reads; default: just `label_scheme`).
 
     `path_or_id` is a `save_to_disk` directory (a DatasetDict, or one saved Dataset per split
     in `path/split_spec`), a directory of parquet files (`split_spec` is a file name or glob
@@ -376,14 +449,14 @@ def read_hf(
     _require_columns(dataset, columns, where)
     names = list(tag_names) if tag_names else _class_names(dataset, fields[wanted[-1]])
     check = LabelCheck(labels, labels_origin)
-    scheme = {"label_scheme": label_scheme}
+    scheme = task_cfg or {"label_scheme": label_scheme}
     split = split or _split_name(split_spec)
     unique = UniqueIds()
     records: list[dict] = []
     for index, row in enumerate(_rows(dataset.select_columns(columns), columns, where)):
         fallback = default_id(split, index)
         try:
-            record = kind.hf_record(row, fields, fallback, check, scheme, names)
+            record = kind.record(row, fields, fallback, check, scheme, names)
             unique(record["id"], f"row {index}")
         except _RowProblem as exc:
             raise InputError(f"row {index}: {exc}", where) from None

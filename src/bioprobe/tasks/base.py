@@ -37,6 +37,16 @@ class TaskType(ABC):
     selection_metric: ClassVar[str]
     #: peft's task type for adapters (`peft.TaskType` member name)
     peft_task_type: ClassVar[str]
+    #: the headline downstream score (figures, summary, correlations)
+    main_metric: ClassVar[str]
+    #: the headline probe score (figures, summary)
+    probe_metric: ClassVar[str] = "macro_f1"
+    #: the probe kinds that fit this type's targets (others are skipped, with a log line)
+    probe_kinds: ClassVar[tuple[str, ...]] = ("linear", "svc", "mlp")
+    #: BLURB's task category of this type (None: not one of BLURB's) and its official metric,
+    #: the defaults of `tasks.<id>.blurb`
+    blurb_category: ClassVar[str | None] = None
+    blurb_metric: ClassVar[str | None] = None
 
     # --- data: reading, labels, subsets ---
 
@@ -58,7 +68,7 @@ class TaskType(ABC):
         return {"label_scheme": None, "entity_types": []}
 
     @abstractmethod
-    def hf_record(
+    def record(
         self,
         row: Mapping[str, Any],
         fields: Mapping[str, str | None],
@@ -67,7 +77,9 @@ class TaskType(ABC):
         cfg: Mapping[str, Any],
         names: Sequence[str] | None,
     ) -> dict:
-        """One validated canonical record from a Hugging Face dataset row."""
+        """One validated canonical record from a source row (a Hugging Face dataset row, or a
+        TSV line as {column: text}); a problem raises `readers._RowProblem`, which the reader
+        names by file and line (or dataset and row)."""
 
     @abstractmethod
     def stratum(self, record: dict) -> tuple[str, ...]:
@@ -82,6 +94,19 @@ class TaskType(ABC):
     @abstractmethod
     def auto_class(self) -> Any:
         """The transformers Auto class of the head (e.g. AutoModelForTokenClassification)."""
+
+    def head_kwargs(self, labels: Sequence[str]) -> dict[str, Any]:
+        """`from_pretrained` arguments of the head: one output per label by default."""
+        labels = [str(label) for label in labels]
+        if not labels or len(set(labels)) != len(labels):
+            from bioprobe.errors import BioprobeError
+
+            raise BioprobeError(f"labels must be non-empty and unique, got {labels}")
+        return {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+        }
 
     @abstractmethod
     def build_features(
@@ -124,3 +149,38 @@ class TaskType(ABC):
     @abstractmethod
     def features_file(self, split: str, pair_mode: str) -> str:
         """The dump file (`{split}.<kind>.npy`) that probes and CKA read."""
+
+    def probe_data(
+        self, features: Any, units: Mapping[str, Any], labels_info: Mapping[str, Any]
+    ) -> Any:
+        """One split's probing units: `features` [L+1, N, H] (a memmap) with the targets read
+        from the dump's `units` (labels as class ids by default)."""
+        import numpy as np
+
+        from bioprobe.probing import ProbeData
+
+        names = list(labels_info["labels"])
+        index = {name: i for i, name in enumerate(names)}
+        return ProbeData(
+            features=features,
+            labels=np.array([index[label] for label in units["labels"]], dtype=np.int64),
+            label_names=names,
+            sentence_lengths=units.get("sentence_lengths"),
+            word_types=units.get("word_types"),
+        )
+
+    def probe(self, fit: Any, score: Any, kind: str, settings: Any, seed: int, threads: int):
+        """Rows (layer, probe, target, metric, value) of one probe kind fitted on `fit` and
+        scored on `score` (`settings`: `ProbeSettings`); classification probes by default."""
+        from bioprobe.probing import probe_all_layers
+
+        return probe_all_layers(
+            fit,
+            score,
+            kind=kind,
+            hyper=settings.hyper(kind),
+            targets=settings.targets,
+            label_mode=settings.label_mode,
+            seed=seed,
+            n_jobs=threads,
+        )

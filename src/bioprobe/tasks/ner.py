@@ -48,6 +48,10 @@ class NER(TaskType):
     token_labels = True
     selection_metric = "entity_f1"
     peft_task_type = "TOKEN_CLS"
+    main_metric = "entity_f1"
+    probe_kinds = ("linear", "svc", "mlp", "bilstm-crf")
+    blurb_category = "named entity recognition"
+    blurb_metric = "entity_f1"
 
     # --- data ---
 
@@ -82,7 +86,7 @@ class NER(TaskType):
     def label_info(self, cfg: Mapping[str, Any], labels: Sequence[str]) -> dict[str, Any]:
         return {"label_scheme": cfg["label_scheme"], "entity_types": entity_types(labels)}
 
-    def hf_record(self, row, fields, fallback_id, check, cfg, names) -> dict:
+    def record(self, row, fields, fallback_id, check, cfg, names) -> dict:
         from bioprobe.data.readers import ner_record
 
         return ner_record(row, fields, fallback_id, check, cfg["label_scheme"], names)

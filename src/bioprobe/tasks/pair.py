@@ -42,12 +42,15 @@ def encode(tokenizer: Any, record: Mapping[str, Any], settings: Any) -> dict[str
 
 class Pair(TaskType):
     name = "pair"
-    formats = ("pairs-jsonl", "hf")
+    formats = ("pairs-jsonl", "tsv", "hf")
     record_keys = ("text_a", "text_b", "label")
     unit = "pair"
     token_labels = False
     selection_metric = "macro_f1"
     peft_task_type = "SEQ_CLS"
+    main_metric = "macro_f1"
+    # NLI is not a BLURB task; a QA task (PubMedQA, BioASQ) says `blurb: question answering`
+    blurb_metric = "accuracy"
 
     # --- data ---
 
@@ -57,7 +60,7 @@ class Pair(TaskType):
     def labels_from_train(self, records: Sequence[dict], cfg: Mapping[str, Any]) -> list[str]:
         return sorted({r["label"] for r in records})
 
-    def hf_record(self, row, fields, fallback_id, check, cfg, names) -> dict:
+    def record(self, row, fields, fallback_id, check, cfg, names) -> dict:
         from bioprobe.data.readers import pair_record
 
         return pair_record(row, fields, fallback_id, check, names)
