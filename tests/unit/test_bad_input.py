@@ -209,7 +209,7 @@ CASES = {
                                 task_config(lambda t: t.update(type="pair")),
                                 key("tasks.ner.format"),
                                 "format 'bio-tsv' cannot hold a 'pair' task (formats for "
-                                "'pair': hf, pairs-jsonl)"),
+                                "'pair': hf, pairs-jsonl, tsv)"),
     "ner-labels-without-o-dag": Case("an unusable explicit label set stops the plan",
                                      task_config(lambda t: t.update(labels=["B-X", "I-X"])),
                                      key("tasks.ner.labels"), "must contain 'O'"),

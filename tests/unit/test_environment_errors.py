@@ -311,3 +311,31 @@ def test_a_download_that_fails_midway_leaves_no_output(tmp_path, monkeypatch):
         hub.download_model("org/m", dest, snapshot=lambda **_: str(snapshot))
     assert not dest.exists()
     assert leftovers(dest.parent) == []
+
+
+# --- a log that the handler and the redirected fds share ---
+
+
+def test_log_lines_and_raw_output_interleave_without_overwriting(tmp_path):
+    """logging, print() and a C-level write to fd 2 all land in the log, in order, whole: a
+    handler with its own file offset used to overwrite what the fds had appended."""
+    rc, seen = run_job(
+        tmp_path,
+        """
+        import logging, sys
+        def main(sm):
+            log = logging.getLogger("bioprobe.test")
+            for i in range(3):
+                log.info("logged line %d of the job", i)
+                print(f"printed line {i} of the job", flush=True)
+                os.write(2, f"raw line {i} written to fd 2\\n".encode())
+            logging.getLogger("fontTools.subset").info("a glyph subset nobody reads")
+        """,
+    )
+    assert rc == 0, seen
+    lines = seen.splitlines()
+    expected = [f"{what} line {i}" for i in range(3) for what in ("logged", "printed", "raw")]
+    found = [next(j for j, line in enumerate(lines) if e in line) for e in expected]
+    assert found == sorted(found), seen
+    assert all(line.split()[0][:2].isdigit() or "line" in line for line in lines), seen
+    assert "glyph" not in seen

@@ -15,16 +15,27 @@ from bioprobe.errors import BioprobeError, environment_problem
 from bioprobe.pipeline.gpus import assign_job_gpus
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: libraries whose INFO lines say nothing about the job (fontTools: a line per glyph subset
+#: when matplotlib writes a PDF)
+QUIET_LOGGERS = ("fontTools", "matplotlib", "PIL")
 
 
 def _configure(log_path: str | None, threads: int) -> None:
     handler: logging.Handler
-    handler = logging.FileHandler(log_path, mode="w") if log_path else logging.StreamHandler()
+    if log_path:
+        # truncated once, then appended to by both the handler and the redirected fds 1 and 2
+        # (O_APPEND): a handler with an offset of its own overwrote what the fds had written
+        open(log_path, "w").close()
+        handler = logging.FileHandler(log_path, mode="a")
+    else:
+        handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # bars are noise in a log file
     if "transformers" in sys.modules:
