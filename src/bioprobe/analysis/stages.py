@@ -6,6 +6,7 @@ Everything here reads dumps from disk (memory-mapped) and never touches a model.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,7 +52,8 @@ def probe_variant(
     task_type = tasks.get(labels_info["task_type"])
     fit = load_probe_data(dump_dir, probe.fit_split, labels_info, probe.pair_mode)
     score = load_probe_data(dump_dir, probe.score_split, labels_info, probe.pair_mode)
-    rows = []
+    rows: list[dict] = []
+    started = time.monotonic()
     for kind in probe.kinds:
         if kind not in task_type.probe_kinds:
             log.warning(
@@ -68,11 +70,36 @@ def probe_variant(
             fit.features.shape[1],
         )
         rows += task_type.probe(fit, score, kind, probe, seed, threads)
+    log.info(
+        "%d probe rows: %d layers x targets %s, fitted on %s (%d units), scored on %s (%d units)"
+        " in %.1f s",
+        len(rows),
+        fit.features.shape[0],
+        "/".join(probe.targets),
+        probe.fit_split,
+        fit.features.shape[1],
+        probe.score_split,
+        score.features.shape[1],
+        time.monotonic() - started,
+    )
     return rows
 
 
 def attention_rows(variant_dump: str | Path, pretrained_dump: str | Path | None) -> list[dict]:
     """Per layer and head: entropy of the variant; cosine and JS against pretrained if given."""
+    started = time.monotonic()
+    rows = _attention_rows(variant_dump, pretrained_dump)
+    log.info(
+        "%d attention rows (%s) over %d examples in %.1f s",
+        len(rows),
+        "entropy only" if pretrained_dump is None else "cosine, JS and entropy vs pretrained",
+        len(read_meta(variant_dump)["attention"]["lengths"]),
+        time.monotonic() - started,
+    )
+    return rows
+
+
+def _attention_rows(variant_dump: str | Path, pretrained_dump: str | Path | None) -> list[dict]:
     meta = read_meta(variant_dump)
     info = meta["attention"]
     shape = (meta["n_layers"], meta["num_heads"])
@@ -102,5 +129,15 @@ def cka_rows(
     b = open_dump(features_file(Path(pretrained_dump), cka.split, task_type, cka.pair_mode))
     if a.shape[:2] != b.shape[:2]:
         raise ValueError(f"dumps differ in shape: {a.shape} vs {b.shape}")
+    started = time.monotonic()
     values = cka_per_layer(a, b)
+    log.info(
+        "linear CKA of %d layers over %d %s units (%s split) in %.1f s: %s",
+        len(values),
+        a.shape[1],
+        task_type,
+        cka.split,
+        time.monotonic() - started,
+        " ".join(f"{v:.3f}" for v in values),
+    )
     return [{"layer": layer, "value": float(v)} for layer, v in enumerate(values)]
