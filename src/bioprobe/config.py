@@ -143,8 +143,13 @@ def validate_config(config: Mapping[str, Any], schema: dict | None = None) -> di
     return data
 
 
+#: `training.report_to` values and the package each needs
+REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb"}
+
+
 def _check_semantics(config: dict) -> None:
     check_method_ids(config["methods"])
+    _check_report_to(config)
     for task_id, task in config["tasks"].items():
         _check_task(task_id, task)
     for model_id, model in config["models"].items():
@@ -153,6 +158,25 @@ def _check_semantics(config: dict) -> None:
         if model["source"] != "scratch" and "scratch" in model:
             raise ConfigError(
                 "a 'scratch:' block only applies to source: scratch", f"models.{model_id}.scratch"
+            )
+
+
+def _check_report_to(config: dict) -> None:
+    """A logger the Trainer cannot import would fail every fine-tuning job after planning."""
+    import importlib.util
+
+    levels = [("training", config["training"])] + [
+        (f"{group}.{key}.training", entry.get("training") or {})
+        for group in ("tasks", "models")
+        for key, entry in config[group].items()
+    ]
+    for where, training in levels:
+        package = REPORTERS.get(training.get("report_to", "none"))
+        if package and importlib.util.find_spec(package) is None:
+            raise ConfigError(
+                f"report_to {training['report_to']!r} needs the {package} package, which is not "
+                f"installed: pip install {package} (or report_to: none)",
+                f"{where}.report_to",
             )
 
 

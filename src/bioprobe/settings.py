@@ -80,6 +80,7 @@ class TrainingSettings(Settings):
     save_steps: int | None = None
     precision: str = "auto"
     logging_steps: int = 10
+    report_to: str = "none"  # none | tensorboard | wandb
 
     @property
     def effective_batch_size(self) -> int:
@@ -125,6 +126,7 @@ class DumpSettings(Settings):
 
     word_pooling: str = "mean"  # first | mean | last sub-token of each word
     joint_pooling: str = "auto"  # cls (encoders) / last non-pad (decoders) | cls | last | mean
+    relation_pooling: str = "entity"  # entity (2 entity starts) | cls (the head's token) | mean
     pair_modes: tuple[str, ...] = ("separate", "joint")
     dtype: str = "float16"
     batch_size: int = 32

@@ -74,6 +74,7 @@ def test_family_finetunes_evaluates_and_dumps(task, family, tmp_path):
     assert (tmp_path / "ft" / "model.safetensors").is_file()
     assert not list((tmp_path / "ft").glob("*.bin")), "safetensors only"
     assert not (tmp_path / "ckpt").exists(), "checkpoints are removed once the model is saved"
+    _assert_run_record(tmp_path / "ft", metrics)
 
     result = evaluate(job_at(root / "data", spec, 1, location=tmp_path / "ft"), training)
     # the finetune job scores the model in memory: the same numbers as scoring the saved model
@@ -120,6 +121,23 @@ def test_family_finetunes_evaluates_and_dumps(task, family, tmp_path):
     assert all(r["value"] == pytest.approx(1.0, abs=1e-4) for r in same if r["metric"] == "cosine")
     cka = cka_rows(dumps["full"], dumps["pretrained"], CkaSettings(), task["type"])
     assert len(cka) == 3 and all(-1e-6 <= r["value"] <= 1 + 1e-6 for r in cka)
+
+
+def _assert_run_record(run: Path, metrics: dict) -> None:
+    """The run directory says what it is: the loss history and a model card."""
+    import json
+
+    import yaml
+
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["global_step"] == metrics["global_steps"]
+    assert any(key.endswith("loss") for entry in state["log_history"] for key in entry)
+    card = (run / "README.md").read_text()
+    _, front, body = card.split("---\n", 2)
+    assert yaml.safe_load(front)["tags"][0] == "bioprobe"
+    assert "m fine-tuned on data with full" in body
+    assert f"{metrics['train_examples']} training examples: 100 % of the training split" in body
+    assert f"{metrics['global_steps']} optimiser steps on cpu" in body
 
 
 def _labels(root: Path) -> dict:

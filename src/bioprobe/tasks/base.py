@@ -122,10 +122,25 @@ class TaskType(ABC):
     def compute_metrics(self, labels: Sequence[str]) -> Callable[[Any], dict[str, float]]:
         """`compute_metrics` for the Trainer's model selection (predictions are class ids)."""
 
+    def logits_for_metrics(self, logits: Any, labels: Any) -> Any:
+        """What the Trainer keeps of a validation batch's logits for `compute_metrics` (its
+        `preprocess_logits_for_metrics`): class ids by default."""
+        return logits.argmax(dim=-1)
+
     @abstractmethod
     def batch_predictions(self, logits: Any, labels: Any) -> list:
         """Class ids of one scored batch, per example (a list of ids per example for token
         labels), read from `logits` [B, (T,) C] with the collated `labels`."""
+
+    def single_prediction(self, labels: Sequence[str], predicted: list) -> str | None:
+        """The one label a model predicted for every unit of a split (all `O`, all one class),
+        None when it predicts several; a model that did not learn the task, worth a warning.
+        Predictions that are not class ids (scores, label sets) give None."""
+        flat = [p for group in predicted for p in (group if isinstance(group, list) else [group])]
+        if not flat or not labels or not all(isinstance(p, int) for p in flat):
+            return None
+        first = flat[0]
+        return str(labels[first]) if all(p == first for p in flat) else None
 
     @abstractmethod
     def score(self, labels: Sequence[str], records: Sequence[dict], predicted: list) -> dict:

@@ -68,10 +68,23 @@ def score_model(
         fs = build_features(task.task_type, records, tokenizer, task.labels, training)
         predicted = predict(model, tokenizer, task.task_type, fs, training.eval_batch_size)
         scores[split] = score_split(task.task_type, task.labels, records, predicted)
+        _warn_single_prediction(task, split, predicted)
         truncation[split] = fs.stats()
         log_truncation(split, fs, training.max_length)
         log.info("%s: %s", split, {k: round(v, 4) for k, v in scores[split].items()})
     return {"scores": scores, "truncation": truncation}
+
+
+def _warn_single_prediction(task: TaskData, split: str, predicted: list) -> None:
+    only = task.type.single_prediction(task.labels, predicted)
+    if only is not None:
+        log.warning(
+            "%s: the model predicts %r for every %s: it has not learned the task (more "
+            "training data, more epochs or a higher learning rate may help)",
+            split,
+            only,
+            task.type.unit,
+        )
 
 
 def evaluate(job: JobContext, training: TrainingSettings, splits: Sequence[str] = SPLITS) -> dict:

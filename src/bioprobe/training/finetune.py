@@ -11,6 +11,7 @@ import gc
 import hashlib
 import json
 import logging
+import math
 import resource
 import shutil
 import time
@@ -49,6 +50,7 @@ from bioprobe.pipeline.oom import (
 from bioprobe.settings import TrainingSettings
 from bioprobe.training.evaluate import score_model
 from bioprobe.training.features import build_features, log_truncation, make_collator
+from bioprobe.training.model_card import model_card
 from bioprobe.training.progress import ProgressLogCallback
 from bioprobe.training.resume import ResumableTrainer, last_complete_checkpoint
 
@@ -87,8 +89,9 @@ def selection_metric(task_type: str) -> str:
     return tasks.get(task_type).selection_metric
 
 
-def _argmax_logits(logits, labels):
-    return logits.argmax(dim=-1)
+#: tensorboard's event files (`training.report_to: tensorboard`), under the checkpoint
+#: directory while training and the run directory after
+RUNS_DIR = "runs"
 
 
 def run_fingerprint(**parts) -> str:
@@ -148,7 +151,8 @@ def training_arguments(
         logging_strategy="steps",
         logging_steps=training.logging_steps,
         disable_tqdm=True,
-        report_to="none",
+        # tensorboard writes its events to output_dir/runs/, copied into the run directory
+        report_to=training.report_to,
         seed=seed,
         data_seed=seed,
         use_cpu=not torch.cuda.is_available(),
@@ -218,6 +222,7 @@ def finetune(
     width = getattr(model.config, "hidden_size", None)
     args = training_arguments(training, job.seed, checkpoint_dir, task.task_type, width)
     trainer = _trainer(model, args, task, tokenizer, training, method, train_fs, val_fs)
+    _log_start(trainer, args, training, method, len(train_fs.features))
     started = time.monotonic()
     with explain_out_of_memory(finetune_advice(training, job.attempt)):
         result = trainer.train(resume_from_checkpoint=resume)
@@ -228,7 +233,8 @@ def finetune(
     # `evaluate` will load it, in full precision
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     evaluation = score_model(model, tokenizer, task, training, score_splits)
-    _save(out_dir, model, tokenizer, task, method, training, job.seed, metrics)
+    card = model_card(job, task, method, training, metrics)
+    _save(out_dir, model, tokenizer, task, method, training, job.seed, metrics, trainer, card)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     log.info("saved %s (%.1f s)", out_dir, wall)
     return {**metrics, "evaluation": evaluation} if score_splits else metrics
@@ -269,7 +275,7 @@ def _trainer(model, args, task: TaskData, tokenizer, training, method, train_fs,
         ),
         processing_class=tokenizer,
         compute_metrics=task.type.compute_metrics(task.labels),
-        preprocess_logits_for_metrics=_argmax_logits,
+        preprocess_logits_for_metrics=task.type.logits_for_metrics,
         callbacks=[ProgressLogCallback()],
     )
     trainer.remove_callback(PrinterCallback)  # raw dicts on stdout; ProgressLogCallback says it
@@ -307,10 +313,41 @@ def _run_metrics(
     }
 
 
-def _save(out_dir, model, tokenizer, task: TaskData, method, training, seed, metrics) -> None:
+def _log_start(trainer, args, training: TrainingSettings, method, examples: int) -> None:
+    """What this job is about to do, before the first step: where, in which precision, with
+    which batches and for how many optimiser steps."""
+    steps = max(1, math.ceil(examples / (training.batch_size * training.gradient_accumulation)))
+    precision = [k for k in ("bf16", "fp16") if getattr(args, k)] or ["fp32"]
+    log.info(
+        "fine-tuning (%s) on %s in %s: %d examples, batch %d x %d accumulation, %g epochs = %d "
+        "optimiser steps, learning rate %g, max_length %d, %s/%s trainable parameters",
+        method.get("kind", "full"),
+        trainer.args.device,
+        precision[0],
+        examples,
+        training.batch_size,
+        training.gradient_accumulation,
+        training.epochs,
+        math.ceil(steps * training.epochs),
+        training.learning_rate,
+        training.max_length,
+        f"{parameter_counts(trainer.model)['parameters_trainable']:,}",
+        f"{parameter_counts(trainer.model)['parameters_total']:,}",
+    )
+
+
+def _save(
+    out_dir, model, tokenizer, task: TaskData, method, training, seed, metrics, trainer, card
+) -> None:
     """The trained run, moved into place whole: weights (safetensors only; a peft model saves
-    its adapters), method, tokenizer, labels, settings and metrics."""
+    its adapters), method, tokenizer, labels, settings, metrics, the Trainer's state (the loss
+    history), tensorboard's events where it logged and a model card."""
     with atomic_path(out_dir, is_dir=True) as tmp:
+        trainer.state.save_to_json(str(tmp / "trainer_state.json"))
+        runs = Path(trainer.args.output_dir) / RUNS_DIR
+        if runs.is_dir():
+            shutil.copytree(runs, tmp / RUNS_DIR)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
         model.save_pretrained(tmp)
         save_method(tmp, method)
         tokenizer.save_pretrained(tmp)
