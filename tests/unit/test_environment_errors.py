@@ -330,6 +330,7 @@ def test_log_lines_and_raw_output_interleave_without_overwriting(tmp_path):
                 print(f"printed line {i} of the job", flush=True)
                 os.write(2, f"raw line {i} written to fd 2\\n".encode())
             logging.getLogger("fontTools.subset").info("a glyph subset nobody reads")
+            logging.getLogger("transformers.x").warning("\x1b[1mBOLD REPORT\x1b[0m from: here")
         """,
     )
     assert rc == 0, seen
@@ -339,3 +340,4 @@ def test_log_lines_and_raw_output_interleave_without_overwriting(tmp_path):
     assert found == sorted(found), seen
     assert all(line.split()[0][:2].isdigit() or "line" in line for line in lines), seen
     assert "glyph" not in seen
+    assert "BOLD REPORT from: here" in seen and "\x1b" not in seen

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -18,6 +19,25 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: libraries whose INFO lines say nothing about the job (fontTools: a line per glyph subset
 #: when matplotlib writes a PDF)
 QUIET_LOGGERS = ("fontTools", "matplotlib", "PIL")
+#: terminal colour codes, which libraries write even when the output is a file (transformers'
+#: load report)
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _plain_records() -> None:
+    """Every log record's message without colour codes: a log file is read, not rendered."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "strips_ansi", False):
+        return
+
+    def factory(*args, **kwargs):
+        record = make(*args, **kwargs)
+        if isinstance(record.msg, str):
+            record.msg = ANSI_ESCAPE.sub("", record.msg)
+        return record
+
+    factory.strips_ansi = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def _configure(log_path: str | None, threads: int) -> None:
@@ -34,6 +54,7 @@ def _configure(log_path: str | None, threads: int) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
+    _plain_records()
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
