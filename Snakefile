@@ -3,6 +3,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# The report's landing page: what was run (from the config) and how to read the report.
+report: "report/workflow.rst"
+
+
 # First the config: config.yaml, or the --configfile given instead of it; then its validation.
 include: "rules/common.smk"
 include: "rules/download.smk"

@@ -46,7 +46,8 @@ from bioprobe.models import build_scratch, load_model_for_task, load_tokenizer_f
 from bioprobe.pipeline.jobs import job_at
 from bioprobe.probing.run import bio_to_type
 from bioprobe.settings import ProbeSettings, TrainingSettings
-from bioprobe.tokenization import encode_pair, encode_text, encode_words
+from bioprobe.tasks import relation
+from bioprobe.tokenization import encode_pair, encode_text, encode_words, model_inputs
 from bioprobe.training.evaluate import evaluate
 from bioprobe.training.finetune import finetune
 
@@ -79,6 +80,7 @@ class Sizes:
     attention_examples: int = 32
     memory_units: int = 250
     bilstm_epochs: int = 3
+    relation_eval: int | None = None  # GAD validation and test sentences each (None: all)
     repeats: int = 3  # bioprobe's analysis and the floor: the fastest of this many runs each
 
 
@@ -97,6 +99,7 @@ QUICK = Sizes(
     attention_examples=8,
     memory_units=60,
     bilstm_epochs=1,
+    relation_eval=64,
     repeats=1,
 )
 
@@ -118,6 +121,14 @@ TASKS = {
         },
         "fields": {"id": "id", "text_a": "question", "text_b": "context", "label": "label"},
         "labels": ["yes", "no", "maybe"],
+    },
+    "gad": {
+        "type": "relation",
+        "format": "tsv",
+        "path": str(DATA / "gad" / "blurb"),
+        "splits": {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"},
+        "fields": {"text": "sentence"},
+        "negative_label": "0",
     },
     # path: set to the work directory at run time
     "demo-nli": {**task_config("pair"), "labels": ["entailment", "neutral", "contradiction"]},
@@ -191,6 +202,7 @@ class Bench:
         caps = {
             "ncbi": (self.sizes.ner_train, self.sizes.ner_eval, self.sizes.ner_eval),
             "pubmedqa": (self.sizes.pubmedqa_train, None, self.sizes.pubmedqa_test),
+            "gad": (self.sizes.relation_eval,) * 3,
         }.get(task, (None, None, None))
         out.mkdir(parents=True, exist_ok=True)
         for split, cap in zip(("train", "validation", "test"), caps, strict=True):
@@ -397,6 +409,8 @@ class Bench:
         result = {
             "bioprobe": self.bioprobe_analysis,
             "floor": lambda *a: {"seconds": self.floor(self.analysis_setup(*a))},
+            "relation-dumps": lambda task, model, _: {"seconds": self.relation_dumps(task, model)},
+            "relation-floor": lambda task, model, _: {"seconds": self.relation_floor(task, model)},
         }[what](task, model, Path(finetuned))
         write_json(Path(out), result)
 
@@ -643,6 +657,83 @@ class Bench:
             total += c.seconds
         return total
 
+    # ---------------------------------------------------------------------------- relation
+
+    def relation(self, task: str = "gad", model: str = "minilm") -> None:
+        """A relation task's dumps (entity pooling: two entity-start vectors per sentence) of
+        the pretrained model and its random-init control, against the floor: bare batched
+        forward passes over the same sentences, once per variant."""
+        runs, floors = [], []
+        for _ in range(self.sizes.repeats):  # fastest of each, taken in turn (see analysis)
+            runs.append(self.in_child("relation-dumps", task, model, Path("-"))["seconds"])
+            floors.append(self.in_child("relation-floor", task, model, Path("-"))["seconds"])
+        ours, floor = min(runs), min(floors)
+        n = sum(len(load_split(self.task_dir(task), s)) for s in ("validation", "test"))
+        self.details[f"relation/{task}/{model}"] = {"dumps_s": runs, "floor_s": floors}
+        self.add(
+            "analysis / floor",
+            f"{task} / {model} relation dumps ({n} sentences, entity pooling, "
+            f"{self.sizes.attention_examples} attn; pretrained + random-init) vs floor",
+            f"{ours:.1f} s",
+            f"{floor:.1f} s (floor)",
+            floor / ours,
+            1 / 1.5,
+            "model loading in the dumps, not in the floor",
+        )
+        self.rows[-1]["ratio_label"] = f"{ours / floor:.2f}x floor"
+
+    def relation_settings(self, task: str, model: str) -> DumpSettings:
+        return DumpSettings(
+            splits=("validation", "test"),
+            attention_max_examples=self.sizes.attention_examples,
+            max_length=self.training(task, model, 1)["max_length"],
+            relation_pooling="entity",
+        )
+
+    def relation_dumps(self, task: str, model: str) -> float:
+        task_dir, spec = self.task_dir(task), self.spec(task, model)
+        dumps = self.work / "dumps" / task / model
+        shutil.rmtree(dumps, ignore_errors=True)
+        log(f"relation dumps {task}/{model}: bioprobe")
+        with Clock() as c:
+            for variant in ("pretrained", "random-init"):
+                dump_variant(
+                    job_at(task_dir, spec, SEED),
+                    variant=variant,
+                    settings=self.relation_settings(task, model),
+                    out_dir=dumps / variant,
+                )
+        return c.seconds
+
+    @torch.inference_mode()
+    def relation_floor(self, task: str, model: str) -> float:
+        """Both variants' bare forward passes: the same architecture, so the pretrained
+        model's, twice, over the sentences as the task encodes them (length-sorted batches)."""
+        task_dir, spec = self.task_dir(task), self.spec(task, model)
+        info, settings = load_labels(task_dir), self.relation_settings(task, model)
+        tokenizer = load_tokenizer_for(spec)
+        encs = [
+            relation.encode(tokenizer, r, settings)
+            for split in settings.splits
+            for r in load_split(task_dir, split)
+        ]
+        encs.sort(key=lambda e: len(e.input_ids))
+        net = load_model_for_task(
+            spec.location, info["task_type"], info["labels"], spec=spec, tokenizer=tokenizer
+        )
+        net.to(device()).eval()
+        keys = ("input_ids", "token_type_ids")
+        with Clock() as c:
+            for _ in ("pretrained", "random-init"):
+                for lo in range(0, len(encs), settings.batch_size):
+                    chunk = [
+                        {k: v for k, v in model_inputs(e).items() if k in keys}
+                        for e in encs[lo : lo + settings.batch_size]
+                    ]
+                    batch = tokenizer.pad(chunk, return_tensors="pt")
+                    net(**{k: v.to(device()) for k, v in batch.items()})
+        return c.seconds
+
     # ---------------------------------------------------------------------------- memory
 
     def memory(self) -> None:
@@ -860,8 +951,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--only",
         nargs="*",
-        default=["finetune", "analysis", "memory", "planning"],
-        help="sections to run (finetune analysis memory planning)",
+        default=["finetune", "analysis", "relation", "memory", "planning"],
+        help="sections to run (finetune analysis relation memory planning)",
     )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
@@ -901,6 +992,8 @@ def main(argv=None) -> int:
                 epochs = s.ner_epochs if task == "ncbi" else s.nli_epochs
                 model_dir = bench.finetune_both(task, "minilm", epochs, None)
             bench.analysis(task, "minilm", model_dir)
+    if "relation" in args.only:
+        bench.relation()
     if "memory" in args.only:
         bench.memory()
     if "planning" in args.only:

@@ -41,7 +41,8 @@ rule collect_attention:
     output:
         report(
             grid.table("attention_similarity"),
-            category="Attention",
+            category="Tables",
+            labels={"table": "attention_similarity", "format": "TSV"},
             caption="../report/attention_table.rst",
         ),
     log:
@@ -62,7 +63,8 @@ rule collect_cka:
     output:
         report(
             grid.table("cka"),
-            category="Representation similarity",
+            category="Tables",
+            labels={"table": "cka", "format": "TSV"},
             caption="../report/cka_table.rst",
         ),
     log:

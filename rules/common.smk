@@ -18,6 +18,8 @@ from bioprobe.hub import work_offline
 work_offline()
 
 from bioprobe import hub
+from bioprobe import tasks as task_types
+from bioprobe.blurb import CONFIG_KEYS as BLURB_KEYS, blurb_tasks
 from bioprobe.pipeline import grid
 from bioprobe.pipeline.checks import missing_task_data
 from bioprobe.data import demo
@@ -52,6 +54,9 @@ config.update(_validated)
 # BIOPROBE_NO_CUDA_CHECK=1 lets a GPU-less SLURM login node plan (the jobs check again).
 if not os.environ.get("BIOPROBE_NO_CUDA_CHECK"):
     require_supported(config["methods"])
+# The tasks that count towards the BLURB score, with their category and metric: an unknown
+# category or a type without a BLURB metric is one error naming the key, before any job.
+BLURB_TASKS = blurb_tasks(config)
 
 # Missing data must not stop a dry run from planning the grid (the paper's MedNLI is supplied by
 # the user), but a real run stops in `onstart`, before any job, with one line per problem.
@@ -77,10 +82,14 @@ wildcard_constraints:
 def all_targets():
     tables = ["downstream", "probes", "attention_similarity", "cka", "summary"]
     figures = ["downstream", "probes", "attention_by_layer", "cka", "correlations"]
+    if BLURB_TASKS:
+        tables.append("blurb")
+        figures.append("blurb")
     return [
         *map(grid.table, tables),
         *map(grid.figure, figures),
         *expand(grid.figure("attention_heatmap_{task}"), task=sorted(config["tasks"])),
+        *report_targets(),  # rules/report.smk: tables as HTML, attention examples
     ]
 
 
@@ -89,7 +98,10 @@ def all_targets():
 
 def task_slice(wildcards):
     grid.check_defined(config, wildcards)
-    task = config["tasks"][wildcards.task]
+    # how a task counts towards BLURB is no part of its data: changing it re-prepares nothing
+    task = {
+        k: v for k, v in config["tasks"][wildcards.task].items() if k not in BLURB_KEYS
+    }
     if hub.is_hub_dataset(task):  # read from where download_dataset put it
         task = {**task, "path": hub.DATASET_DIR.format(task=wildcards.task)}
     return sorted_slice(task)
@@ -339,10 +351,157 @@ def analysis_files(template, runs):
     return [grid.path(template, run) for run in runs]
 
 
+# --- headline metrics: each task's from its type (tasks.get(type).main_metric, probe_metric) ---
+
+
+def task_type(task):
+    return task_types.get(config["tasks"][task]["type"])
+
+
+def main_metrics():
+    """Each task's headline downstream score (figures, summary, correlations)."""
+    return {task: task_type(task).main_metric for task in sorted(config["tasks"])}
+
+
+def probe_metrics():
+    """Each task's headline probe score."""
+    return {task: task_type(task).probe_metric for task in sorted(config["tasks"])}
+
+
+def downstream_figure_metrics():
+    """The downstream figure's panels per task: the headline metric, the task's BLURB metric
+    where it differs (`tasks.<id>.blurb_metric`, else its type's), then its type's others.
+    """
+    out = {}
+    for task in sorted(config["tasks"]):
+        kind = task_type(task)
+        blurb_metric = config["tasks"][task].get("blurb_metric") or kind.blurb_metric
+        out[task] = list(
+            dict.fromkeys(
+                m for m in (kind.main_metric, blurb_metric, *kind.figure_metrics) if m
+            )
+        )
+    return out
+
+
 def summary_options(wildcards):
-    """The summary and the correlations read the first configured probe kind's macro-F1."""
-    return {"probe": config["probe"]["kinds"][0], "probe_metric": "macro_f1"}
+    """The summary and the correlations read each task's headline downstream metric and the
+    first configured probe kind's score in the task's probe metric."""
+    return {
+        "probe": config["probe"]["kinds"][0],
+        "main_metrics": main_metrics(),
+        "probe_metrics": probe_metrics(),
+    }
 
 
 def probe_figure_options(wildcards):
-    return {"probe": config["probe"]["kinds"][0], "metric": "macro_f1"}
+    return {
+        "probe": config["probe"]["kinds"][0],
+        "metric": probe_metrics(),
+        "split": config["probe"]["score_split"],
+    }
+
+
+def downstream_figure_options(wildcards):
+    return {"metrics": downstream_figure_metrics()}
+
+
+def blurb_slice(wildcards):
+    """Each BLURB task's category and official metric (bioprobe.blurb.blurb_tasks)."""
+    return sorted_slice(BLURB_TASKS)
+
+
+# --- the report: every result carries one label (the report lists them as a table); figures sit
+# in their analysis' category, tables in "Tables" as a pair of the TSV and its HTML rendering
+# (the report's format toggle switches between the two) ---
+
+
+def report_tables():
+    """The collected tables the report holds, each as TSV and HTML."""
+    names = [
+        "downstream",
+        "probes",
+        "attention_similarity",
+        "cka",
+        "internal_measures",
+        "correlations",
+        "summary",
+        "chance",
+    ]
+    return names + ["blurb"] if BLURB_TASKS else names
+
+
+def table_caption(wildcards):
+    """The caption file of a collected table (report/<name>_table.rst)."""
+    stem = {"attention_similarity": "attention"}.get(wildcards.name, wildcards.name)
+    return str(Path(workflow.basedir) / "report" / f"{stem}_table.rst")
+
+
+def table_report(name, caption):
+    """A collected TSV flagged for the report: under Tables, its format toggle at TSV."""
+    return report(
+        grid.table(name),
+        category="Tables",
+        caption=caption,
+        labels={"table": name, "format": "TSV"},
+    )
+
+
+def figure_report(path, category, caption, label):
+    return report(path, category=category, caption=caption, labels={"figure": label})
+
+
+# --- chance levels: from each task's units in its first model's pretrained dump ---
+
+
+def chance_dumps():
+    model, seed = sorted(config["models"])[0], config["seeds"][0]
+    return [
+        grid.path(grid.DUMP_DIR, grid.Run(task, model, grid.PRETRAINED, 0, seed))
+        for task in sorted(config["tasks"])
+    ]
+
+
+def chance_splits():
+    """The probes' score split and the downstream figure's (test)."""
+    return sorted({config["probe"]["score_split"], "test"})
+
+
+# --- attention examples: one fine-tuned variant per task and model against pretrained ---
+
+
+def example_run(task, model):
+    """The variant whose attention examples are drawn: the first method, the largest
+    training size, the first seed (the largest change fine-tuning made, reproducibly).
+    """
+    method = next(iter(config["methods"]))
+    size = max(s for s in config["sizes"] if s > 0)
+    return grid.Run(task, model, method, size, config["seeds"][0])
+
+
+def example_dumps(wildcards):
+    run = example_run(wildcards.task, wildcards.model)
+    pretrained = grid.Run(run.task, run.model, grid.PRETRAINED, 0, run.seed)
+    return {
+        "pretrained": grid.path(grid.DUMP_DIR, pretrained),
+        "finetuned": grid.path(grid.DUMP_DIR, run),
+    }
+
+
+def example_variant(wildcards):
+    run = example_run(wildcards.task, wildcards.model)
+    return f"{run.method} {run.size}% seed {run.seed}"
+
+
+def report_targets():
+    """What the report adds to the pipeline's targets: the tables as HTML, the chance levels
+    and, where there is a fine-tuned variant, the attention examples and head views."""
+    targets = [grid.table(name, "html") for name in report_tables()]
+    if any(s > 0 for s in config["sizes"]) and config["attention"]["max_examples"] > 0:
+        pairs = [
+            (t, m) for t in sorted(config["tasks"]) for m in sorted(config["models"])
+        ]
+        for task, model in pairs:
+            targets.append(grid.figure(f"attention_examples/{task}/{model}"))
+            targets.append(grid.figure(f"attention_view/{task}/{model}", "html"))
+    return targets

@@ -1,3 +1,8 @@
+# The synthetic demo corpora (bioprobe.data.demo), written only where a task's path points at
+# resources/demo/ (the test configs). The default demo (config.yaml) reads the real sample
+# shipped in data/demo/ instead, which no rule writes.
+
+
 rule demo_ner_data:
     output:
         train="resources/demo/ner/train.tsv",

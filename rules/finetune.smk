@@ -80,7 +80,8 @@ rule collect_downstream:
     output:
         report(
             grid.table("downstream"),
-            category="Downstream performance",
+            category="Tables",
+            labels={"table": "downstream", "format": "TSV"},
             caption="../report/downstream_table.rst",
         ),
     log:

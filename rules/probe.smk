@@ -25,7 +25,8 @@ rule collect_probes:
     output:
         report(
             grid.table("probes"),
-            category="Probing",
+            category="Tables",
+            labels={"table": "probes", "format": "TSV"},
             caption="../report/probes_table.rst",
         ),
     log:

@@ -1,11 +1,94 @@
+# Figures, tables and the report. Every result the report shows carries one label (the
+# report lists them as a table, each row with its view and caption buttons): figures in their
+# analysis' category, tables in "Tables" as a pair of the TSV and its HTML rendering (the
+# report's format toggle switches between them).
+
+
+rule chance_levels:
+    input:
+        dumps=chance_dumps(),
+        labels=expand(grid.LABELS_JSON, task=sorted(config["tasks"])),
+    output:
+        table_report("chance", "../report/chance_table.rst"),
+    log:
+        grid.log("chance_levels"),
+    benchmark:
+        grid.benchmark("chance_levels")
+    conda:
+        "../envs/bioprobe.yaml"
+    params:
+        tasks=sorted(config["tasks"]),
+        splits=chance_splits(),
+    script:
+        "../workflow_scripts/chance_levels.py"
+
+
+rule render_table:
+    input:
+        table=grid.table("{name}"),
+        caption=table_caption,
+    output:
+        report(
+            grid.table("{name}", "html"),
+            category="Tables",
+            caption="../report/table_html.rst",
+            labels={"table": "{name}", "format": "HTML"},
+        ),
+    log:
+        grid.log("render_table", "{name}"),
+    benchmark:
+        grid.benchmark("render_table", "{name}")
+    wildcard_constraints:
+        name="|".join(report_tables()),
+    conda:
+        "../envs/bioprobe.yaml"
+    params:
+        title=lambda wc: grid.table(wc.name),
+    script:
+        "../workflow_scripts/render_table.py"
+
+
+rule plot_attention_examples:
+    input:
+        unpack(example_dumps),
+    output:
+        png=figure_report(
+            grid.figure("attention_examples/{task}/{model}"),
+            "Attention",
+            "../report/attention_examples.rst",
+            "attention examples · {task} · {model}",
+        ),
+        pdf=grid.figure("attention_examples/{task}/{model}", "pdf"),
+        html=figure_report(
+            grid.figure("attention_view/{task}/{model}", "html"),
+            "Attention",
+            "../report/attention_view.rst",
+            "head view (interactive) · {task} · {model}",
+        ),
+    log:
+        grid.log("plot_attention_examples", "{task}/{model}"),
+    benchmark:
+        grid.benchmark("plot_attention_examples", "{task}/{model}")
+    conda:
+        "../envs/bioprobe.yaml"
+    params:
+        variant=example_variant,
+        examples=3,
+        max_tokens=32,
+    script:
+        "../workflow_scripts/attention_examples.py"
+
+
 rule plot_downstream:
     input:
-        grid.table("downstream"),
+        table=grid.table("downstream"),
+        chance=grid.table("chance"),
     output:
-        png=report(
+        png=figure_report(
             grid.figure("downstream"),
-            category="Downstream performance",
-            caption="../report/downstream.rst",
+            "Downstream performance",
+            "../report/downstream.rst",
+            "downstream score vs training data",
         ),
         pdf=grid.figure("downstream", "pdf"),
     log:
@@ -16,19 +99,21 @@ rule plot_downstream:
         "../envs/bioprobe.yaml"
     params:
         figure="downstream",
-        options={},
+        options=downstream_figure_options,
     script:
         "../workflow_scripts/plot.py"
 
 
 rule plot_probes:
     input:
-        grid.table("probes"),
+        table=grid.table("probes"),
+        chance=grid.table("chance"),
     output:
-        png=report(
+        png=figure_report(
             grid.figure("probes"),
-            category="Probing",
-            caption="../report/probes.rst",
+            "Probing",
+            "../report/probes.rst",
+            "probe score per layer",
         ),
         pdf=grid.figure("probes", "pdf"),
     log:
@@ -46,16 +131,18 @@ rule plot_probes:
 
 rule plot_attention_heatmaps:
     input:
-        grid.table("attention_similarity"),
+        table=grid.table("attention_similarity"),
     output:
-        png=report(
-            expand(
-                grid.figure("attention_heatmap_{task}"),
-                task=sorted(config["tasks"]),
-            ),
-            category="Attention",
-            caption="../report/attention_heatmap.rst",
-        ),
+        # one report entry per task, each with its label
+        png=[
+            figure_report(
+                grid.figure(f"attention_heatmap_{task}"),
+                "Attention",
+                "../report/attention_heatmap.rst",
+                f"attention heatmap · {task}",
+            )
+            for task in sorted(config["tasks"])
+        ],
         pdf=expand(
             grid.figure("attention_heatmap_{task}", "pdf"),
             task=sorted(config["tasks"]),
@@ -75,12 +162,13 @@ rule plot_attention_heatmaps:
 
 rule plot_attention_by_layer:
     input:
-        grid.table("attention_similarity"),
+        table=grid.table("attention_similarity"),
     output:
-        png=report(
+        png=figure_report(
             grid.figure("attention_by_layer"),
-            category="Attention",
-            caption="../report/attention_by_layer.rst",
+            "Attention",
+            "../report/attention_by_layer.rst",
+            "attention similarity by layer",
         ),
         pdf=grid.figure("attention_by_layer", "pdf"),
     log:
@@ -98,12 +186,13 @@ rule plot_attention_by_layer:
 
 rule plot_cka:
     input:
-        grid.table("cka"),
+        table=grid.table("cka"),
     output:
-        png=report(
+        png=figure_report(
             grid.figure("cka"),
-            category="Representation similarity",
-            caption="../report/cka.rst",
+            "Representation similarity",
+            "../report/cka.rst",
+            "CKA to pretrained by layer",
         ),
         pdf=grid.figure("cka", "pdf"),
     log:
@@ -126,17 +215,11 @@ rule summarise:
         attention=grid.table("attention_similarity"),
         cka=grid.table("cka"),
     output:
-        measures=grid.table("internal_measures"),
-        correlations=report(
-            grid.table("correlations"),
-            category="Downstream vs internal measures",
-            caption="../report/correlations_table.rst",
+        measures=table_report(
+            "internal_measures", "../report/internal_measures_table.rst"
         ),
-        summary=report(
-            grid.table("summary"),
-            category="Summary",
-            caption="../report/summary_table.rst",
-        ),
+        correlations=table_report("correlations", "../report/correlations_table.rst"),
+        summary=table_report("summary", "../report/summary_table.rst"),
         markdown=grid.table("summary", "md"),
     log:
         grid.log("summarise"),
@@ -152,12 +235,13 @@ rule summarise:
 
 rule plot_correlations:
     input:
-        grid.table("internal_measures"),
+        table=grid.table("internal_measures"),
     output:
-        png=report(
+        png=figure_report(
             grid.figure("correlations"),
-            category="Downstream vs internal measures",
-            caption="../report/correlations.rst",
+            "Downstream vs internal measures",
+            "../report/correlations.rst",
+            "downstream score vs internal measures",
         ),
         pdf=grid.figure("correlations", "pdf"),
     log:
@@ -168,6 +252,47 @@ rule plot_correlations:
         "../envs/bioprobe.yaml"
     params:
         figure="correlations",
+        options={},
+    script:
+        "../workflow_scripts/plot.py"
+
+
+rule collect_blurb:
+    input:
+        grid.table("downstream"),
+    output:
+        table_report("blurb", "../report/blurb_table.rst"),
+    log:
+        grid.log("collect_blurb"),
+    benchmark:
+        grid.benchmark("collect_blurb")
+    conda:
+        "../envs/bioprobe.yaml"
+    params:
+        tasks=blurb_slice,
+    script:
+        "../workflow_scripts/collect_blurb.py"
+
+
+rule plot_blurb:
+    input:
+        table=grid.table("blurb"),
+    output:
+        png=figure_report(
+            grid.figure("blurb"),
+            "BLURB",
+            "../report/blurb.rst",
+            "BLURB score vs training data",
+        ),
+        pdf=grid.figure("blurb", "pdf"),
+    log:
+        grid.log("plot_blurb"),
+    benchmark:
+        grid.benchmark("plot_blurb")
+    conda:
+        "../envs/bioprobe.yaml"
+    params:
+        figure="blurb",
         options={},
     script:
         "../workflow_scripts/plot.py"

@@ -14,6 +14,7 @@ PLOTTERS = {
     "attention_by_layer": figures.plot_attention_by_layer,
     "cka": figures.plot_cka,
     "correlations": figures.plot_correlations,
+    "blurb": figures.plot_blurb,
 }
 
 
@@ -23,8 +24,11 @@ def main(sm):
         stem = stem.with_name("attention_heatmap")
     else:
         stem = stem.with_suffix("")
-    df = pd.read_csv(sm.input[0], sep="\t")
-    PLOTTERS[sm.params.figure](df, stem, **sm.params.options)
+    df = pd.read_csv(sm.input.table, sep="\t")
+    # the chance levels, for the figures that draw them
+    chance = sm.input.get("chance")
+    extra = {"chance": chance} if chance else {}
+    PLOTTERS[sm.params.figure](df, stem, **sm.params.options, **extra)
 
 
 run_script(snakemake, main)  # noqa: F821

@@ -101,6 +101,7 @@ class ProbeSettings(Settings):
     svc: Mapping[str, Any] = field(default_factory=dict)
     mlp: Mapping[str, Any] = field(default_factory=dict)
     bilstm_crf: Mapping[str, Any] = field(default_factory=dict)
+    ridge: Mapping[str, Any] = field(default_factory=dict)  # similarity tasks' linear probe
 
     def hyper(self, kind: str) -> dict[str, Any]:
         """The hyper-parameters of probe `kind` (`{}`: its defaults)."""

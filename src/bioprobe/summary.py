@@ -10,9 +10,15 @@ Inputs are the collected tidy tables (DataFrames or paths to their TSVs), all ke
 
 `internal_measures` puts, per fine-tuned variant and seed, the downstream main score next to the
 internal measures (best-layer and last-layer probe score, mean attention similarity, mean CKA);
-`correlations` relates them (Spearman and Pearson, per task and pooled as ``task="all"``);
+`correlations` relates them (Spearman and Pearson, per task and model, and per task over its
+models pooled as ``model="all models"``);
 `summary_table` averages everything over seeds per task × model × method × size; `to_markdown`
 renders any of them with 3 decimals.
+
+Metrics are chosen per task, by the caller: `main_metrics` (the downstream score each task is
+judged by) and `probe_metrics` (the probe score), each a mapping ``{task: metric}`` or one metric
+for every task. The workflow passes each task type's ``main_metric`` and ``probe_metric``
+(`bioprobe.tasks`), so nothing here knows a task type.
 
 Missing input: the downstream table is required (a `ValueError` naming it when it is missing or
 has no rows for the requested split); the internal-measure tables are optional (``None`` or empty
@@ -21,8 +27,9 @@ gives NaN columns), so a partial run still summarises what it has.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +39,7 @@ from scipy import stats
 from bioprobe.pipeline.grid import PRETRAINED, RANDOM_INIT
 from bioprobe.pipeline.tables import (
     ATTENTION_COLUMNS,
+    BLURB_COLUMNS,
     CKA_COLUMNS,
     DOWNSTREAM_COLUMNS,
     KEY,
@@ -39,15 +47,16 @@ from bioprobe.pipeline.tables import (
 )
 
 __all__ = [
+    "CORRELATION_COLUMNS",
     "KEY",
-    "MAIN_METRICS",
     "MEASURES",
+    "POOLED",
     "SPECIAL_METHODS",
     "correlations",
     "internal_measures",
     "load_table",
-    "main_metric",
     "summary_table",
+    "task_metrics",
     "to_markdown",
 ]
 
@@ -55,9 +64,8 @@ __all__ = [
 GROUP = [c for c in KEY if c != "seed"]
 #: Methods that are not fine-tuning: the published model and its random-weights control.
 SPECIAL_METHODS = (PRETRAINED, RANDOM_INIT)
-#: A task's main downstream metric: the first of these the table has for that task
-#: (NER tables have ``entity_f1``, pair tables ``macro_f1``).
-MAIN_METRICS = ("entity_f1", "macro_f1", "accuracy", "token_macro_f1", "micro_f1")
+#: Metrics per task: a mapping {task: metric}, or one metric for every task.
+TaskMetrics = str | Mapping[str, str]
 #: The internal measures `internal_measures` computes, with their axis labels.
 MEASURES = {
     "probe_best": "best-layer probe score",
@@ -72,6 +80,7 @@ _REQUIRED = {
     "probes": PROBE_COLUMNS,
     "attention_similarity": ATTENTION_COLUMNS,
     "cka": CKA_COLUMNS,
+    "blurb": BLURB_COLUMNS,
 }
 
 
@@ -80,8 +89,9 @@ def load_table(
 ) -> pd.DataFrame | None:
     """A tidy table as a DataFrame (read from a TSV path if needed), its columns checked.
 
-    `name` is one of ``downstream``, ``probes``, ``attention_similarity``, ``cka``. A missing
-    (``None``) or empty table raises a `ValueError` naming it when `required`, else gives None.
+    `name` is one of ``downstream``, ``probes``, ``attention_similarity``, ``cka``, ``blurb``.
+    A missing (``None``) or empty table raises a `ValueError` naming it when `required`, else
+    gives None.
     """
     if table is None:
         if required:
@@ -98,28 +108,38 @@ def load_table(
     return df
 
 
-def main_metric(metrics: Iterable[str]) -> str:
-    """The main downstream metric among `metrics`: first of `MAIN_METRICS`, else the first."""
-    present = sorted(set(metrics))
-    if not present:
-        raise ValueError("no metrics to choose a main metric from")
-    for m in MAIN_METRICS:
-        if m in present:
-            return m
-    return present[0]
+def task_metrics(metrics: TaskMetrics, tasks: Iterable[str], what: str) -> dict[str, str]:
+    """`metrics` for each of `tasks`: one metric for all, or looked up in a mapping, where a
+    task it lacks is a ValueError naming `what` (the argument) and the task."""
+    tasks = sorted(set(tasks))
+    if isinstance(metrics, str):
+        return dict.fromkeys(tasks, metrics)
+    missing = [t for t in tasks if t not in metrics]
+    if missing:
+        raise ValueError(f"{what} gives no metric for task(s) {', '.join(missing)}")
+    return {t: metrics[t] for t in tasks}
 
 
 def _is_finetuned(method: pd.Series) -> pd.Series:
     return ~method.isin(SPECIAL_METHODS)
 
 
-def _downstream_main(downstream: pd.DataFrame, split: str) -> pd.DataFrame:
+def _downstream_main(
+    downstream: pd.DataFrame, split: str, main_metrics: TaskMetrics
+) -> pd.DataFrame:
     """Per key: the task's main metric on `split`: KEY + ``metric``, ``downstream``."""
     df = downstream[downstream["split"] == split]
     if df.empty:
         splits = sorted(downstream["split"].unique())
         raise ValueError(f"the downstream table has no rows for split {split!r} (has {splits})")
-    chosen = {task: main_metric(g["metric"]) for task, g in df.groupby("task", sort=True)}
+    chosen = task_metrics(main_metrics, df["task"], "main_metrics")
+    for task, metric in chosen.items():
+        if not ((df["task"] == task) & (df["metric"] == metric)).any():
+            has = sorted(df.loc[df["task"] == task, "metric"].unique())
+            raise ValueError(
+                f"the downstream table has no {metric!r} rows for task {task!r} on split"
+                f" {split!r} (it has {', '.join(has)})"
+            )
     df = df[df["metric"] == df["task"].map(chosen)]
     out = df.groupby(KEY, as_index=False, sort=True).agg(
         metric=("metric", "first"), downstream=("value", "mean")
@@ -128,20 +148,29 @@ def _downstream_main(downstream: pd.DataFrame, split: str) -> pd.DataFrame:
 
 
 def _probe_rows(
-    probes: pd.DataFrame | None, probe: str, metric: str, target: str = "task"
+    probes: pd.DataFrame | None, probe: str, metrics: TaskMetrics, target: str = "task"
 ) -> pd.DataFrame | None:
+    """The rows of `probe` and `target` in each task's metric; None when there are none."""
     if probes is None:
         return None
+    chosen = task_metrics(metrics, probes["task"], "probe_metrics")
     df = probes[
-        (probes["probe"] == probe) & (probes["metric"] == metric) & (probes["target"] == target)
+        (probes["probe"] == probe)
+        & (probes["metric"] == probes["task"].map(chosen))
+        & (probes["target"] == target)
     ]
     return None if df.empty else df
 
 
-def _selectivity_metric(probes: pd.DataFrame, metric: str) -> str:
-    """The selectivity that matches the probe metric (``selectivity_<metric>`` if present)."""
-    name = f"selectivity_{metric}"
-    return name if (probes["metric"] == name).any() else "selectivity"
+def _selectivity_metrics(probes: pd.DataFrame, metrics: TaskMetrics) -> dict[str, str]:
+    """Per task, the selectivity that matches its probe metric (``selectivity_<metric>`` where
+    the table has it, else the accuracy-based ``selectivity``)."""
+    chosen = task_metrics(metrics, probes["task"], "probe_metrics")
+    present = set(zip(probes["task"], probes["metric"], strict=True))
+    return {
+        task: name if (task, name := f"selectivity_{metric}") in present else "selectivity"
+        for task, metric in chosen.items()
+    }
 
 
 def _load_inputs(downstream, probes, attention, cka) -> tuple[pd.DataFrame | None, ...]:
@@ -186,9 +215,11 @@ def _merge_measure(
     return out.merge(measure, on=on, how="left")
 
 
-def _scored_runs(down: pd.DataFrame, split: str, include_pretrained: bool) -> pd.DataFrame:
+def _scored_runs(
+    down: pd.DataFrame, split: str, main_metrics: TaskMetrics, include_pretrained: bool
+) -> pd.DataFrame:
     """The fine-tuned runs (and the pretrained ones if asked) with their main downstream score."""
-    out = _downstream_main(down, split)
+    out = _downstream_main(down, split, main_metrics)
     keep = _is_finetuned(out["method"])
     if include_pretrained:
         keep |= out["method"] == PRETRAINED
@@ -196,7 +227,7 @@ def _scored_runs(down: pd.DataFrame, split: str, include_pretrained: bool) -> pd
 
 
 def _add_probe_scores(
-    out: pd.DataFrame, probes: pd.DataFrame | None, probe: str, metric: str
+    out: pd.DataFrame, probes: pd.DataFrame | None, probe: str, metric: TaskMetrics
 ) -> pd.DataFrame:
     """Per run: ``probe_best`` (peak of that seed's curve), its layer, ``probe_last``."""
     p = _probe_rows(probes, probe, metric)
@@ -215,25 +246,26 @@ def internal_measures(
     attention: pd.DataFrame | str | Path | None = None,
     cka: pd.DataFrame | str | Path | None = None,
     *,
+    main_metrics: TaskMetrics,
     split: str = "test",
     probe: str = "linear",
-    probe_metric: str = "macro_f1",
+    probe_metrics: TaskMetrics = "macro_f1",
     attention_metric: str = "cosine",
     include_pretrained: bool = False,
 ) -> pd.DataFrame:
     """Per (task, model, method, size, seed): downstream main score and the internal measures.
 
-    Columns: the key, ``metric`` (the task's main downstream metric, see `main_metric`),
+    Columns: the key, ``metric`` (the task's main downstream metric, from `main_metrics`),
     ``downstream`` (its value on `split`), ``probe_best`` (the best layer's probe score, that
     seed's curve), ``probe_best_layer``, ``probe_last`` (the last layer's), both for `probe`,
-    target ``task`` and `probe_metric`; ``attention_similarity`` (mean of `attention_metric`
-    over layers and heads); ``cka`` (mean CKA over layers 0..L). A measure whose table is
-    missing is NaN. Rows are the fine-tuned variants (the pretrained model too with
+    target ``task`` and the task's metric in `probe_metrics`; ``attention_similarity`` (mean of
+    `attention_metric` over layers and heads); ``cka`` (mean CKA over layers 0..L). A measure
+    whose table is missing is NaN. Rows are the fine-tuned variants (the pretrained model too with
     `include_pretrained`: its head is untrained, and it has no attention similarity or CKA).
     """
     down, probes, attention, cka = _load_inputs(downstream, probes, attention, cka)
-    out = _scored_runs(down, split, include_pretrained)
-    out = _add_probe_scores(out, probes, probe, probe_metric)
+    out = _scored_runs(down, split, main_metrics, include_pretrained)
+    out = _add_probe_scores(out, probes, probe, probe_metrics)
     attention_means = _run_means(attention, "attention_similarity", attention_metric)
     out = _merge_measure(out, attention_means, "attention_similarity", on=KEY)
     out = _merge_measure(out, _run_means(cka, "cka"), "cka", on=KEY)
@@ -241,7 +273,10 @@ def internal_measures(
     cols = [*KEY, "metric", "downstream", "probe_best_layer", *MEASURES]
     out = out[cols].sort_values(KEY, kind="mergesort").reset_index(drop=True)
     out.attrs.update(
-        split=split, probe=probe, probe_metric=probe_metric, attention_metric=attention_metric
+        split=split,
+        probe=probe,
+        probe_metrics=task_metrics(probe_metrics, out["task"], "probe_metrics"),
+        attention_metric=attention_metric,
     )
     return out
 
@@ -251,8 +286,26 @@ def _usable(x: np.ndarray, y: np.ndarray) -> bool:
     return len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
 
 
+#: up to this many pairs Spearman's p is exact, from all n! pairings (8! = 40320); scipy's
+#: t approximation says p = 0 for a perfect ρ on 3 points, where the exact p is 1/3
+EXACT_SPEARMAN_MAX_N = 8
+
+
+def _spearman_exact_p(x: np.ndarray, y: np.ndarray) -> float:
+    """Two-sided permutation p of Spearman's ρ: the share of all pairings of the ranks whose
+    |ρ| is at least the observed one."""
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    pairings = np.array(list(itertools.permutations(ry)))
+    cx = rx - rx.mean()
+    cy = pairings - pairings.mean(axis=1, keepdims=True)
+    rho = (cy @ cx) / (np.linalg.norm(cy, axis=1) * np.linalg.norm(cx))
+    observed = abs(np.corrcoef(rx, ry)[0, 1])
+    return float(np.mean(np.abs(rho) >= observed - 1e-12))
+
+
 def correlation(x: Sequence[float], y: Sequence[float]) -> dict[str, float | int]:
-    """Spearman and Pearson of the finite pairs; NaN where n < 3 or either side is constant."""
+    """Spearman and Pearson of the finite pairs; NaN where n < 3 or either side is constant.
+    Spearman's p is exact up to `EXACT_SPEARMAN_MAX_N` pairs, scipy's t approximation above."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
@@ -264,38 +317,55 @@ def correlation(x: Sequence[float], y: Sequence[float]) -> dict[str, float | int
     if _usable(x, y):
         s = stats.spearmanr(x, y)
         r = stats.pearsonr(x, y)
+        small = len(x) <= EXACT_SPEARMAN_MAX_N
         res.update(
             spearman_rho=float(s.statistic),
-            spearman_p=float(s.pvalue),
+            spearman_p=_spearman_exact_p(x, y) if small else float(s.pvalue),
             pearson_r=float(r.statistic),
             pearson_p=float(r.pvalue),
         )
     return res
 
 
+#: the `model` value of a correlation over all of a task's models together
+POOLED = "all models"
+CORRELATION_COLUMNS = [
+    "measure",
+    "task",
+    "model",
+    "spearman_rho",
+    "spearman_p",
+    "pearson_r",
+    "pearson_p",
+    "n",
+]
+
+
 def correlations(
     measures_df: pd.DataFrame, measures: Sequence[str] | None = None, *, target: str = "downstream"
 ) -> pd.DataFrame:
-    """Correlation of `target` with each measure, per task and pooled (``task="all"``).
+    """Correlation of `target` with each measure, per task and model, and per task over its
+    models pooled (``model="all models"``).
 
-    Columns ``measure, task, spearman_rho, spearman_p, pearson_r, pearson_p, n``; `n` counts the
-    rows where both are finite; the statistics are NaN for n < 3 or constant input. `measures`
-    defaults to the `MEASURES` columns present.
+    Tasks are never pooled: they score on different metrics. A pooled row mixes models whose
+    scores and measures differ in level, so it says more about which model is better than
+    about the measure; the per-model rows are the ones to read. Columns
+    `CORRELATION_COLUMNS`; `n` counts the rows where both are finite; the statistics are NaN
+    for n < 3 or constant input. `measures` defaults to the `MEASURES` columns present.
     """
     if measures is None:
         measures = [m for m in MEASURES if m in measures_df.columns]
-    missing = [c for c in [target, "task", *measures] if c not in measures_df.columns]
+    missing = [c for c in [target, "task", "model", *measures] if c not in measures_df.columns]
     if missing:
         raise ValueError(f"the measures table lacks columns {missing}")
     rows = []
-    tasks = sorted(measures_df["task"].unique())
     for measure in measures:
-        groups = [(t, measures_df[measures_df["task"] == t]) for t in tasks]
-        groups.append(("all", measures_df))
-        for task, g in groups:
-            rows.append({"measure": measure, "task": task, **correlation(g[measure], g[target])})
-    cols = ["measure", "task", "spearman_rho", "spearman_p", "pearson_r", "pearson_p", "n"]
-    return pd.DataFrame(rows, columns=cols)
+        for task, by_task in measures_df.groupby("task", sort=True):
+            groups = [*by_task.groupby("model", sort=True), (POOLED, by_task)]
+            for model, g in groups:
+                stats_ = correlation(g[measure], g[target])
+                rows.append({"measure": measure, "task": task, "model": model, **stats_})
+    return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
 
 
 def _variants(*tables: pd.DataFrame | None) -> pd.DataFrame:
@@ -305,9 +375,9 @@ def _variants(*tables: pd.DataFrame | None) -> pd.DataFrame:
     ).drop_duplicates()
 
 
-def _seed_mean_scores(down: pd.DataFrame, split: str) -> pd.DataFrame:
+def _seed_mean_scores(down: pd.DataFrame, split: str, main_metrics: TaskMetrics) -> pd.DataFrame:
     """Per variant: main metric, mean and sample sd of its score over seeds, number of seeds."""
-    scores = _downstream_main(down, split)
+    scores = _downstream_main(down, split, main_metrics)
     return scores.groupby(GROUP, as_index=False, sort=True).agg(
         metric=("metric", "first"),
         score_mean=("downstream", "mean"),
@@ -317,7 +387,7 @@ def _seed_mean_scores(down: pd.DataFrame, split: str) -> pd.DataFrame:
 
 
 def _add_best_layer(
-    out: pd.DataFrame, probes: pd.DataFrame | None, probe: str, metric: str
+    out: pd.DataFrame, probes: pd.DataFrame | None, probe: str, metric: TaskMetrics
 ) -> pd.DataFrame:
     """Per variant: where the seed-mean probe curve peaks (``best_layer``, ``probe_score``)
     and the seed-mean selectivity at that layer."""
@@ -326,7 +396,7 @@ def _add_best_layer(
         return out.assign(best_layer=np.nan, probe_score=np.nan, selectivity=np.nan)
     best = _peak(_layer_curve(p, GROUP), GROUP)
     best = best.rename(columns={"layer": "best_layer", "value": "probe_score"})
-    sel = _probe_rows(probes, probe, _selectivity_metric(probes, metric))
+    sel = _probe_rows(probes, probe, _selectivity_metrics(probes, metric))
     if sel is not None:
         sel = _layer_curve(sel, GROUP)
         sel = sel.rename(columns={"layer": "best_layer", "value": "selectivity"})
@@ -363,25 +433,27 @@ def summary_table(
     attention: pd.DataFrame | str | Path | None = None,
     cka: pd.DataFrame | str | Path | None = None,
     *,
+    main_metrics: TaskMetrics,
     split: str = "test",
     probe: str = "linear",
-    probe_metric: str = "macro_f1",
+    probe_metrics: TaskMetrics = "macro_f1",
     attention_metric: str = "cosine",
 ) -> pd.DataFrame:
     """One row per task × model × method × size, everything averaged over seeds.
 
-    Columns: ``task, model, method, size, metric`` (the task's main downstream metric),
-    ``score_mean``, ``score_std`` (sample sd over seeds, NaN for one seed), ``n_seeds``;
-    ``best_layer`` (the layer where the seed-mean probe curve peaks), ``probe_score`` (that
-    mean), ``selectivity`` (seed-mean selectivity at that layer: ``selectivity_<probe_metric>``
-    where the table has it, else the accuracy-based ``selectivity``); ``attention_similarity``
-    (mean of `attention_metric` over layers, heads and seeds); ``cka`` (mean over layers and
-    seeds). Variants without downstream rows (random-init) keep NaN scores.
+    Columns: ``task, model, method, size, metric`` (the task's main downstream metric, from
+    `main_metrics`), ``score_mean``, ``score_std`` (sample sd over seeds, NaN for one seed),
+    ``n_seeds``; ``best_layer`` (the layer where the seed-mean probe curve of the task's metric
+    in `probe_metrics` peaks), ``probe_score`` (that mean), ``selectivity`` (seed-mean
+    selectivity at that layer: ``selectivity_<probe metric>`` where the table has it, else the
+    accuracy-based ``selectivity``); ``attention_similarity`` (mean of `attention_metric` over
+    layers, heads and seeds); ``cka`` (mean over layers and seeds). Variants without downstream
+    rows (random-init) keep NaN scores.
     """
     down, probes, attention, cka = _load_inputs(downstream, probes, attention, cka)
     out = _variants(down, probes, attention, cka)
-    out = out.merge(_seed_mean_scores(down, split), on=GROUP, how="left")
-    out = _add_best_layer(out, probes, probe, probe_metric)
+    out = out.merge(_seed_mean_scores(down, split, main_metrics), on=GROUP, how="left")
+    out = _add_best_layer(out, probes, probe, probe_metrics)
     attention_runs = _run_means(attention, "attention_similarity", attention_metric)
     for col, runs in (("attention_similarity", attention_runs), ("cka", _run_means(cka, "cka"))):
         out = _merge_measure(out, _variant_means(runs, col), col, on=GROUP)

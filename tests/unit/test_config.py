@@ -171,7 +171,7 @@ def test_shipped_config_files_read_as_yaml_does(name):
 
 @pytest.mark.parametrize(
     ("task_type", "fmt", "able"),
-    [("pair", "bio-tsv", "hf, pairs-jsonl"), ("ner", "pairs-jsonl", "bio-tsv, hf")],
+    [("pair", "bio-tsv", "hf, pairs-jsonl, tsv"), ("ner", "pairs-jsonl", "bio-tsv, hf")],
 )
 def test_a_format_that_cannot_hold_the_task_type_is_refused(task_type, fmt, able):
     cfg = minimal()
@@ -192,6 +192,8 @@ def test_every_format_the_registry_pairs_with_a_type_validates():
         for task_type in types:
             cfg = minimal()
             cfg["tasks"]["ner"].update(type=task_type, format=fmt)
+            if task_type == "relation":  # the one key a relation task must add: its negative
+                cfg["tasks"]["ner"]["negative_label"] = "0"
             assert validate_config(cfg)["tasks"]["ner"]["format"] == fmt
 
 

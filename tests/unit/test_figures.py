@@ -9,14 +9,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bioprobe.blurb import CATEGORIES, blurb_table
+from bioprobe.chance import chance_rows
 from bioprobe.plotting import figures as F
-from bioprobe.plotting.style import save_figure, size_colors, tick_step
-from bioprobe.summary import KEY
+from bioprobe.plotting.style import model_colors, save_figure, size_colors, tick_step
+from bioprobe.summary import KEY, POOLED, correlations
 
 # ------------------------------------------------------------------------ synthetic tables
 
 NER_METRICS = ["entity_f1", "entity_precision", "entity_recall", "token_macro_f1", "token_micro_f1"]
 PAIR_METRICS = ["accuracy", "macro_f1", "micro_f1"]
+#: per kind: the headline downstream metric, and the downstream figure's panels
+HEADLINE = {"ner": "entity_f1", "pair": "macro_f1"}
+DRAWN = {"ner": ["entity_f1", "token_macro_f1"], "pair": ["accuracy", "macro_f1"]}
+
+
+def main_metrics(tasks: dict[str, str]) -> dict[str, str]:
+    return {task: HEADLINE[kind] for task, kind in tasks.items()}
+
+
+def drawn_metrics(tasks: dict[str, str]) -> dict[str, list[str]]:
+    return {task: DRAWN[kind] for task, kind in tasks.items()}
 
 
 def synthetic_tables(
@@ -114,7 +127,11 @@ def small():
 @pytest.fixture(scope="module")
 def measures(small):
     return F.internal_measures(
-        small["downstream"], small["probes"], small["attention_similarity"], small["cka"]
+        small["downstream"],
+        small["probes"],
+        small["attention_similarity"],
+        small["cka"],
+        main_metrics=main_metrics(SMALL_TASKS),
     )
 
 
@@ -174,7 +191,7 @@ def test_save_figure_is_deterministic(tmp_path):
 
 
 def test_downstream(small, tmp_path):
-    fig = F.build_downstream(small["downstream"])
+    fig = F.build_downstream(small["downstream"], drawn_metrics(SMALL_TASKS))
     axes = visible_axes(fig)
     # NER: entity_f1 + token_macro_f1; pairs: accuracy + macro_f1
     assert sorted(ax.get_title() for ax in axes) == [
@@ -191,27 +208,43 @@ def test_downstream(small, tmp_path):
     # every line starts at size 0
     xs = {tuple(line.get_xdata()) for line in axes[0].get_lines() if len(line.get_xdata()) > 1}
     assert all(x[0] == 0 for x in xs)
-    paths = F.plot_downstream(small["downstream"], tmp_path / "down")
+    paths = F.plot_downstream(small["downstream"], tmp_path / "down", drawn_metrics(SMALL_TASKS))
     assert_written(paths, tmp_path / "down")
-    again = F.plot_downstream(small["downstream"], tmp_path / "again")
+    again = F.plot_downstream(small["downstream"], tmp_path / "again", drawn_metrics(SMALL_TASKS))
     for a, b in zip(paths, again, strict=True):  # reruns give identical bytes
         assert a.read_bytes() == b.read_bytes()
 
 
 def test_downstream_two_methods_style_by_method(tmp_path):
     t = synthetic_tables({"ner-a": "ner"}, {"enc": (3, 2)}, methods=("full", "lora"))
-    fig = F.build_downstream(t["downstream"])
+    fig = F.build_downstream(t["downstream"], drawn_metrics({"ner-a": "ner"}))
     assert {"full", "lora", "enc"} <= set(legend_labels(fig))
+
+
+def test_downstream_draws_each_tasks_metrics(small):
+    metrics = {"ner-a": "entity_f1", "pair-b": ["macro_f1", "accuracy", "pearson"]}
+    fig = F.build_downstream(small["downstream"], metrics)
+    # headline first; a further metric the task lacks (pearson) is left out
+    assert [ax.get_title() for ax in visible_axes(fig)] == [
+        "ner-a · entity_f1",
+        "pair-b · macro_f1",
+        "pair-b · accuracy",
+    ]
+    with pytest.raises(ValueError, match="no 'pearson' rows for task 'pair-b'"):
+        F.build_downstream(small["downstream"], {"ner-a": "entity_f1", "pair-b": "pearson"})
+    with pytest.raises(ValueError, match="gives no metric for task 'pair-b'"):
+        F.build_downstream(small["downstream"], {"ner-a": "entity_f1"})
 
 
 def test_downstream_missing_split_names_table():
     df = synthetic_tables({"ner-a": "ner"}, {"enc": (2, 2)})["downstream"]
+    metrics = drawn_metrics({"ner-a": "ner"})
     with pytest.raises(ValueError, match="downstream table has no rows for split 'dev'"):
-        F.build_downstream(df, split="dev")
+        F.build_downstream(df, metrics, split="dev")
     with pytest.raises(ValueError, match="downstream table is empty"):
-        F.build_downstream(df.iloc[:0])
+        F.build_downstream(df.iloc[:0], metrics)
     with pytest.raises(ValueError, match="downstream table is missing"):
-        F.build_downstream(None)
+        F.build_downstream(None, metrics)
 
 
 # ------------------------------------------------------------------------------- probes
@@ -233,6 +266,79 @@ def test_probes(small, tmp_path):
     assert "-" in styles and "--" in styles
     paths = F.plot_probes(small["probes"], tmp_path / "probes")
     assert_written(paths, tmp_path / "probes")
+
+
+def chance_table(levels: dict[str, dict[str, float]], split: str = "test") -> pd.DataFrame:
+    """A chance table with the given {task: {metric: value}}."""
+    rows = [
+        {"task": t, "split": split, "metric": m, "value": v, "baseline": "given"}
+        for t, metrics in levels.items()
+        for m, v in metrics.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def dash_pattern(line) -> tuple:
+    """A line's dash pattern in units of its width (matplotlib scales dashes by it)."""
+    if not hasattr(line, "get_linewidth") or line.get_linestyle() in ("None", "none", ""):
+        return ("no line",)
+    seq = line._dash_pattern[1]
+    return tuple(round(x / line.get_linewidth(), 2) for x in seq) if seq else ()
+
+
+def chance_lines(ax) -> list[float]:
+    """The y of the horizontal chance lines of a panel (axhline: x spans the axes, 0 to 1)."""
+    return [
+        float(line.get_ydata()[0])
+        for line in ax.get_lines()
+        if list(line.get_xdata()) == [0, 1] and line.get_ydata()[0] == line.get_ydata()[1]
+    ]
+
+
+def test_probes_chance_line_and_every_line_style_in_legend(small):
+    chance = chance_table({"ner-a": {"macro_f1": 0.12}})  # pair-b: no chance level
+    fig = F.build_probes(small["probes"], chance=chance)
+    axes = visible_axes(fig)
+    assert chance_lines(axes[0]) == [pytest.approx(0.12)]  # ner-a · dec
+    assert chance_lines(axes[2]) == []  # pair-b · dec
+    assert axes[0].patches, "the region below chance is shaded"
+    assert axes[0].get_ylim()[0] <= 0.12  # the line is inside the panel
+    labels = legend_labels(fig)
+    for entry in ("task labels", "control task", "random-init control", "chance"):
+        assert entry in labels
+    # every dash pattern drawn (task, control, random-init and its control) has a legend entry
+    drawn = {dash_pattern(line) for ax in axes for line in ax.get_lines()}
+    shown = {dash_pattern(h) for leg in fig.legends for h in leg.legend_handles}
+    assert len(drawn) == 4 and drawn <= shown
+    # the split named in the title, and a band mentioned only with several seeds
+    title = fig._suptitle.get_text()
+    assert "test split" in title and "band = sd over seeds" in title
+    one_seed = small["probes"][small["probes"]["seed"] == 1]
+    title = F.build_probes(one_seed)._suptitle.get_text()
+    assert "band = sd" not in title and "one seed, no band" in title
+    assert "chance" not in legend_labels(F.build_probes(one_seed))
+
+
+def test_chance_rows_feed_the_figures(small):
+    # the chance table as the workflow writes it: the demo NLI's three balanced classes
+    rows = chance_rows("pair-b", "test", ["a", "b", "c"] * 4, ["a", "b", "c"])
+    chance = pd.DataFrame(rows)
+    fig = F.build_downstream(small["downstream"], drawn_metrics(SMALL_TASKS), chance=chance)
+    titles = {ax.get_title(): ax for ax in visible_axes(fig)}
+    assert chance_lines(titles["pair-b · macro_f1"]) == [pytest.approx(1 / 3)]
+    assert chance_lines(titles["pair-b · accuracy"]) == [pytest.approx(1 / 3)]
+    assert chance_lines(titles["ner-a · entity_f1"]) == []  # no clean chance level
+    assert "chance" in legend_labels(fig)
+    assert "band = sd over seeds" in fig._suptitle.get_text()
+
+
+def test_probes_metric_per_task(small):
+    fig = F.build_probes(small["probes"], metric={"ner-a": "macro_f1", "pair-b": "accuracy"})
+    axes = visible_axes(fig)
+    assert [axes[0].get_ylabel(), axes[2].get_ylabel()] == ["probe macro_f1", "probe accuracy"]
+    assert "the probe metric of each task" in fig._suptitle.get_text()
+    with pytest.raises(ValueError, match=r"gives no metric for task.*pair-b"):
+        F.build_probes(small["probes"], metric={"ner-a": "macro_f1"})
 
 
 def test_probes_same_depth_uses_layer_numbers(small):
@@ -328,6 +434,11 @@ def test_cka_empty_names_table():
 # ------------------------------------------------------------------------- correlations
 
 
+def panel_stats(ax) -> list[str]:
+    """The lines of a correlation panel's statistics box."""
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
 def test_correlations_figure(measures, tmp_path):
     fig = F.build_correlations(measures)
     axes = visible_axes(fig)
@@ -336,11 +447,18 @@ def test_correlations_figure(measures, tmp_path):
     assert axes[0].get_xlabel() == ""  # measure named once, under the bottom row
     assert axes[0].get_ylabel().startswith("ner-a\n")
     assert axes[4].get_ylabel().startswith("pair-b\n")
-    n_per_task = measures.groupby("task")["probe_best"].count()
-    assert axes[0].get_legend().get_texts()[0].get_text().endswith(f"n = {n_per_task['ner-a']}")
-    texts = [ax.get_legend().get_texts()[0].get_text() for ax in axes]
-    assert all(t.startswith("Spearman ρ = ") for t in texts)
-    assert set(legend_labels(fig)) >= {"enc", "dec"}
+    # a line per model (sorted: dec, enc), then the pooled one: the numbers of correlations.tsv
+    table = correlations(measures, ["probe_best"]).set_index(["task", "model"])
+    lines = panel_stats(axes[4])
+    assert len(lines) == 3 and lines[2].startswith("pooled: ρ=")
+    for line, model in zip(lines, ["dec", "enc", POOLED], strict=True):
+        row = table.loc[("pair-b", model)]
+        assert f"ρ={row['spearman_rho']:+.2f}" in line and line.endswith(f"n={row['n']}")
+    # colour = model, marker area = training size: one entry each in the figure legend
+    assert {"enc", "dec", "10% data", "50% data", "100% data"} <= set(legend_labels(fig))
+    areas = {tuple(c.get_sizes()) for c in axes[0].collections}
+    assert len({a for sizes in areas for a in sizes}) == 3  # three sizes, three areas
+    assert "per model" in fig._suptitle.get_text()
     paths = F.plot_correlations(measures, tmp_path / "corr")
     assert_written(paths, tmp_path / "corr")
 
@@ -351,25 +469,27 @@ def test_correlations_figure_has_no_axis_offset_near_one(measures):
     fig.canvas.draw()
     for ax in visible_axes(fig):
         assert ax.xaxis.get_offset_text().get_text() == ""
+    assert_not_cramped(fig)  # the long labels (0.999995, ...) are slanted apart
     plt.close(fig)
 
 
 def test_correlations_figure_handles_tiny_and_constant_input(measures):
-    tiny = measures.iloc[:2].copy()
+    tiny = measures.iloc[:2].copy()  # one model, two points
     fig = F.build_correlations(tiny)
-    text = visible_axes(fig)[0].get_legend().get_texts()[0].get_text()
-    assert text == "Spearman ρ = n/a\nn = 2"
+    assert panel_stats(visible_axes(fig)[0]) == ["ρ n/a, n=2"]
     flat = measures.assign(cka=0.5)
     fig = F.build_correlations(flat, measures=["cka"])
-    assert "n/a" in visible_axes(fig)[0].get_legend().get_texts()[0].get_text()
+    assert all("n/a" in line for line in panel_stats(visible_axes(fig)[0]))
 
 
 def test_correlations_figure_marks_each_method(tmp_path):
     t = synthetic_tables({"ner-a": "ner"}, {"enc": (3, 2)}, methods=("full", "lora"))
-    m = F.internal_measures(t["downstream"], t["probes"], None, t["cka"])
+    m = F.internal_measures(
+        t["downstream"], t["probes"], None, t["cka"], main_metrics=main_metrics({"ner-a": "ner"})
+    )
     fig = F.build_correlations(m)
     assert {"full", "lora"} <= set(legend_labels(fig))
-    assert fig.legends[0].get_title().get_text() == "model / method"
+    assert fig.legends[0].get_title().get_text() == "model / training data / method"
 
 
 def test_correlations_figure_without_measures(measures):
@@ -379,6 +499,78 @@ def test_correlations_figure_without_measures(measures):
                 attention_similarity=np.nan
             )
         )
+
+
+# -------------------------------------------------------------------------------- BLURB
+
+#: the small tables' tasks as BLURB datasets: NER, and the pair task as question answering
+BLURB_SPEC = {
+    "ner-a": {"category": "named entity recognition", "metric": "entity_f1"},
+    "pair-b": {"category": "question answering", "metric": "accuracy"},
+}
+
+
+@pytest.fixture(scope="module")
+def blurb(small):
+    return blurb_table(small["downstream"], BLURB_SPEC)
+
+
+def marker_means(ax, color) -> tuple[list, list]:
+    """x and y of the seed-mean markers drawn in `color` (the model's)."""
+    for line in ax.get_lines():
+        if line.get_linestyle() == "None" and line.get_color() == color:
+            return list(line.get_xdata()), list(line.get_ydata())
+    raise AssertionError("no markers in that colour")
+
+
+def test_blurb(blurb, tmp_path):
+    fig = F.build_blurb(blurb)
+    axes = visible_axes(fig)
+    assert [ax.get_title() for ax in axes] == [
+        "BLURB\n(2/6 categories)",
+        "named entity recognition\n(1/1 datasets)",
+        "question answering\n(1/1 datasets)",
+    ]
+    assert [ax.get_ylabel() for ax in axes] == ["BLURB score", "category mean", "category mean"]
+    assert list(axes[0].get_xticks()) == [0, 10, 50, 100]  # size 0 = the pretrained point
+    title = fig._suptitle.get_text().replace("\n", " ")
+    assert "band = sd over seeds" in title
+    assert "covers 2/6 categories (missing: PICO, relation extraction" in title
+    assert set(legend_labels(fig)) == {"enc", "dec"}
+    assert axes[0].collections  # two seeds: an sd band
+    # the markers are the seed means of the BLURB score, the pretrained point first
+    rows = blurb[(blurb["level"] == "blurb") & (blurb["model"] == "enc")]
+    want = rows.groupby("size")["value"].mean()
+    x, y = marker_means(axes[0], model_colors(["dec", "enc"])["enc"])
+    assert x == list(want.index)
+    np.testing.assert_allclose(y, want.to_numpy())
+    assert_not_cramped(fig)
+    paths = F.plot_blurb(blurb, tmp_path / "blurb")
+    assert_written(paths, tmp_path / "blurb")
+
+
+def test_blurb_one_seed_has_no_band_and_full_coverage_no_caveat():
+    kinds = ["ner", "pair"] * 3
+    tasks = {f"t{i}": kind for i, kind in enumerate(kinds)}
+    t = synthetic_tables(tasks, {"enc": (2, 2)}, seeds=(1,), methods=("full", "lora"))
+    spec = {
+        f"t{i}": {"category": c, "metric": HEADLINE[kinds[i]]} for i, c in enumerate(CATEGORIES)
+    }
+    fig = F.build_blurb(blurb_table(t["downstream"], spec))
+    axes = visible_axes(fig)
+    assert [ax.get_title().split("\n")[0] for ax in axes] == ["BLURB", *CATEGORIES]
+    assert axes[0].get_title() == "BLURB\n(6/6 categories)"
+    assert len(fig.axes) == 8  # two rows of four panels, the last one hidden
+    assert not any(ax.collections for ax in axes)  # one seed: no band
+    title = fig._suptitle.get_text()
+    assert "one seed, no band" in title and "covers" not in title
+    assert {"full", "lora"} <= set(legend_labels(fig))  # a dash pattern per method
+    assert_not_cramped(fig)
+
+
+def test_blurb_missing_table():
+    with pytest.raises(ValueError, match="blurb table is missing"):
+        F.build_blurb(None)
 
 
 # ---------------------------------------------------------------------------- paper scale
@@ -419,10 +611,13 @@ def assert_not_cramped(fig):
 def test_small_figures_not_cramped():
     # two panel columns and long names: the legend is wide next to a narrow grid
     long = {"bert-base-cased-long-name": (4, 2), "gpt2-medium-long-name": (6, 3)}
-    t = synthetic_tables({"ncbi-disease-ner": "ner"}, long)
-    measures = F.internal_measures(t["downstream"], t["probes"], None, t["cka"])
+    tasks = {"ncbi-disease-ner": "ner"}
+    t = synthetic_tables(tasks, long)
+    measures = F.internal_measures(
+        t["downstream"], t["probes"], None, t["cka"], main_metrics=main_metrics(tasks)
+    )
     for fig in (
-        F.build_downstream(t["downstream"]),
+        F.build_downstream(t["downstream"], drawn_metrics(tasks)),
         F.build_probes(t["probes"]),
         F.build_cka(t["cka"]),
         F.build_correlations(measures),

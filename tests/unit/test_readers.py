@@ -208,3 +208,19 @@ def test_hf_hub_id_reads_the_parquet_conversion(monkeypatch):
         "hf://datasets/tner/bionlp2004@refs%2Fconvert%2Fparquet/bionlp2004/train/*.parquet",
         "hf://datasets/bigbio/x@abc123/cfg/test/*.parquet",
     ]
+
+
+def test_bare_b_and_i_tags_are_one_entity_type(tmp_path):
+    """BLURB writes its single-type NER corpora with B/I/O tags: read as B-ENTITY/I-ENTITY."""
+    from bioprobe.data.readers import SINGLE_TYPE, read_bio_tsv
+
+    path = tmp_path / "train.tsv"
+    path.write_text("Naloxone\tB\nreverses\tO\nhypo\tB\n-\tI\ntension\tI\n")
+    (record,) = read_bio_tsv(path)
+    assert record["tags"] == [
+        f"B-{SINGLE_TYPE}",
+        "O",
+        f"B-{SINGLE_TYPE}",
+        f"I-{SINGLE_TYPE}",
+        f"I-{SINGLE_TYPE}",
+    ]

@@ -70,7 +70,14 @@ def test_a_models_own_code_never_runs_unless_it_opts_in(load, custom_code_model)
 
 # --- wildcards: every output path stays inside the workflow's own folders ---
 
-GOOD = {"task": "demo-ner", "model": "tiny-bert", "method": "full", "size": "50", "seed": "1"}
+GOOD = {
+    "task": "demo-ner",
+    "model": "tiny-bert",
+    "method": "full",
+    "size": "50",
+    "seed": "1",
+    "name": "downstream",  # a table (render_table)
+}
 EVIL = ["..", "../x", "a/b", "/etc", "", "A", "a b", "~"]
 ROOTS = ("results/", "resources/", "logs/", "benchmarks/")
 # values for rules that narrow a wildcard further (evaluate: the published model only)

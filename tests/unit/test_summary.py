@@ -9,13 +9,18 @@ import pandas as pd
 import pytest
 
 from bioprobe.summary import (
+    CORRELATION_COLUMNS,
+    POOLED,
     correlation,
     correlations,
     internal_measures,
-    main_metric,
     summary_table,
+    task_metrics,
     to_markdown,
 )
+
+#: each task's headline downstream metric (the workflow passes its task type's main_metric)
+MAIN = {"ner": "entity_f1", "nli": "macro_f1"}
 
 
 def key(task, model, method, size, seed):
@@ -93,18 +98,38 @@ def tables():
     }
 
 
-def test_main_metric():
-    assert main_metric(["token_macro_f1", "entity_f1", "entity_f1/Disease"]) == "entity_f1"
-    assert main_metric(["accuracy", "macro_f1", "micro_f1"]) == "macro_f1"
-    assert main_metric(["accuracy"]) == "accuracy"
-    assert main_metric(["zzz", "bleu"]) == "bleu"
-    with pytest.raises(ValueError):
-        main_metric([])
+def test_task_metrics():
+    assert task_metrics(MAIN, ["nli", "ner", "nli"], "main_metrics") == MAIN
+    assert task_metrics("macro_f1", ["b", "a"], "x") == {"a": "macro_f1", "b": "macro_f1"}
+    with pytest.raises(ValueError, match=r"main_metrics gives no metric for task.*other"):
+        task_metrics(MAIN, ["ner", "other"], "main_metrics")
+
+
+def test_main_metric_missing_from_downstream_names_task(tables):
+    with pytest.raises(ValueError, match=r"no 'pearson' rows for task 'nli'.*accuracy, macro_f1"):
+        internal_measures(tables["downstream"], main_metrics={**MAIN, "nli": "pearson"})
+
+
+def test_probe_metric_per_task(tables):
+    m = internal_measures(
+        tables["downstream"],
+        tables["probes"],
+        main_metrics=MAIN,
+        probe_metrics={"ner": "macro_f1", "nli": "accuracy"},  # nli has no accuracy probe rows
+    )
+    ner = m[(m["task"] == "ner") & (m["size"] == 10) & (m["seed"] == 2)].iloc[0]
+    assert ner["probe_best"] == pytest.approx(0.8)
+    assert m.loc[m["task"] == "nli", "probe_best"].isna().all()
+    assert m.attrs["probe_metrics"] == {"ner": "macro_f1", "nli": "accuracy"}
 
 
 def test_internal_measures(tables):
     m = internal_measures(
-        tables["downstream"], tables["probes"], tables["attention"], tables["cka"]
+        tables["downstream"],
+        tables["probes"],
+        tables["attention"],
+        tables["cka"],
+        main_metrics=MAIN,
     )
     assert len(m) == 8  # fine-tuned variants only
     assert set(m["method"]) == {"full"}
@@ -117,27 +142,29 @@ def test_internal_measures(tables):
     assert row["attention_similarity"] == pytest.approx(0.99)  # cosine only, not entropy
     assert row["cka"] == pytest.approx((1.0 + 0.99 + 0.98) / 3)
     assert set(m.loc[m["task"] == "nli", "metric"]) == {"macro_f1"}
-    with_pre = internal_measures(tables["downstream"], tables["probes"], include_pretrained=True)
+    with_pre = internal_measures(
+        tables["downstream"], tables["probes"], main_metrics=MAIN, include_pretrained=True
+    )
     pre = with_pre[with_pre["method"] == "pretrained"]
     assert len(pre) == 4
     assert pre["attention_similarity"].isna().all() and pre["cka"].isna().all()
 
 
 def test_internal_measures_optional_tables(tables):
-    m = internal_measures(tables["downstream"])
+    m = internal_measures(tables["downstream"], main_metrics=MAIN)
     assert m[["probe_best", "probe_last", "attention_similarity", "cka"]].isna().all().all()
     with pytest.raises(ValueError, match="downstream table is missing"):
-        internal_measures(None)
+        internal_measures(None, main_metrics=MAIN)
     with pytest.raises(ValueError, match="downstream table has no rows for split 'dev'"):
-        internal_measures(tables["downstream"], split="dev")
+        internal_measures(tables["downstream"], main_metrics=MAIN, split="dev")
     with pytest.raises(ValueError, match="probes table lacks columns"):
-        internal_measures(tables["downstream"], tables["cka"])
+        internal_measures(tables["downstream"], tables["cka"], main_metrics=MAIN)
 
 
 def test_internal_measures_reads_tsv(tables, tmp_path):
     path = tmp_path / "downstream.tsv"
     tables["downstream"].to_csv(path, sep="\t", index=False)
-    m = internal_measures(path)
+    m = internal_measures(path, main_metrics=MAIN)
     assert len(m) == 8
 
 
@@ -147,11 +174,19 @@ def test_correlation_hand_computed():
     assert res["n"] == 5
     assert res["spearman_rho"] == pytest.approx(0.8)
     assert res["pearson_r"] == pytest.approx(0.8)
-    # two-sided p from t = r sqrt((n - 2) / (1 - r^2)) with n - 2 = 3 degrees of freedom
+    # exact two-sided p: of the 120 pairings of 5 ranks, 8 have rho >= 0.8 (sum d^2 <= 4: the
+    # identity, 4 adjacent swaps, 3 pairs of disjoint adjacent swaps) and 8 have rho <= -0.8
+    assert res["spearman_p"] == pytest.approx(16 / 120)
+    # a perfect rho on 3 points: 2 of the 6 pairings are as extreme (scipy's t says p = 0)
+    assert correlation([1, 2, 3], [1, 2, 3])["spearman_p"] == pytest.approx(1 / 3)
+    # above EXACT_SPEARMAN_MAX_N pairs: the t approximation, t = r sqrt((n - 2) / (1 - r^2))
     from scipy.stats import t as t_dist
 
-    t = 0.8 * math.sqrt(3 / (1 - 0.64))
-    assert res["spearman_p"] == pytest.approx(2 * t_dist.sf(t, 3))
+    x = np.arange(10.0)
+    y = np.array([1, 0, 3, 2, 5, 4, 7, 6, 9, 8], dtype=float)
+    rho = 1 - 6 * 10 / (10 * 99)
+    t = rho * math.sqrt(8 / (1 - rho**2))
+    assert correlation(x, y)["spearman_p"] == pytest.approx(2 * t_dist.sf(t, 8))
     # ties: x = [1, 1, 2, 3] -> ranks [1.5, 1.5, 3, 4]; y monotone -> rho = Pearson of ranks
     res = correlation([1, 1, 2, 3], [1, 2, 3, 4])
     rx, ry = np.array([1.5, 1.5, 3, 4]), np.array([1, 2, 3, 4])
@@ -170,42 +205,51 @@ def test_correlation_undefined_cases():
 def test_correlations_table():
     df = pd.DataFrame(
         {
-            "task": ["a"] * 5 + ["b"] * 2,
-            "downstream": [2, 1, 4, 3, 5, 0.1, 0.2],
-            "probe_best": [1, 2, 3, 4, 5, 1, 2],
-            "cka": [5, 4, 3, 2, 1, 7, 7],
+            "task": ["a"] * 8 + ["b"] * 2,
+            "model": ["m"] * 4 + ["n"] * 4 + ["m"] * 2,
+            "downstream": [1, 2, 3, 4, 11, 12, 13, 14, 0.1, 0.2],
+            # within each model the measure falls as the score rises; across models it rises
+            "probe_best": [4, 3, 2, 1, 14, 13, 12, 11, 1, 2],
+            "cka": [1, 2, 3, 4, 1, 2, 3, 4, 7, 7],
         }
     )
     c = correlations(df)
-    assert list(c.columns) == [
-        "measure",
-        "task",
-        "spearman_rho",
-        "spearman_p",
-        "pearson_r",
-        "pearson_p",
-        "n",
+    assert list(c.columns) == list(CORRELATION_COLUMNS)
+    assert list(c.columns[:3]) == ["measure", "task", "model"]
+    assert list(zip(c["measure"], c["task"], c["model"], strict=True)) == [
+        ("probe_best", "a", "m"),
+        ("probe_best", "a", "n"),
+        ("probe_best", "a", POOLED),
+        ("probe_best", "b", "m"),
+        ("probe_best", "b", POOLED),
+        ("cka", "a", "m"),
+        ("cka", "a", "n"),
+        ("cka", "a", POOLED),
+        ("cka", "b", "m"),
+        ("cka", "b", POOLED),
     ]
-    assert list(zip(c["measure"], c["task"], strict=True)) == [
-        ("probe_best", "a"),
-        ("probe_best", "b"),
-        ("probe_best", "all"),
-        ("cka", "a"),
-        ("cka", "b"),
-        ("cka", "all"),
-    ]
-    get = c.set_index(["measure", "task"])
-    assert get.loc[("probe_best", "a"), "spearman_rho"] == pytest.approx(0.8)
-    assert get.loc[("cka", "a"), "spearman_rho"] == pytest.approx(-0.8)
-    assert get.loc[("probe_best", "b"), "n"] == 2
-    assert math.isnan(get.loc[("probe_best", "b"), "spearman_rho"])
-    assert get.loc[("probe_best", "all"), "n"] == 7
+    get = c.set_index(["measure", "task", "model"])
+    # per model the measure tracks the score negatively; pooling the two models reverses it
+    assert get.loc[("probe_best", "a", "m"), "spearman_rho"] == pytest.approx(-1.0)
+    assert get.loc[("probe_best", "a", "n"), "spearman_rho"] == pytest.approx(-1.0)
+    assert get.loc[("probe_best", "a", POOLED), "spearman_rho"] > 0.5
+    assert get.loc[("probe_best", "a", POOLED), "n"] == 8
+    assert get.loc[("cka", "a", "m"), "spearman_rho"] == pytest.approx(1.0)
+    assert get.loc[("probe_best", "b", "m"), "n"] == 2
+    assert math.isnan(get.loc[("probe_best", "b", "m"), "spearman_rho"])
+    assert "all" not in set(c["task"])  # tasks score on different metrics: never pooled
     with pytest.raises(ValueError, match="lacks columns"):
         correlations(df, measures=["nope"])
 
 
 def test_summary_table(tables):
-    s = summary_table(tables["downstream"], tables["probes"], tables["attention"], tables["cka"])
+    s = summary_table(
+        tables["downstream"],
+        tables["probes"],
+        tables["attention"],
+        tables["cka"],
+        main_metrics=MAIN,
+    )
     assert list(s.columns) == [
         "task",
         "model",
@@ -243,13 +287,13 @@ def test_summary_table(tables):
 
 
 def test_summary_table_downstream_only(tables):
-    s = summary_table(tables["downstream"])
+    s = summary_table(tables["downstream"], main_metrics=MAIN)
     assert len(s) == 6  # no random-init rows without the tables that have them
     assert s["best_layer"].isna().all() and s["cka"].isna().all()
 
 
 def test_to_markdown(tables):
-    s = summary_table(tables["downstream"], tables["probes"])
+    s = summary_table(tables["downstream"], tables["probes"], main_metrics=MAIN)
     md = to_markdown(s)
     lines = md.splitlines()
     assert lines[0].startswith("| task")

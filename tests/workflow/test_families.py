@@ -1,4 +1,4 @@
-"""The paper's three model families fine-tune, evaluate and dump on both task types.
+"""The paper's three model families fine-tune, evaluate and dump on each demo task type.
 
 Library level (no Snakemake): tiny scratch BERT, GPT-2 and BioGPT models built on a small demo
 corpus, one epoch each. Proves the traps are handled: GPT-2's pad token and prefix space,
@@ -14,7 +14,7 @@ from bioprobe.analysis.extract import DumpSettings, dump_variant
 from bioprobe.analysis.stages import attention_rows, cka_rows, probe_variant
 from bioprobe.config import validate_config
 from bioprobe.data import prepare_task, write_subsets
-from bioprobe.data.demo import task_config, write_demo_ner, write_demo_nli
+from bioprobe.data.demo import task_config, write_demo_ner, write_demo_nli, write_demo_relation
 from bioprobe.data.prepare import corpus_text, load_split
 from bioprobe.models import build_scratch, resolve_model
 from bioprobe.pipeline.jobs import job_at
@@ -22,7 +22,12 @@ from bioprobe.settings import CkaSettings, ProbeSettings, TrainingSettings
 from bioprobe.training.evaluate import evaluate
 from bioprobe.training.finetune import finetune
 
-TASKS = {"ner": task_config("ner"), "pair": task_config("pair")}
+TASKS = {
+    "ner": task_config("ner"),
+    "pair": task_config("pair"),
+    "relation": task_config("relation"),
+}
+WRITERS = {"ner": write_demo_ner, "pair": write_demo_nli, "relation": write_demo_relation}
 SCRATCH = {
     "hidden_size": 32,
     "num_layers": 2,
@@ -43,11 +48,10 @@ def _config(task_type, raw_dir):
     )
 
 
-@pytest.fixture(scope="module", params=["ner", "pair"])
+@pytest.fixture(scope="module", params=sorted(TASKS))
 def task(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"task-{request.param}")
-    writer = write_demo_ner if request.param == "ner" else write_demo_nli
-    writer(root / "raw", n_train=60, n_validation=30, n_test=30)
+    WRITERS[request.param](root / "raw", n_train=60, n_validation=30, n_test=30)
     config = _config(request.param, root / "raw")
     prepare_task(config["tasks"]["t"], root / "data", "t")
     write_subsets(load_split(root / "data", "train"), request.param, 1, root / "subset.json")
@@ -98,7 +102,8 @@ def test_family_finetunes_evaluates_and_dumps(task, family, tmp_path):
         )
     assert meta["n_layers"] == 2 and meta["hidden_size"] == 32
     hidden = np.load(dumps["full"] / "test.hidden.npy", mmap_mode="r")
-    assert hidden.shape[0] == 3 and hidden.shape[2] == 32 and hidden.dtype == np.float16
+    width = 64 if task["type"] == "relation" else 32  # relation: two entity vectors
+    assert hidden.shape[0] == 3 and hidden.shape[2] == width and hidden.dtype == np.float16
     assert np.isfinite(hidden).all()
     if task["type"] == "pair":
         assert np.load(dumps["full"] / "test.separate.npy").shape[2] == 64

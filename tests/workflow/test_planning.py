@@ -23,7 +23,10 @@ from .conftest import ROOT, SNAKEMAKE, TINY_CONFIG, planned_jobs, snakemake, wri
 PAPER = ROOT / "configs" / "paper.yaml"
 PAPER_TASKS = {"mednli", "jnlpba"}
 PAPER_MODELS = {"bert", "biobert", "gpt2-medium", "biogpt"}
-DEMO_MODELS = {"minilm", "tiny-gpt2", "tiny-biogpt"}
+DEMO = yaml.safe_load((ROOT / "config.yaml").read_text())
+DEMO_MODELS = {"minilm"}
+DEMO_TASKS = {"ncbi-disease", "gad"}
+DEMO_FINETUNED_SIZES = len([s for s in DEMO["sizes"] if s > 0])
 
 # The paper's grid, every rule: 2 tasks x 4 models; sizes 0/10/30/50/100, seeds 1-3.
 _T, _M, _SIZES, _SEEDS = 2, 4, 4, 3  # 4 fine-tuned sizes besides 0
@@ -43,12 +46,38 @@ PAPER_JOBS = {
     **dict.fromkeys(["collect_cka", "summarise", "all"], 1),
     **dict.fromkeys(["plot_downstream", "plot_probes", "plot_attention_heatmaps"], 1),
     **dict.fromkeys(["plot_attention_by_layer", "plot_cka", "plot_correlations"], 1),
+    # JNLPBA is NER, a BLURB category: the BLURB table and figure (1/6 categories)
+    **dict.fromkeys(["collect_blurb", "plot_blurb"], 1),
+    # the report: chance levels, every table as HTML, attention examples per task and model
+    "chance_levels": 1,
+    "render_table": 9,
+    "plot_attention_examples": _T * _M,
 }
+
+BLURB = ROOT / "configs" / "blurb.yaml"
+BLURB_TASKS = {
+    "bc5-chem",
+    "bc5-disease",
+    "ncbi-disease",
+    "bc2gm",
+    "jnlpba",
+    "ebm-pico",
+    "chemprot",
+    "ddi",
+    "gad",
+    "biosses",
+    "hoc",
+    "pubmedqa",
+    "bioasq",
+}
+BLURB_MODELS = {"pubmedbert", "biolinkbert"}
 
 
 def make_clone_dir(tmp_path: Path) -> Path:
-    """A working directory like a fresh clone's: the demo config.yaml and nothing else."""
+    """A working directory like a fresh clone's: the demo config.yaml and the demo data it
+    reads (data/demo/), nothing else."""
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    shutil.copytree(ROOT / "data" / "demo", tmp_path / "data" / "demo")
     return tmp_path
 
 
@@ -102,6 +131,33 @@ def test_paper_grid_plans_without_mednli(tmp_path):
     assert "resources/mednli" in result.stderr  # the warning names the missing directory
 
 
+def test_blurb_grid_plans_without_its_data(tmp_path):
+    """configs/blurb.yaml plans all 13 BLURB datasets before any of them is in place; the
+    warnings name every missing directory."""
+    workdir = make_clone_dir(tmp_path)
+    result = readme_snakemake(workdir, "--cores", "all", "--configfile", str(BLURB), "-n")
+    assert result.returncode == 0, output(result)[-3000:]
+    jobs = planned_jobs(result)
+    # 13 tasks x 2 models x 4 non-zero sizes x 3 seeds; the published models scored per seed
+    assert jobs["finetune"] == 13 * 2 * 4 * 3
+    assert jobs["evaluate"] == 13 * 2 * 3
+    assert jobs["download_model"] == 2 and "download_dataset" not in jobs  # all local data
+    assert jobs["collect_blurb"] == jobs["plot_blurb"] == 1
+    assert planned_task_models(result) == {(t, m) for t in BLURB_TASKS for m in BLURB_MODELS}
+    config = yaml.safe_load(BLURB.read_text())
+    for task_id, task in config["tasks"].items():
+        assert f"'tasks.{task_id}.path': data directory '{task['path']}'" in result.stderr
+
+
+def test_real_blurb_run_stops_before_any_job_without_its_data(tmp_path):
+    workdir = make_clone_dir(tmp_path)
+    result = readme_snakemake(workdir, "--cores", "2", "--configfile", str(BLURB))
+    assert result.returncode != 0
+    assert "bioprobe error: config key 'tasks.bc5-chem.path'" in output(result)
+    assert "resources/blurb/BioASQ" in output(result)
+    assert not (workdir / "results").exists() and not (workdir / "resources").exists()
+
+
 # --- which config a run reads: a --configfile replaces config.yaml ---
 
 
@@ -128,8 +184,13 @@ def test_a_configfile_replaces_config_yaml(tmp_path, profile):
 def test_without_a_configfile_the_demo_config_yaml_is_read(tmp_path):
     result = readme_snakemake(make_clone_dir(tmp_path), "--cores", "2", "-n")
     assert result.returncode == 0, output(result)[-3000:]
-    assert planned_jobs(result)["finetune"] == 2 * 3 * 3  # 2 tasks, 3 models, sizes 10/50/100
+    assert "bioprobe warning" not in output(result)  # the shipped demo data are all there
+    # 2 tasks, 1 model, sizes 10/30/100, seeds 1 and 2
+    assert DEMO_FINETUNED_SIZES == 3 and DEMO["seeds"] == [1, 2]
+    assert planned_jobs(result)["finetune"] == 2 * 1 * 3 * 2
     assert planned_models(result) == DEMO_MODELS
+    assert planned_task_models(result) == {(t, m) for t in DEMO_TASKS for m in DEMO_MODELS}
+    assert "demo_ner_data" not in result.stdout  # the shipped sample, not the synthetic corpora
 
 
 @pytest.mark.parametrize("with_configfile", [False, True], ids=["config.yaml", "configfile"])
@@ -142,8 +203,8 @@ def test_config_overrides_apply_on_top_of_either(tmp_path, with_configfile):
     if with_configfile:  # one variant fewer per seed: no random-init control
         assert planned_jobs(result)["extract"] == PAPER_JOBS["extract"] - _T * _M * _SEEDS
         assert planned_models(result) == PAPER_MODELS
-    else:  # the demo: 2 tasks x 3 models x (pretrained + 3 fine-tuned sizes), one seed
-        assert planned_jobs(result)["extract"] == 2 * 3 * 4
+    else:  # the demo: 2 tasks x 1 model x (pretrained + 3 fine-tuned sizes) x 2 seeds
+        assert planned_jobs(result)["extract"] == 2 * 1 * 4 * 2
         assert planned_models(result) == DEMO_MODELS
 
 

@@ -76,6 +76,7 @@ def _changed(workdir, change):
 def test_probe_setting_reruns_only_probes_and_their_tables(tiny_run):
     jobs = _changed(tiny_run, lambda c: c.setdefault("probe", {}).update(label_mode="bio"))
     readers = {"collect_probes", "plot_probes", "summarise", "plot_correlations", "all"}
+    readers.add("render_table")  # the probe, summary and correlation tables as HTML
     assert set(jobs) == {"probe"} | readers
     assert jobs["probe"] == len(TASKS) * len(MODELS) * 3
 

@@ -8,7 +8,8 @@ Layout of a variant's dump directory:
 - ``{split}.separate.npy`` [L+1, units, 2H] (pairs only: premise and hypothesis encoded apart)
 - ``{split}.units.json`` the unit labels, sentence lengths (NER), word types and example ids
 - ``attention.npy`` flat float array: per analysis example its [L, heads, T, T] map, trimmed to
-  the real tokens; ``meta.json`` holds the lengths (offsets follow from them)
+  the real tokens; ``meta.json`` holds the lengths (offsets follow from them) and the T token
+  strings of each example, in order (what the maps' rows and columns are)
 - ``meta.json`` what produced the dump (model source, variant, layer count, pooling, dtype)
 
 Prompt-tuning and P-tuning models see `virtual_tokens` trained embeddings before the real
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +176,15 @@ def _model_shape(model) -> tuple[int, int, int]:
     return int(layers), int(heads), int(hidden)
 
 
+@dataclass(frozen=True)
+class AttentionSet:
+    """The analysis examples whose maps a dump keeps: per example its number of real tokens
+    and their ids, in order (what the rows and columns of its maps are)."""
+
+    lengths: list[int]
+    token_ids: list[list[int]]
+
+
 class Stream:
     """One forward stream over all splits of a variant: the examples in batch order, a writer
     per (split, file), the attention sink; everything closed together."""
@@ -189,6 +199,7 @@ class Stream:
         )
         self.lengths = [lengths[name][i] for name, i in self.items]
         self.writers: dict[tuple[str, str], NpyWriter] = {}
+        self.attn_ids: list[list[int] | None] = [None] * self.n_attn
         self.sink = None
         if self.n_attn:
             self.sink = AttentionWriter(
@@ -219,8 +230,19 @@ class Stream:
         if self.sink is not None:
             self.sink.close()
 
-    def attention(self, index: int, row: int, attn) -> None:
+    def attention(self, index: int, row: int, attn, input_ids: torch.Tensor) -> None:
+        """Attention example `index`: its maps, row `row` of the batch's `attn`, and its token
+        ids. Batches are right-padded (`pad`) and a prompt method's virtual tokens are no
+        input ids, so the row's first T ids are exactly the T real tokens of the maps."""
         self.sink.write(index, torch.stack([a[row] for a in attn]))
+        self.attn_ids[index] = input_ids[row, : self.attn_lengths[index]].tolist()
+
+    def attention_set(self) -> AttentionSet:
+        """The attention examples written, with their token ids (call after the stream)."""
+        missing = [i for i, ids in enumerate(self.attn_ids) if ids is None]
+        if missing:  # a task type's dump skipped examples of the attention set
+            raise RuntimeError(f"attention examples {missing} were never written")
+        return AttentionSet(list(self.attn_lengths), list(self.attn_ids))
 
 
 def extract(
@@ -253,11 +275,12 @@ def extract(
             write_json(tmp / units_file(split), units)
             meta["splits"][split] = stats
             log.info("%s: %s", split, stats)
-        if attn:
+        if attn.lengths:
             meta["attention"] = {
                 "split": settings.attention_split,
-                "n_examples": len(attn),
-                "lengths": attn,
+                "n_examples": len(attn.lengths),
+                "lengths": attn.lengths,
+                "tokens": [tokenizer.convert_ids_to_tokens(ids) for ids in attn.token_ids],
             }
         write_json(tmp / META, meta)
     return meta

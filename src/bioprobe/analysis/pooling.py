@@ -196,3 +196,56 @@ def pool_pair_separate(
     The two texts are encoded apart (their T may differ): `[..., B, 2H]`.
     """
     return torch.cat([masked_mean(hidden_a, mask_a), masked_mean(hidden_b, mask_b)], dim=-1)
+
+
+RelationPooling = Literal["cls", "mean", "entity"]
+
+
+def entity_pair(
+    hidden: torch.Tensor | Sequence[torch.Tensor],
+    attention_mask: torch.Tensor,
+    positions: torch.Tensor,
+    is_decoder: bool = False,
+) -> torch.Tensor:
+    """The two entities of a relation sentence: the vectors at their first sub-tokens,
+    concatenated, `[..., B, 2H]` (the entity-start representation of relation probing).
+
+    `positions` is `[B, 2]` long: the token index of each entity's first sub-token (both the
+    same where one placeholder stands for both entities). A row holding -1 (a placeholder
+    missing or cut off) takes the sentence vector (`pool_pair_joint`, `auto`) twice instead.
+    """
+    hidden = _stack(hidden)
+    mask = _check_mask(hidden, attention_mask)
+    positions = torch.as_tensor(positions, dtype=torch.long, device=hidden.device)
+    n_batch = hidden.shape[-3]
+    if tuple(positions.shape) != (n_batch, 2):
+        raise ValueError(f"positions must be [B, 2] = ({n_batch}, 2), got {tuple(positions.shape)}")
+    missing = (positions < 0).any(dim=-1)  # [B]
+    at = torch.where(missing.unsqueeze(-1), 0, positions)
+    rows = torch.arange(n_batch, device=hidden.device).unsqueeze(-1)  # [B, 1]
+    if bool((at >= mask.shape[-1]).any()) or not bool(mask[rows, at].all()):
+        raise ValueError("an entity position falls outside the example's real tokens")
+    picked = hidden[..., rows, at, :]  # [..., B, 2, H]
+    if bool(missing.any()):
+        sentence = pool_pair_joint(hidden, attention_mask, "auto", is_decoder).unsqueeze(-2)
+        picked = torch.where(missing[:, None, None], sentence, picked)
+    return picked.flatten(-2)
+
+
+def pool_relation(
+    hidden: torch.Tensor | Sequence[torch.Tensor],
+    attention_mask: torch.Tensor,
+    positions: torch.Tensor,
+    mode: RelationPooling = "entity",
+    is_decoder: bool = False,
+) -> torch.Tensor:
+    """A relation sentence's probing vector: `entity` (`entity_pair`, `[..., B, 2H]`), `cls`
+    (the sequence head's token: CLS for encoders, the last real token for decoders) or `mean`
+    (the masked mean), both `[..., B, H]`."""
+    if mode == "entity":
+        return entity_pair(hidden, attention_mask, positions, is_decoder)
+    if mode == "cls":
+        return pool_pair_joint(hidden, attention_mask, "auto", is_decoder)
+    if mode == "mean":
+        return masked_mean(hidden, attention_mask)
+    raise ValueError(f"relation pooling must be entity, cls or mean, got {mode!r}")

@@ -24,6 +24,7 @@ from pathlib import Path
 from bioprobe.io import atomic_path
 from bioprobe.tasks.ner import NER
 from bioprobe.tasks.pair import Pair
+from bioprobe.tasks.relation import Relation
 
 NER_FILES = {"train": "train.tsv", "validation": "devel.tsv", "test": "test.tsv"}
 NLI_FILES = {"train": "train.jsonl", "validation": "dev.jsonl", "test": "test.jsonl"}
@@ -400,6 +401,105 @@ CORPORA = {
 }
 
 
+# --- relation: GAD-style gene-disease sentences, the entities masked by placeholders ---
+
+RELATION_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
+RELATION_LABELS = ("0", "1")  # GAD's: 1 = the sentence asserts an association
+RELATION_CORPUS = Relation.name
+#: the claim about @GENE$ and @DISEASE$, as (associated, not associated): the two differ in
+#: the polarity cue only, so the label is read from it, not from which template was drawn
+RELATION_CLAIMS = [
+    (
+        "the {VAR} polymorphism of @GENE$ is associated with an increased risk of @DISEASE$",
+        "the {VAR} polymorphism of @GENE$ is not associated with the risk of @DISEASE$",
+    ),
+    (
+        "carriers of the @GENE$ {VAR} allele had a higher susceptibility to @DISEASE$",
+        "carriers of the @GENE$ {VAR} allele showed no difference in susceptibility to @DISEASE$",
+    ),
+    (
+        "genetic variation in @GENE$ contributes to @DISEASE$ susceptibility",
+        "genetic variation in @GENE$ does not contribute to @DISEASE$ susceptibility",
+    ),
+    (
+        "the @GENE$ gene may play a role in the genetic predisposition to @DISEASE$",
+        "the @GENE$ gene is unlikely to play a role in the genetic predisposition to @DISEASE$",
+    ),
+    (
+        "@DISEASE$ was significantly associated with the @GENE$ {VAR} genotype",
+        "@DISEASE$ was not associated with the @GENE$ {VAR} genotype",
+    ),
+    (
+        "the risk of @DISEASE$ was increased in carriers of the @GENE$ {VAR} variant",
+        "the risk of @DISEASE$ was not increased in carriers of the @GENE$ {VAR} variant",
+    ),
+]
+RELATION_OPENINGS = [
+    "Our results suggest that {C}", "These data indicate that {C}", "In {P}, {C}",
+    "Taken together, {C}", "In this case-control study, {C}", "{C}",
+]  # fmt: skip
+RELATION_TAILS = [
+    ".", " in {P}.", " (p = {PV}).", ", independently of {OTHER} status.",
+    ", as in previous studies of {OTHER_DISEASE}.", " after adjustment for age and sex.",
+]  # fmt: skip
+RELATION_FILLERS = {
+    "VAR": ["C677T", "Arg72Pro", "-308G/A", "Ala-9Val", "Ser326Cys", "rs1801133", "I/D",
+            "Val158Met", "Gln192Arg", "A1298C"],
+    "P": ["a Japanese population", "Caucasian patients", "a cohort of Chinese women",
+          "a UK population", "Korean children", "Finnish adults", "a Brazilian sample"],
+    "PV": ["0.001", "0.004", "0.02", "0.03", "0.21", "0.34", "0.47", "0.82"],
+    "OTHER": ["TNF-alpha", "IL-6", "K-ras", "APOE", "HLA-DRB1", "CTLA-4"],
+    "OTHER_DISEASE": ["hypertension", "asthma", "type 2 diabetes", "breast cancer",
+                      "rheumatoid arthritis"],
+}  # fmt: skip
+
+
+def relation_sentence(rng: random.Random, label: str) -> str:
+    """One GAD-style sentence asserting (label 1) or denying (label 0) the association."""
+    claim = rng.choice(RELATION_CLAIMS)[0 if label == "1" else 1]
+    text = rng.choice(RELATION_OPENINGS).replace("{C}", claim) + rng.choice(RELATION_TAILS)
+    for slot, choices in RELATION_FILLERS.items():
+        while "{" + slot + "}" in text:
+            text = text.replace("{" + slot + "}", rng.choice(choices), 1)
+    return text[0].upper() + text[1:]
+
+
+def write_demo_relation(
+    out_dir: str | Path,
+    seed: int = 0,
+    n_train: int = 400,
+    n_validation: int = 150,
+    n_test: int = 150,
+) -> dict[str, Path]:
+    """Write train.tsv / dev.tsv / test.tsv as BLURB ships GAD (a header `index sentence
+    label`, labels 0/1, balanced); return the path of each split."""
+    out_dir = Path(out_dir)
+    paths = {}
+    for split, n in _split_sizes(n_train, n_validation, n_test).items():
+        rng = random.Random(f"bioprobe-demo-relation:{seed}:{split}")
+        labels = [RELATION_LABELS[i % 2] for i in range(n)]
+        rng.shuffle(labels)
+        rows = [
+            f"{i}\t{relation_sentence(rng, label)}\t{label}\n" for i, label in enumerate(labels)
+        ]
+        paths[split] = _write_text(
+            out_dir / RELATION_FILES[split], "index\tsentence\tlabel\n" + "".join(rows)
+        )
+    return paths
+
+
+CORPORA[RELATION_CORPUS] = {
+    "type": Relation.name,
+    "writer": write_demo_relation,
+    "config": {
+        "format": "tsv",
+        "splits": RELATION_FILES,
+        "fields": {"text": "sentence"},
+        "negative_label": "0",
+    },
+}
+
+
 def write_corpus(kind: str, out_dir: str | Path, **options: int) -> dict[str, Path]:
     """Write the demo corpus `kind` (a key of CORPORA) into `out_dir`."""
     return CORPORA[kind]["writer"](out_dir, **options)
@@ -427,6 +527,368 @@ def main(argv: Sequence[str] | None = None) -> int:
     for split, path in paths.items():
         print(f"{split}\t{path}")
     return 0
+
+
+# --- PICO: RCT-abstract sentences with IO tags, in BLURB's EBM-NLP layout ---
+# (above the __main__ guard, so the CLI knows the corpus)
+
+PICO_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
+PICO_CORPUS = "pico"
+#: span pools per PICO type, shared by all splits, train only, validation/test only
+PICO_SPANS = {
+    "PAR": {
+        "shared": [
+            "patients with type 2 diabetes", "children with acute otitis media",
+            "adults with moderate to severe asthma", "postmenopausal women with osteoporosis",
+            "elderly patients with hip fracture",
+            "smokers with chronic obstructive pulmonary disease",
+            "patients undergoing coronary artery bypass surgery",
+            "pregnant women at risk of preterm birth",
+            "outpatients with major depressive disorder", "patients with chronic low back pain",
+        ],
+        "train": [
+            "infants with bronchiolitis", "patients with rheumatoid arthritis",
+            "obese adolescents", "patients with advanced non-small cell lung cancer",
+            "healthy volunteers", "women with polycystic ovary syndrome",
+        ],
+        "eval": [
+            "patients with atrial fibrillation",
+            "children with attention deficit hyperactivity disorder",
+            "adults with chronic insomnia", "patients with stage III colon cancer",
+            "nursing home residents", "men with benign prostatic hyperplasia",
+        ],
+    },
+    "INT": {
+        "shared": [
+            "metformin", "low-dose aspirin", "placebo", "cognitive behavioural therapy",
+            "intravenous iron", "a supervised exercise programme", "inhaled budesonide",
+            "vitamin D supplementation", "amoxicillin", "acupuncture",
+        ],
+        "train": [
+            "zoledronic acid", "a low-fat diet", "nicotine replacement therapy",
+            "intensive insulin therapy", "physiotherapy", "magnesium sulphate",
+        ],
+        "eval": [
+            "apixaban", "melatonin", "tamsulosin", "mindfulness training", "oral prednisolone",
+            "a telephone-based coaching intervention",
+        ],
+    },
+    "OUT": {
+        "shared": [
+            "HbA1c", "all-cause mortality", "pain scores", "quality of life",
+            "length of hospital stay", "systolic blood pressure",
+            "forced expiratory volume in one second", "adverse events", "relapse rate",
+            "bone mineral density",
+        ],
+        "train": [
+            "fracture incidence", "body mass index", "smoking abstinence",
+            "time to first exacerbation", "serum ferritin", "depressive symptoms",
+        ],
+        "eval": [
+            "stroke or systemic embolism", "sleep onset latency", "urinary symptom scores",
+            "disease-free survival", "hospital readmission", "fatigue",
+        ],
+    },
+}  # fmt: skip
+#: slot -> PICO type ({P}: participants, {I}/{I2}: interventions, {O}/{O2}: outcomes)
+PICO_SLOTS = {"P": "PAR", "I": "INT", "I2": "INT", "O": "OUT", "O2": "OUT"}
+#: an abstract opens with a title-like sentence, then body sentences ({N}, {DUR}, {PCT}: O)
+PICO_TITLES = [
+    "{I} versus {I2} in {P} : a randomised controlled trial .",
+    "Efficacy of {I} for the prevention of {O} in {P} .",
+    "A double-blind , placebo-controlled trial of {I} in {P} .",
+]
+PICO_SENTENCES = [
+    "To evaluate the efficacy and safety of {I} in {P} .",
+    "{P} were randomly assigned to {I} or {I2} for {DUR} .",
+    "A total of {N} {P} were enrolled and followed up for {DUR} .",
+    "The primary outcome was {O} at {DUR} .",
+    "Secondary outcomes included {O} and {O2} .",
+    "{I} significantly reduced {O} compared with {I2} ( p < 0.05 ) .",
+    "There was no significant difference in {O} between the two groups .",
+    "Compared with {I2} , {I} improved {O} and {O2} in {P} .",
+    "Baseline characteristics were similar in both arms .",
+    "{O} decreased by {PCT} % in the {I} group .",
+    "In {P} , {I} was well tolerated and improved {O} .",
+    "Analysis was by intention to treat .",
+    "This trial is registered with ClinicalTrials.gov .",
+]
+
+
+def pico_sentence(rng: random.Random, template: str, split: str) -> tuple[list[str], list[str]]:
+    """One sentence of `template` with its slots filled: (tokens, IO tags)."""
+    tokens: list[str] = []
+    tags: list[str] = []
+    used: set[str] = set()
+    for piece in template.split():
+        slot = piece[1:-1] if piece.startswith("{") and piece.endswith("}") else None
+        if slot in PICO_SLOTS:
+            kind = PICO_SLOTS[slot]
+            words = _entity(rng, _lexicon(PICO_SPANS[kind], split), used).split()
+            tags += [f"I-{kind}"] * len(words)
+        elif slot is not None:
+            words = _pico_filler(rng, slot).split()
+            tags += ["O"] * len(words)
+        else:
+            words = [piece]
+            tags.append("O")
+        tokens += words
+    tokens[0] = tokens[0][:1].upper() + tokens[0][1:]
+    return tokens, tags
+
+
+def _pico_filler(rng: random.Random, slot: str) -> str:
+    if slot == "DUR":
+        return rng.choice(["12 weeks", "6 months", "one year", "8 weeks", "24 months"])
+    low, high = {"N": (40, 900), "PCT": (5, 60)}[slot]
+    return str(rng.randint(low, high))
+
+
+def pico_document(rng: random.Random, split: str) -> list[tuple[list[str], list[str]]]:
+    """An abstract: a title, then three to six body sentences."""
+    templates = [rng.choice(PICO_TITLES), *rng.sample(PICO_SENTENCES, rng.randint(3, 6))]
+    return [pico_sentence(rng, t, split) for t in templates]
+
+
+def write_demo_pico(
+    out_dir: str | Path,
+    seed: int = 0,
+    n_train: int = 120,
+    n_validation: int = 40,
+    n_test: int = 40,
+) -> dict[str, Path]:
+    """Write train.tsv / dev.tsv / test.tsv in BLURB's EBM-NLP layout: `n_*` abstracts, each
+    opened by `-DOCSTART- (PMID)` and a blank line, one `token<TAB>tag` line per word with IO
+    tags (O, I-PAR, I-INT, I-OUT), a blank line after each sentence. Part of every span pool is
+    seen only in train, part only in validation/test, so tagging needs the context."""
+    out_dir = Path(out_dir)
+    paths = {}
+    for number, (split, n) in enumerate(_split_sizes(n_train, n_validation, n_test).items()):
+        rng = random.Random(f"bioprobe-demo-pico:{seed}:{split}")
+        # PMID-like ids, unique across splits: each split draws from its own range
+        pmids = rng.sample(range(10_000_000 * (number + 1), 10_000_000 * (number + 2)), n)
+        blocks = []
+        for pmid in pmids:
+            blocks.append(f"-DOCSTART- ({pmid})\n\n")
+            for tokens, tags in pico_document(rng, split):
+                lines = "".join(f"{t}\t{g}\n" for t, g in zip(tokens, tags, strict=True))
+                blocks.append(lines + "\n")
+        paths[split] = _write_text(out_dir / PICO_FILES[split], "".join(blocks))
+    return paths
+
+
+CORPORA[PICO_CORPUS] = {
+    "type": "pico",
+    "writer": write_demo_pico,
+    "config": {"format": "bio-tsv", "splits": PICO_FILES},
+}
+
+
+# --- similarity: BIOSSES-style sentence pairs scored 0-4, in BLURB's BIOSSES layout ---
+# (above the __main__ guard, so the CLI knows the corpus)
+
+SIMILARITY_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
+SIMILARITY_CORPUS = "similarity"
+#: the four facts a statement makes; a pair's score is how many of them the two share
+SIMILARITY_FACTS = {
+    "gene": ["KRAS", "GATA2", "cyclin D1", "Aurora-A", "PLK1", "miR-146a", "REST", "TP53",
+             "MYC", "HOXA9"],
+    "effect": [("promotes", "drives"), ("suppresses", "inhibits")],
+    "process": ["cell proliferation", "centrosome maturation", "mitotic entry",
+                "apoptosis", "DNA repair", "cell migration", "angiogenesis", "autophagy"],
+    "cells": ["cervical cancer cells", "KRAS mutant lung cancer cells", "leukemia cells",
+              "breast cancer cells", "colorectal cancer cells", "glioma cells"],
+}  # fmt: skip
+SIMILARITY_TEMPLATES = [
+    "{gene} {effect} {process} in {cells}.",
+    "In {cells}, {gene} was found to {effect_base} {process}.",
+    "Knockdown experiments showed that {gene} {effect} {process} in {cells}.",
+    "Our data suggest that {process} in {cells} is {effect_past} by {gene}.",
+]
+_EFFECT_FORMS = {  # (3rd person, base form, past participle) of each verb
+    "promotes": ("promote", "promoted"),
+    "drives": ("drive", "driven"),
+    "suppresses": ("suppress", "suppressed"),
+    "inhibits": ("inhibit", "inhibited"),
+}
+
+
+def _statement(rng: random.Random, facts: dict) -> str:
+    """One sentence stating `facts` (the effect's verb and the template drawn freely)."""
+    verb = rng.choice(facts["effect"])
+    base, past = _EFFECT_FORMS[verb]
+    text = rng.choice(SIMILARITY_TEMPLATES).format(
+        gene=facts["gene"], effect=verb, effect_base=base, effect_past=past,
+        process=facts["process"], cells=facts["cells"],
+    )  # fmt: skip
+    return text[0].upper() + text[1:]
+
+
+def similarity_pair(rng: random.Random) -> tuple[str, str, float]:
+    """Two statements sharing k of their four facts (k uniform in 0-4) and their score: k plus
+    an annotator-like jitter of -0.2, 0 or +0.2 (BIOSSES averages five annotators), in 0-4."""
+    first = {name: rng.choice(values) for name, values in SIMILARITY_FACTS.items()}
+    shared = set(rng.sample(sorted(SIMILARITY_FACTS), rng.randint(0, 4)))
+    second = {
+        name: first[name] if name in shared else rng.choice([v for v in values if v != first[name]])
+        for name, values in SIMILARITY_FACTS.items()
+    }
+    score = min(4.0, max(0.0, len(shared) + rng.choice([-0.2, 0.0, 0.2])))
+    return _statement(rng, first), _statement(rng, second), round(score, 1)
+
+
+def write_demo_similarity(
+    out_dir: str | Path,
+    seed: int = 0,
+    n_train: int = 200,
+    n_validation: int = 80,
+    n_test: int = 80,
+) -> dict[str, Path]:
+    """Write train.tsv / dev.tsv / test.tsv as BLURB ships BIOSSES (a header `pair_id sent1
+    sent2 score`, pair ids unique across splits); return the path of each split."""
+    out_dir = Path(out_dir)
+    paths = {}
+    start = 1
+    for split, n in _split_sizes(n_train, n_validation, n_test).items():
+        rng = random.Random(f"bioprobe-demo-similarity:{seed}:{split}")
+        rows = []
+        for pair_id in range(start, start + n):
+            a, b, score = similarity_pair(rng)
+            rows.append(f"{pair_id}\t{a}\t{b}\t{score}\n")
+        start += n
+        paths[split] = _write_text(
+            out_dir / SIMILARITY_FILES[split], "pair_id\tsent1\tsent2\tscore\n" + "".join(rows)
+        )
+    return paths
+
+
+CORPORA[SIMILARITY_CORPUS] = {
+    "type": "similarity",
+    "writer": write_demo_similarity,
+    "config": {
+        "format": "tsv",
+        "splits": SIMILARITY_FILES,
+        "fields": {"id": "pair_id", "text_a": "sent1", "text_b": "sent2"},
+    },
+}
+
+
+# --- multilabel: HoC-style abstracts, sentences tagged with hallmarks, BLURB's HoC layout ---
+
+MULTILABEL_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
+MULTILABEL_CORPUS = "multilabel"
+#: HoC's ten hallmarks (BLURB's order: k_v item k is HALLMARKS[k]), each with its cue phrases
+HALLMARKS = {
+    "activating invasion and metastasis": [
+        "promoted invasion and metastasis", "enhanced cell migration",
+        "induced epithelial - mesenchymal transition"],
+    "avoiding immune destruction": [
+        "helped tumour cells evade T cell recognition", "suppressed the antitumour immune response",
+        "increased PD - L1 expression"],
+    "cellular energetics": [
+        "shifted metabolism towards aerobic glycolysis", "increased glucose uptake",
+        "enhanced lactate production"],
+    "enabling replicative immortality": [
+        "restored telomerase activity", "maintained telomere length",
+        "allowed cells to bypass replicative senescence"],
+    "evading growth suppressors": [
+        "abolished RB function", "inactivated p53", "let cells escape contact inhibition"],
+    "genomic instability and mutation": [
+        "caused DNA damage to accumulate", "increased chromosomal instability",
+        "impaired mismatch repair"],
+    "inducing angiogenesis": [
+        "stimulated VEGF secretion", "induced the formation of new blood vessels",
+        "promoted endothelial sprouting"],
+    "resisting cell death": [
+        "conferred resistance to apoptosis", "up - regulated BCL - 2",
+        "reduced caspase - 3 activation"],
+    "sustaining proliferative signaling": [
+        "activated EGFR signalling", "kept RAS constitutively active",
+        "increased cell proliferation"],
+    "tumor promoting inflammation": [
+        "triggered chronic inflammation", "activated NF - kappaB",
+        "recruited tumour - associated macrophages"],
+}  # fmt: skip
+HALLMARK_SUBJECTS = [
+    "Overexpression of {G}", "Loss of {G}", "Treatment with {D}", "The {G} mutation",
+    "Silencing of {G}", "Exposure to {D}",
+]  # fmt: skip
+HALLMARK_CONTEXT = {
+    "G": ["HIF - 1alpha", "STAT3", "PTEN", "SOX2", "c - Myc", "BRAF", "Notch1", "survivin"],
+    "D": ["cisplatin", "curcumin", "metformin", "resveratrol", "doxorubicin", "arsenic trioxide"],
+    "C": ["HeLa cells", "MCF - 7 cells", "A549 cells", "HepG2 cells", "glioma cells",
+          "colorectal cancer xenografts"],
+}  # fmt: skip
+BACKGROUND_SENTENCES = [
+    "Cancer remains a leading cause of death worldwide .",
+    "The underlying molecular mechanisms are poorly understood .",
+    "Cells were cultured in RPMI - 1640 medium supplemented with 10 % fetal bovine serum .",
+    "Protein levels were measured by western blotting .",
+    "Statistical analysis was performed with a two - tailed t test .",
+    "We therefore investigated the role of {G} in {C} .",
+    "These findings were confirmed in an independent cohort of {N} patients .",
+    "Further studies are needed to clarify its clinical relevance .",
+]
+
+
+def _fill(rng: random.Random, text: str) -> str:
+    for slot, choices in HALLMARK_CONTEXT.items():
+        while "{" + slot + "}" in text:
+            text = text.replace("{" + slot + "}", rng.choice(choices), 1)
+    return text.replace("{N}", str(rng.randint(40, 900)))
+
+
+def hallmark_sentence(rng: random.Random) -> tuple[str, list[int]]:
+    """A tokenised sentence and the indices of the hallmarks it states: none (half of them:
+    HoC's sentences are mostly unlabelled), one, or two."""
+    n = rng.choices([0, 1, 2], weights=[5, 4, 1])[0]
+    if n == 0:
+        return _fill(rng, rng.choice(BACKGROUND_SENTENCES)), []
+    names = list(HALLMARKS)
+    picked = sorted(rng.sample(range(len(names)), n))
+    cues = " and ".join(rng.choice(HALLMARKS[names[k]]) for k in picked)
+    subject = rng.choice(HALLMARK_SUBJECTS)
+    return _fill(rng, f"{subject} {cues} in {{C}} ."), picked
+
+
+def write_demo_multilabel(
+    out_dir: str | Path,
+    seed: int = 0,
+    n_train: int = 60,
+    n_validation: int = 25,
+    n_test: int = 25,
+) -> dict[str, Path]:
+    """Write train.tsv / dev.tsv / test.tsv as BLURB ships HoC: a header `labels sentence
+    index`, labels as `0_v,...,9_v` (hallmark k present iff v = 1), sentence ids `PMID_sN`.
+    `n_*` counts abstracts (4-6 sentences each); PMIDs are unique across splits."""
+    out_dir = Path(out_dir)
+    paths = {}
+    for number, (split, n) in enumerate(_split_sizes(n_train, n_validation, n_test).items()):
+        rng = random.Random(f"bioprobe-demo-multilabel:{seed}:{split}")
+        pmids = rng.sample(range(10_000_000 * (number + 1), 10_000_000 * (number + 2)), n)
+        rows = []
+        for pmid in pmids:
+            for s in range(rng.randint(4, 6)):
+                text, present = hallmark_sentence(rng)
+                cell = ",".join(f"{k}_{int(k in present)}" for k in range(len(HALLMARKS)))
+                rows.append(f"{cell}\t{text}\t{pmid}_s{s}\n")
+        paths[split] = _write_text(
+            out_dir / MULTILABEL_FILES[split], "labels\tsentence\tindex\n" + "".join(rows)
+        )
+    return paths
+
+
+CORPORA[MULTILABEL_CORPUS] = {
+    "type": "multilabel",
+    "writer": write_demo_multilabel,
+    "config": {
+        "format": "tsv",
+        "splits": MULTILABEL_FILES,
+        "fields": {"id": "index", "text": "sentence"},
+        "labels": list(HALLMARKS),
+        "document_id": r"^(.+)_s\d+$",
+    },
+}
 
 
 if __name__ == "__main__":

@@ -122,9 +122,12 @@ def _read_split(
 ) -> list[dict]:
     common = {"split": split, "labels": labels, "labels_origin": labels_origin}
     if cfg["format"] == "bio-tsv":
-        return read_bio_tsv(source, cfg["label_scheme"], **common)
+        # only tag-sequence types hold bio-tsv; each says how its tags are read (pico: IO)
+        return read_bio_tsv(source, tasks.get(cfg["type"]).tag_scheme(cfg), **common)
     if cfg["format"] == "pairs-jsonl":
-        return read_pairs_jsonl(source, cfg["fields"], **common)
+        return read_pairs_jsonl(
+            source, cfg["fields"], task_type=cfg["type"], task_cfg=cfg, **common
+        )
     if cfg["format"] == "tsv":
         return read_tsv(source, cfg["type"], cfg["fields"], cfg["columns"], task_cfg=cfg, **common)
     return read_hf(

@@ -54,13 +54,34 @@ def tag_type(tag: str) -> str:
     return tag[2:] if tag[:2] in ("B-", "I-") else tag
 
 
+#: the one entity type of the `single` label scheme (BLURB scores JNLPBA with its types merged)
+SINGLE_TYPE = "ENTITY"
+#: the schemes `convert_tag` applies: the config's `label_scheme` values, and `io`, which
+#: the pico task type reads its tags with
+TAG_SCHEMES = ("bio", "type", "single", "io")
+
+
 def convert_tag(tag: str, label_scheme: str) -> str:
-    """Apply a label scheme: `bio` keeps the tag, `type` collapses B-X/I-X to X."""
+    """Apply a label scheme to an IOB2 tag: `bio` keeps it, `type` collapses B-X/I-X to X,
+    `single` merges every type into one (B-X -> B-ENTITY), `io` keeps O and I-X and rejects a
+    B- tag (a `_RowProblem`, which the reader names by file and line)."""
     if label_scheme == "bio":
         return tag
     if label_scheme == "type":
         return tag_type(tag)
-    raise ValueError(f"unknown label_scheme {label_scheme!r} (expected bio or type)")
+    if label_scheme == "single":
+        return tag if tag == "O" else f"{tag[:2]}{SINGLE_TYPE}"
+    if label_scheme == "io":
+        if tag.startswith("B-"):
+            # EBM-NLP as BLURB ships it marks spans with I- only: a B- tag means another format
+            raise _RowProblem(
+                f"tag {tag!r}: pico tags are IO (O or I-TYPE, as in BLURB's EBM-NLP), "
+                "not B-/I-; for a BIO corpus use type: ner"
+            )
+        return tag
+    raise ValueError(
+        f"unknown label_scheme {label_scheme!r} (expected one of {', '.join(TAG_SCHEMES)})"
+    )
 
 
 class LabelCheck:
@@ -242,6 +263,8 @@ def _token_and_tag(line: str, label_scheme: str, check: LabelCheck) -> tuple[str
     token, tag = fields[0].strip(), fields[1].strip()
     if not token:
         raise _RowProblem("empty token")
+    if tag in ("B", "I"):  # BLURB's single-type NER files tag B/I/O without a type
+        tag = f"{tag}-{SINGLE_TYPE}"
     if not is_iob2(tag):
         raise _RowProblem(f"tag {tag!r} is not IOB2 (expected O, B-TYPE or I-TYPE)")
     tag = convert_tag(tag, label_scheme)
@@ -256,12 +279,18 @@ def read_pairs_jsonl(
     *,
     labels: Collection[str] | None = None,
     labels_origin: str | None = None,
+    task_type: str = "pair",
+    task_cfg: Mapping[str, Any] | None = None,
 ) -> list[dict]:
     """Read one JSON object per line into pair records; keys other than `fields` are ignored.
 
     `fields` maps text_a / text_b / label (and optionally id) to the source's keys, e.g. MedNLI's
-    sentence1 / sentence2 / gold_label / pairID. Blank lines are skipped.
+    sentence1 / sentence2 / gold_label / pairID. Blank lines are skipped. `task_type`: the type
+    whose records the rows become (`TaskType.record`; similarity reads a score, not a label).
     """
+    from bioprobe import tasks  # the task types read their rows with this module's helpers
+
+    kind = tasks.get(task_type)
     path = Path(path)
     split = split or path.stem
     fields = {**DEFAULT_FIELDS, **fields}
@@ -277,7 +306,8 @@ def read_pairs_jsonl(
                 _json_lines_start(line)
                 first = False
             row = _json_object(line)
-            record = pair_record(row, fields, default_id(split, len(records)), check)
+            fallback = default_id(split, len(records))
+            record = kind.record(row, fields, fallback, check, task_cfg or {}, None)
             unique(record["id"], f"line {number}")
         except _RowProblem as exc:
             raise InputError(str(exc), path, number) from None

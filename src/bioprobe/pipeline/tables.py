@@ -43,6 +43,11 @@ def write_tsv(df: pd.DataFrame, path: str | Path) -> None:
 PROBE_COLUMNS = [*KEY, "layer", "probe", "target", "metric", "value"]
 ATTENTION_COLUMNS = [*KEY, "layer", "head", "metric", "value"]
 CKA_COLUMNS = [*KEY, "layer", "value"]
+#: the BLURB table (bioprobe.blurb): a score per run across tasks, so no task column. `level`:
+#: dataset (`name` = the task, `metric` = its official one), category (the mean over its `n`
+#: datasets) or blurb (the mean over `n` categories); `coverage` says what a mean is over.
+BLURB_KEY = ["model", "method", "size", "seed"]
+BLURB_COLUMNS = [*BLURB_KEY, "level", "category", "name", "metric", "value", "n", "coverage"]
 
 
 def key_of(wildcards) -> dict:

@@ -10,6 +10,10 @@ one legend outside the panels on the right, layer axes thinned to a handful of t
 models of different depth share a figure, layer axes show normalised depth (layer / L). Nothing
 depends on model names, hidden sizes or depths.
 
+Metrics are chosen per task by the caller (`metrics=`: a mapping ``{task: metric}``, or one
+metric for every task); the workflow passes each task type's ``main_metric`` and
+``probe_metric``, so no figure knows a task type.
+
 Missing input: a table that is ``None``, empty, lacks its columns or has no rows for the
 requested probe / metric / split raises a `ValueError` that names the table and what it does
 have, rather than writing an empty figure that would pass unnoticed into a report.
@@ -19,17 +23,21 @@ from __future__ import annotations
 
 import functools
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from bioprobe.blurb import BLURB_NAME, CATEGORIES, coverage_note
+from bioprobe.chance import chance_value, read_chance
 from bioprobe.methods.full import Full
 from bioprobe.pipeline.grid import PRETRAINED, RANDOM_INIT
 from bioprobe.pipeline.tables import CKA_COLUMNS, KEY
@@ -49,34 +57,36 @@ from bioprobe.plotting.style import (
 )
 from bioprobe.summary import (
     GROUP,
-    MAIN_METRICS,
     MEASURES,
+    POOLED,
     SPECIAL_METHODS,
-    correlation,
+    TaskMetrics,
+    correlations,
     internal_measures,
     load_table,
+    task_metrics,
 )
 
 __all__ = [
     "build_attention_by_layer",
     "build_attention_heatmaps",
+    "build_blurb",
     "build_cka",
     "build_correlations",
     "build_downstream",
     "build_probes",
-    "downstream_metrics",
     "internal_measures",
     "plot_attention_by_layer",
     "plot_attention_heatmaps",
+    "plot_blurb",
     "plot_cka",
     "plot_correlations",
     "plot_downstream",
     "plot_probes",
 ]
 
-#: Main metrics drawn per task by `plot_downstream`, by task kind (recognised by its metrics).
-NER_METRICS = ("entity_f1", "token_macro_f1")
-PAIR_METRICS = ("accuracy", "macro_f1")
+#: Metrics drawn per task: one metric for all, or {task: metric or [metrics, headline first]}.
+DrawnMetrics = str | Mapping[str, str | Sequence[str]]
 _HEATMAP_CMAP = "viridis"
 _BAND = {"alpha": 0.13, "linewidth": 0}
 
@@ -215,6 +225,44 @@ def _spacer() -> Line2D:
     return Line2D([], [], linestyle="none", label=" ")
 
 
+def _n_seeds(df: pd.DataFrame) -> int:
+    """The most seeds any variant of `df` has (1 when it has no seed column)."""
+    if "seed" not in df.columns or df.empty:
+        return 1
+    keys = [c for c in GROUP if c in df.columns]
+    return int(df.groupby(keys)["seed"].nunique().max())
+
+
+def _band_note(df: pd.DataFrame) -> str:
+    """What a band means, said only where one is drawn (several seeds)."""
+    return "band = sd over seeds" if _n_seeds(df) > 1 else "one seed, no band"
+
+
+_CHANCE_LINE = {"color": "0.4", "linewidth": 0.9, "zorder": 0.6}
+_CHANCE_FILL = {"color": "0.9", "linewidth": 0, "zorder": 0.1}
+
+
+def _chance_line(ax: Axes, level: float | None) -> bool:
+    """The chance level as a horizontal line (its value joins the y range); False if none."""
+    if level is None:
+        return False
+    ax.axhline(level, **_CHANCE_LINE)
+    return True
+
+
+def _shade_below_chance(levels: Sequence[tuple[Axes, float]]) -> None:
+    """Shade each panel below its chance line, once every panel is drawn: shared y axes have
+    their final limits only then, and the limits are kept as they are."""
+    for ax, level in levels:
+        lo, hi = ax.get_ylim()
+        ax.axhspan(min(lo, level), level, **_CHANCE_FILL)
+        ax.set_ylim(lo, hi)
+
+
+def _chance_handle() -> Patch:
+    return Patch(facecolor=_CHANCE_FILL["color"], edgecolor=_CHANCE_LINE["color"], label="chance")
+
+
 # ------------------------------------------------------------------ per-layer line figures
 
 _DASHES = {
@@ -262,35 +310,69 @@ def _draw_curves(ax, panel: pd.DataFrame, order: list[str], palette: dict[str, t
         )
 
 
-def _curve_legend(fig: Figure, order: list[str], palette: dict, has_control: bool) -> None:
-    """One entry per variant, plus the task / control line styles when there are controls."""
+def _style_handles(kinds: set[str]) -> list[Line2D]:
+    """A legend entry for each control line style drawn: the control task, and random-init's
+    control (random-init's task line has its variant entry)."""
+    if "control" not in kinds and "random control" not in kinds:
+        return []
+    handles = [Line2D([], [], color="0.35", dashes=(), label="task labels")]
+    if "control" in kinds:
+        handles.append(
+            Line2D([], [], color="0.35", dashes=_DASHES["control"], lw=0.9, label="control task")
+        )
+    if "random control" in kinds:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=RANDOM_COLOR,
+                dashes=_DASHES["random control"],
+                lw=0.9,
+                label="random-init control",
+            )
+        )
+    return handles
+
+
+def _curve_legend(
+    fig: Figure, order: list[str], palette: dict, kinds: set[str], chance: bool
+) -> None:
+    """One entry per variant (in its own line style), then the line styles of the task and
+    control lines when there are controls, then the chance level when drawn."""
     handles = [
         Line2D(
             [],
             [],
             color=palette[v],
-            linestyle=":" if v == RANDOM_INIT else "-",
+            dashes=_DASHES["random"] if v == RANDOM_INIT else (),
             linewidth=1.6,
             label=v,
         )
         for v in order
     ]
-    if has_control:
-        handles += [
-            _spacer(),
-            Line2D([], [], color="0.35", linestyle="-", label="task labels"),
-            Line2D([], [], color="0.35", linestyle="--", linewidth=0.9, label="control task"),
-        ]
+    styles = _style_handles(kinds)
+    if styles:
+        handles += [_spacer(), *styles]
+    if chance:
+        handles += [_spacer(), _chance_handle()]
     _outside_legend(fig, handles, title="training data")
 
 
 def _layer_curves_figure(
-    data: pd.DataFrame, *, y_label: str, suptitle: str, sharey: str | bool
+    data: pd.DataFrame,
+    *,
+    y_label: str | Mapping[str, str],
+    suptitle: str,
+    sharey: str | bool,
+    chance: Mapping[str, float] | None = None,
+    note: str = "",
 ) -> Figure:
     """Lines of ``value`` against layer, a line per variant (colour) and target (dashes).
 
     `data`: KEY + ``layer``, ``value`` and ``target`` (``task`` or ``control``); one row per seed
-    and layer (seeds give the sd band of the task lines).
+    and layer (seeds give the sd band of the task lines). `y_label`: one for every row of
+    panels, or one per task. `chance`: per task, a chance level to draw (tasks it lacks get
+    none). `suptitle` gets a second line: `note`, then whether there is a band.
     """
     data, normalised = _curve_data(data)
     order = [label for label, _, _ in _variant_order(data)]
@@ -307,6 +389,7 @@ def _layer_curves_figure(
         sharey=sharey,
         squeeze=False,
     )
+    shaded = []
     for i, (task, method) in enumerate(rows):
         row = _row_data(data, task, method)
         for j, model in enumerate(models):
@@ -317,40 +400,51 @@ def _layer_curves_figure(
                 _no_data(ax)
                 continue
             _draw_curves(ax, panel, order, palette)
+            level = (chance or {}).get(task)
+            if _chance_line(ax, level):
+                shaded.append((ax, level))
             _layer_ticks(ax, normalised)
             ax.set_xlabel("normalised depth (layer / L)" if normalised else "layer")
-            ax.set_ylabel(y_label if j == 0 else "")
+            label = y_label[task] if isinstance(y_label, Mapping) else y_label
+            ax.set_ylabel(label if j == 0 else "")
             if i < n_rows - 1:
                 ax.set_xlabel("")
-
-    _curve_legend(fig, order, palette, has_control=(data["target"] == "control").any())
-    _suptitle(fig, suptitle, LEGEND_W)
+    _shade_below_chance(shaded)
+    _curve_legend(fig, order, palette, set(data["kind"]) - {"task"}, chance=bool(shaded))
+    second = "; ".join(x for x in (note, _band_note(data)) if x)
+    _suptitle(fig, f"{suptitle}\n{second}", LEGEND_W)
     return fig
 
 
 # ---------------------------------------------------------------------------- downstream
 
 
-def downstream_metrics(metrics) -> list[str]:
-    """The metrics `plot_downstream` draws for a task with these metrics."""
-    present = set(metrics)
-    for group in (NER_METRICS, PAIR_METRICS):
-        if group[0] in present:
-            return [m for m in group if m in present]
-    for m in MAIN_METRICS:
-        if m in present:
-            return [m]
-    return sorted(present)[:1]
+def _drawn_metrics(metrics: DrawnMetrics, task: str, present: set[str]) -> list[str]:
+    """The metrics drawn for `task`, headline first: the headline must be in the table, the
+    others are drawn where the task has them."""
+    wanted = metrics if isinstance(metrics, str) else metrics.get(task)
+    if wanted is None:
+        raise ValueError(f"metrics gives no metric for task {task!r}")
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+    if not wanted or wanted[0] not in present:
+        raise ValueError(
+            f"the downstream table has no {wanted[0] if wanted else None!r} rows for task"
+            f" {task!r} (it has {', '.join(sorted(present))})"
+        )
+    return [m for m in dict.fromkeys(wanted) if m in present]
 
 
-def _downstream_rows(df, split: str) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+def _downstream_rows(
+    df, metrics: DrawnMetrics, split: str
+) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """The `split` rows of the metrics drawn, and the panels: (task, metric) pairs in order."""
     df = load_table(df, "downstream")
     d = df[df["split"] == split]
     _require(d, "downstream", f"split {split!r}", {"splits": df["split"]})
     panels = []
     for task in sorted(d["task"].unique()):
-        panels += [(task, m) for m in downstream_metrics(d.loc[d["task"] == task, "metric"])]
+        present = set(d.loc[d["task"] == task, "metric"])
+        panels += [(task, m) for m in _drawn_metrics(metrics, task, present)]
     d = d[pd.MultiIndex.from_frame(d[["task", "metric"]]).isin(panels)]
     return d, panels
 
@@ -369,7 +463,13 @@ def _with_pretrained_start(d: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _draw_downstream_panel(
-    ax, part: pd.DataFrame, models: list[str], colors: dict, markers: dict, dashes: dict | None
+    ax,
+    part: pd.DataFrame,
+    models: list[str],
+    colors: dict,
+    markers: dict,
+    dashes: dict | None,
+    errorbar: str | None = "sd",
 ) -> None:
     """Lines per model with the sd band over seeds (dashed by method when `dashes` is given),
     markers by model on the seed means."""
@@ -381,7 +481,7 @@ def _draw_downstream_panel(
         hue="model",
         hue_order=[m for m in models if m in set(part["model"])],
         palette=colors,
-        errorbar="sd",
+        errorbar=errorbar,
         err_style="band",
         err_kws=_BAND,
         legend=False,
@@ -402,32 +502,59 @@ def _draw_downstream_panel(
         )
 
 
+#: a dash pattern per fine-tuning method where lines are coloured by model
+_METHOD_DASHES = ["", (4, 2), (1.5, 1.5), (5, 1.5, 1, 1.5)] * 4
+
+
+def _method_dashes(methods: list[str]) -> dict | None:
+    return dict(zip(methods, _METHOD_DASHES, strict=False)) if len(methods) > 1 else None
+
+
 def _downstream_legend(
-    fig: Figure, models: list[str], colors: dict, markers: dict, methods: list[str]
+    fig: Figure,
+    models: list[str],
+    colors: dict,
+    markers: dict,
+    methods: list[str],
+    chance: bool = False,
 ) -> None:
-    """An entry per model (colour and marker), then per method (line style) when several."""
+    """An entry per model (colour and marker), then per method (the dash pattern its lines
+    have) when several, then the chance level when drawn."""
     handles = [
         Line2D([], [], color=colors[m], marker=markers[m], markeredgecolor="white", label=m)
         for m in models
     ]
     if len(methods) > 1:
         handles += [_spacer()] + [
-            Line2D([], [], color="0.3", linestyle=ls, label=m)
-            for m, ls in zip(methods, ["-", "--", ":", "-."] * 4, strict=False)
+            Line2D([], [], color="0.3", dashes=dash, label=m)
+            for m, dash in _method_dashes(methods).items()
         ]
+    if chance:
+        handles += [_spacer(), _chance_handle()]
     _outside_legend(fig, handles, title="model")
 
 
 @_styled
-def build_downstream(df, split: str = "test") -> Figure:
-    """Downstream score vs training size: a panel per task × main metric, a line per model."""
-    d, panels = _downstream_rows(df, split)
+def build_downstream(
+    df,
+    metrics: DrawnMetrics,
+    split: str = "test",
+    chance: pd.DataFrame | str | Path | None = None,
+) -> Figure:
+    """Downstream score vs training size: a panel per task × metric, a line per model.
+
+    `metrics`: per task the metric (or metrics, headline first) to draw; the workflow gives each
+    task type's ``main_metric`` and, where it differs, its ``blurb_metric``. `chance`: the
+    chance table (`bioprobe.chance`); a panel whose metric has a chance level on `split` gets
+    its line.
+    """
+    d, panels = _downstream_rows(df, metrics, split)
     d, methods = _with_pretrained_start(d)
+    table = read_chance(chance)
     models = sorted(d["model"].unique())
     colors, markers = model_colors(models), model_markers(models)
     sizes = sorted(d["size"].unique())
-    dashes = ["", (4, 2), (1.5, 1.5), (5, 1.5, 1, 1.5)] * 4
-    method_dashes = dict(zip(methods, dashes, strict=False)) if len(methods) > 1 else None
+    method_dashes = _method_dashes(methods)
 
     tasks = sorted({t for t, _ in panels})
     legend_w = 1.7
@@ -439,6 +566,7 @@ def build_downstream(df, split: str = "test") -> Figure:
         sharex=True,
         squeeze=False,
     )
+    shaded = []
     for i, task in enumerate(tasks):
         task_metrics = [m for t, m in panels if t == task]
         for j in range(n_cols):
@@ -449,6 +577,9 @@ def build_downstream(df, split: str = "test") -> Figure:
             metric = task_metrics[j]
             part = d[(d["task"] == task) & (d["metric"] == metric)]
             _draw_downstream_panel(ax, part, models, colors, markers, method_dashes)
+            level = chance_value(table, task, split, metric)
+            if _chance_line(ax, level):
+                shaded.append((ax, level))
             ax.set_title(_panel_title(task, metric))
             ax.set_xticks(sizes)
             ax.set_ylabel(metric)
@@ -456,46 +587,153 @@ def build_downstream(df, split: str = "test") -> Figure:
             if i < len(tasks) - 1:
                 ax.set_xlabel("")
             ax.xaxis.set_tick_params(labelbottom=True)
-    _downstream_legend(fig, models, colors, markers, methods)
-    _suptitle(
-        fig, f"Downstream score ({split} split) vs training data\nband = sd over seeds", legend_w
-    )
+    _shade_below_chance(shaded)
+    _downstream_legend(fig, models, colors, markers, methods, chance=bool(shaded))
+    title = f"Downstream score ({split} split) vs training data\n{_band_note(d)}"
+    _suptitle(fig, title, legend_w)
     return fig
 
 
-def plot_downstream(df, out_stem: str | Path, split: str = "test") -> list[Path]:
+def plot_downstream(
+    df,
+    out_stem: str | Path,
+    metrics: DrawnMetrics,
+    split: str = "test",
+    chance: pd.DataFrame | str | Path | None = None,
+) -> list[Path]:
     """`build_downstream`, saved as ``<out_stem>.png`` and ``.pdf``."""
-    return _save(build_downstream(df, split=split), out_stem)
+    return _save(build_downstream(df, metrics, split=split, chance=chance), out_stem)
+
+
+# --------------------------------------------------------------------------------- BLURB
+
+
+def _blurb_panels(d: pd.DataFrame) -> list[tuple[str, str]]:
+    """(level, name) of each panel: the BLURB score, then each category in BLURB's order."""
+    present = set(d.loc[d["level"] == "category", "name"])
+    return [("blurb", BLURB_NAME)] + [("category", c) for c in CATEGORIES if c in present]
+
+
+def _blurb_panel_title(part: pd.DataFrame, name: str) -> str:
+    """The panel's name and what its mean is over (``5/5 datasets``), or that runs differ."""
+    coverages = set(part["coverage"])
+    if len(coverages) > 1:
+        return f"{name}\n(coverage differs between runs)"
+    # the count only: the suptitle names the missing categories, blurb.tsv the missing datasets
+    count = coverages.pop().split(" (")[0].split(";")[0]
+    return f"{name}\n({count})"
+
+
+def _blurb_suptitle(d: pd.DataFrame, n_seeds: int) -> str:
+    """What the score is, whether there is a band, and the categories a partial run misses."""
+    seeds = "band = sd over seeds" if n_seeds > 1 else "one seed, no band"
+    lines = [
+        "BLURB score vs training data",
+        f"BLURB = mean of the category means; {seeds}",
+    ]
+    categories = set(d.loc[d["level"] == "category", "name"])
+    if len(categories) < len(CATEGORIES):
+        lines.append(f"covers {coverage_note(categories)}: not comparable with published scores")
+    return "\n".join(lines)
+
+
+@_styled
+def build_blurb(df) -> Figure:
+    """BLURB score vs training size, a line per model (colour) × method (dashes), then the same
+    for each category's mean; lines are seed means, with an sd band only over several seeds.
+    `df`: the BLURB table (`bioprobe.blurb.blurb_table`, ``results/tables/blurb.tsv``)."""
+    table = load_table(df, "blurb")
+    d = table[table["level"].isin(["blurb", "category"])]
+    _require(d, "blurb", "level blurb or category", {"levels": table["level"]})
+    d, methods = _with_pretrained_start(d)
+    models = sorted(d["model"].unique())
+    colors, markers = model_colors(models), model_markers(models)
+    method_dashes = _method_dashes(methods)
+    n_seeds = int(d.groupby(["model", "method", "size", "level", "name"])["seed"].nunique().max())
+    errorbar = "sd" if n_seeds > 1 else None
+
+    panels = _blurb_panels(d)
+    n_cols = min(len(panels), 4)
+    n_rows = -(-len(panels) // n_cols)
+    legend_w = 1.7
+    fig, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        figsize=figure_size(n_rows, n_cols, panel_h=PANEL_H + 0.2, legend_w=legend_w),
+        squeeze=False,
+    )
+    flat = axes.ravel()
+    for k, (level, name) in enumerate(panels):
+        ax = flat[k]
+        part = d[(d["level"] == level) & (d["name"] == name)]
+        _draw_downstream_panel(ax, part, models, colors, markers, method_dashes, errorbar)
+        ax.set_title(_blurb_panel_title(part, name), fontweight="bold" if k == 0 else None)
+        ax.set_xticks(sorted(d["size"].unique()))
+        ax.set_ylabel("BLURB score" if level == "blurb" else "category mean")
+        below = k + n_cols < len(panels)  # the x label once per column, under its last panel
+        ax.set_xlabel("" if below else "training data (% of train split; 0 = pretrained)")
+    for ax in flat[len(panels) :]:
+        ax.set_visible(False)
+    _downstream_legend(fig, models, colors, markers, methods)
+    _suptitle(fig, _blurb_suptitle(d, n_seeds), legend_w)
+    return fig
+
+
+def plot_blurb(df, out_stem: str | Path) -> list[Path]:
+    """`build_blurb`, saved as ``<out_stem>.png`` and ``.pdf``."""
+    return _save(build_blurb(df), out_stem)
 
 
 # -------------------------------------------------------------------------------- probes
 
 
 @_styled
-def build_probes(df, probe: str = "linear", metric: str = "macro_f1") -> Figure:
-    """Probe score vs layer: a panel per task (rows) × model (columns), a line per variant."""
+def build_probes(
+    df,
+    probe: str = "linear",
+    metric: TaskMetrics = "macro_f1",
+    chance: pd.DataFrame | str | Path | None = None,
+    split: str = "test",
+) -> Figure:
+    """Probe score vs layer: a panel per task (rows) × model (columns), a line per variant.
+    `metric`: the probe score drawn, one for every task or ``{task: metric}``. `chance`: the
+    chance table (`bioprobe.chance`); each task's chance level of its metric on `split` (the
+    probes' score split) is drawn where there is one (0 for correlations without it)."""
     df = load_table(df, "probes")
-    d = df[(df["probe"] == probe) & (df["metric"] == metric)]
+    chosen = task_metrics(metric, df["task"], "metric")
+    d = df[(df["probe"] == probe) & (df["metric"] == df["task"].map(chosen))]
+    shared = set(chosen.values())
+    single = shared.pop() if len(shared) == 1 else None  # tasks that share a metric name it once
     _require(
         d,
         "probes",
-        f"probe {probe!r}, metric {metric!r}",
+        f"probe {probe!r}, metric {single!r}" if single else f"probe {probe!r}, metrics {chosen}",
         {"probes": df["probe"], "metrics": df["metric"]},
     )
     d = d[[*KEY, "layer", "target", "value"]]
+    table = read_chance(chance)
+    levels = {task: chance_value(table, task, split, m) for task, m in chosen.items()}
     return _layer_curves_figure(
         d,
-        y_label=f"probe {metric}",
-        suptitle=f"{probe} probe per layer ({metric})\ncontrol task dashed; band = sd over seeds",
+        y_label={task: f"probe {m}" for task, m in chosen.items()},
+        suptitle=f"{probe} probe per layer: {single or 'the probe metric of each task'},"
+        f" {split} split",
         sharey="row",
+        chance={task: v for task, v in levels.items() if v is not None},
+        note="control task dashed" if (d["target"] == "control").any() else "",
     )
 
 
 def plot_probes(
-    df, out_stem: str | Path, probe: str = "linear", metric: str = "macro_f1"
+    df,
+    out_stem: str | Path,
+    probe: str = "linear",
+    metric: TaskMetrics = "macro_f1",
+    chance: pd.DataFrame | str | Path | None = None,
+    split: str = "test",
 ) -> list[Path]:
     """`build_probes`, saved as ``<out_stem>.png`` and ``.pdf``."""
-    return _save(build_probes(df, probe=probe, metric=metric), out_stem)
+    return _save(build_probes(df, probe=probe, metric=metric, chance=chance, split=split), out_stem)
 
 
 # ----------------------------------------------------------------------------- attention
@@ -649,7 +887,7 @@ def build_attention_by_layer(df, metric: str = "cosine") -> Figure:
     return _layer_curves_figure(
         per_layer.assign(target="task"),
         y_label=_metric_label(metric),
-        suptitle=f"Attention {metric}{what} per layer, mean over heads\nband = sd over seeds",
+        suptitle=f"Attention {metric}{what} per layer, mean over heads",
         sharey=True,
     )
 
@@ -670,7 +908,7 @@ def build_cka(df) -> Figure:
     return _layer_curves_figure(
         d[CKA_COLUMNS].assign(target="task"),
         y_label="linear CKA to pretrained",
-        suptitle="Linear CKA to the pretrained model per layer\nband = sd over seeds",
+        suptitle="Linear CKA to the pretrained model per layer",
         sharey=True,
     )
 
@@ -683,19 +921,22 @@ def plot_cka(df, out_stem: str | Path) -> list[Path]:
 # -------------------------------------------------------------------------- correlations
 
 
-def _format_corr(res: dict) -> str:
-    n = res["n"]
+def _format_corr(res: Mapping[str, float]) -> str:
+    """ρ, p and n of one correlation, compact enough for a line of an in-panel legend."""
+    n = int(res["n"])
     rho, p = res["spearman_rho"], res["spearman_p"]
     if not np.isfinite(rho):
-        return f"Spearman ρ = n/a\nn = {n}"
-    p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-    return f"Spearman ρ = {rho:.2f}\n{p_text}, n = {n}"
+        return f"ρ n/a, n={n}"
+    p_text = "p<0.001" if p < 0.001 else f"p={p:.2f}"
+    return f"ρ={rho:+.2f}, {p_text}, n={n}"
 
 
 def _measure_label(measure: str, attrs: dict) -> str:
     label = MEASURES.get(measure, measure)
     if measure.startswith("probe") and "probe" in attrs:
-        label += f"\n({attrs['probe']} probe, {attrs.get('probe_metric', '')})"
+        metrics = set(attrs.get("probe_metrics", {}).values())  # named when all tasks share it
+        metric = f", {metrics.pop()}" if len(metrics) == 1 else ""
+        label += f"\n({attrs['probe']} probe{metric})"
     elif measure == "attention_similarity" and "attention_metric" in attrs:
         label = f"mean attention {attrs['attention_metric']}"
     return label
@@ -724,77 +965,126 @@ def _correlation_inputs(
     return measures_df, measures
 
 
+#: marker areas (pt²) of the smallest and the largest training size
+_SIZE_AREAS = (14.0, 64.0)
+
+
+def _size_areas(sizes) -> dict[int, float]:
+    """Training size -> marker area, evenly spaced by rank (sizes are few and far apart)."""
+    ordered = sorted({int(s) for s in sizes})
+    lo, hi = _SIZE_AREAS
+    step = (hi - lo) / max(1, len(ordered) - 1)
+    return {s: lo + k * step if len(ordered) > 1 else hi for k, s in enumerate(ordered)}
+
+
 def _draw_scatter(
-    ax, part: pd.DataFrame, measure: str, models: list[str], colors: dict, method_style: dict
+    ax, part: pd.DataFrame, measure: str, colors: dict, areas: dict, method_markers: dict
 ) -> None:
-    """Downstream score against `measure`, hue = model; `method_style`: seaborn's style
-    keywords that mark each fine-tuning method (empty for one method: one marker)."""
+    """Downstream score against `measure`: a point per run, colour = model, area = training
+    size, marker = method (when several); a thin line per model and method through its seed
+    means in order of size, so each model's path with more data shows."""
     if part.empty:
         _no_data(ax)
         return
-    sns.scatterplot(
-        data=part,
-        x=measure,
-        y="downstream",
-        hue="model",
-        hue_order=models,
-        palette=colors,
-        style=method_style.get("style"),
-        style_order=method_style.get("style_order"),
-        markers=method_style.get("markers", True),
-        s=28,
-        alpha=0.85,
-        edgecolor="white",
-        linewidth=0.4,
-        legend=False,
-        ax=ax,
-    )
+    groups = ["model", "method"] if "method" in part.columns else ["model"]
+    for key, g in part.groupby(groups, sort=True):
+        model = key[0]
+        method = key[1] if len(key) > 1 else None
+        path = g.groupby("size", sort=True)[[measure, "downstream"]].mean()
+        ax.plot(path[measure], path["downstream"], color=colors[model], lw=0.8, alpha=0.45)
+        ax.scatter(
+            g[measure],
+            g["downstream"],
+            s=[areas[int(x)] for x in g["size"]],
+            color=colors[model],
+            marker=method_markers.get(method, "o"),
+            alpha=0.9,
+            edgecolors="white",
+            linewidths=0.4,
+            zorder=3,
+        )
 
 
-def _add_statistic(ax, part: pd.DataFrame, measure: str) -> None:
-    """The panel's Spearman ρ, p and n, where it covers the fewest points ("best" legend
-    placement)."""
+def _add_statistics(ax, part: pd.DataFrame, measure: str, models: list[str], colors: dict) -> None:
+    """The panel's Spearman ρ, p and n per model (a line in its colour), then over the models
+    pooled, as in `correlations.tsv`; where it covers the fewest points."""
+    stats = correlations(part.assign(task="_"), [measure]).set_index("model")
+    present = [m for m in models if m in stats.index]
+    handles = [
+        Line2D([], [], color=colors[m], marker="o", linestyle="none", markersize=4) for m in present
+    ]
+    labels = [_format_corr(stats.loc[m]) for m in present]
+    if len(present) > 1:
+        handles.append(Line2D([], [], linestyle="none"))
+        labels.append(f"pooled: {_format_corr(stats.loc[POOLED])}")
     ax.legend(
-        handles=[Line2D([], [], linestyle="none")],
-        labels=[_format_corr(correlation(part[measure], part["downstream"]))],
+        handles=handles,
+        labels=labels,
         loc="best",
-        handlelength=0,
-        handletextpad=0,
-        fontsize=7.5,
+        handlelength=0.8,
+        handletextpad=0.4,
+        fontsize=6.5,
         framealpha=0.85,
-        borderpad=0.4,
+        borderpad=0.3,
+        labelspacing=0.2,
     )
 
 
 def _correlation_legend(
-    fig: Figure, models: list[str], colors: dict, methods: list[str], method_markers: dict
+    fig: Figure, models: list[str], colors: dict, areas: dict, method_markers: dict
 ) -> None:
-    """An entry per model (colour), then per method (marker) when methods are marked."""
+    """An entry per model (colour), per training size (marker area), then per method (marker)
+    when methods are marked."""
     handles = [
         Line2D([], [], color=colors[m], marker="o", linestyle="none", label=m) for m in models
     ]
+    handles += [_spacer()] + [
+        Line2D(
+            [],
+            [],
+            color="0.45",
+            marker="o",
+            markersize=float(np.sqrt(area)),
+            linestyle="none",
+            label=f"{size}% data",
+        )
+        for size, area in areas.items()
+    ]
     if method_markers:
         handles += [_spacer()] + [
-            Line2D([], [], color="0.3", marker=method_markers[m], linestyle="none", label=m)
-            for m in methods
+            Line2D([], [], color="0.3", marker=marker, linestyle="none", label=m)
+            for m, marker in method_markers.items()
         ]
-    _outside_legend(fig, handles, title="model / method" if method_markers else "model")
+    title = "model / training data / method" if method_markers else "model / training data"
+    _outside_legend(fig, handles, title=title)
+
+
+def _measure_ticks(ax) -> None:
+    """A handful of x ticks written out in full (similarities near 1 would otherwise get an
+    offset label, "1e-5+9.999e-1", over the title); three when they are long enough to run
+    into each other (0.99993, 0.99994, ...)."""
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.ticklabel_format(axis="x", useOffset=False)
+    labels = ax.xaxis.get_major_formatter().format_ticks(list(ax.get_xticks()))
+    if max((len(label) for label in labels), default=0) > 6:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
 
 
 @_styled
 def build_correlations(measures_df: pd.DataFrame, measures: Sequence[str] | None = None) -> Figure:
     """Downstream score against each internal measure (see `internal_measures`): a row per task
-    (tasks score on different metrics, so they are never pooled), a column per measure, hue =
-    model, marker = fine-tuning method when there are several; the panel's Spearman ρ, p and n
-    are those of `correlations.tsv` for that task."""
+    (tasks score on different metrics, so they are never pooled), a column per measure; colour
+    = model, marker area = training size, marker = fine-tuning method when there are several.
+    Each panel states Spearman's ρ, p and n per model and over its models pooled: the numbers
+    of `correlations.tsv`. Training size moves both axes, so a pooled ρ mostly says which
+    model and which size score higher; the per-model ρ says whether the measure tracks the
+    score within a model."""
     d, measures = _correlation_inputs(measures_df, measures)
-    methods = sorted(d["method"].unique()) if "method" in d.columns else []
-    method_markers = model_markers(methods) if len(_finetune_methods(methods)) > 1 else {}
-    method_style = (
-        dict(style="method", style_order=methods, markers=method_markers) if method_markers else {}
-    )
+    methods = _finetune_methods(d["method"]) if "method" in d.columns else []
+    method_markers = model_markers(methods) if len(methods) > 1 else {}
     models, tasks = sorted(d["model"].unique()), sorted(d["task"].unique())
     colors = model_colors(models)
+    areas = _size_areas(d["size"]) if "size" in d.columns else {}
     n_rows, n_cols = len(tasks), len(measures)
     fig, axes = plt.subplots(
         n_rows,
@@ -809,15 +1099,18 @@ def build_correlations(measures_df: pd.DataFrame, measures: Sequence[str] | None
         for j, measure in enumerate(measures):
             ax = axes[i, j]
             part = rows[rows[measure].notna() & rows["downstream"].notna()]
-            _draw_scatter(ax, part, measure, models, colors, method_style)
+            _draw_scatter(ax, part, measure, colors, areas, method_markers)
             ax.set_xlabel(_measure_label(measure, d.attrs) if i == n_rows - 1 else "")
             ax.set_ylabel(f"{task}\n{metric or 'downstream score'}" if j == 0 else "")
-            ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
-            # similarities near 1 would get an offset label ("1e-5+9.999e-1") over the title
-            ax.ticklabel_format(axis="x", useOffset=False)
-            _add_statistic(ax, part, measure)
-    _correlation_legend(fig, models, colors, methods, method_markers)
-    _suptitle(fig, "Downstream score (test split) against internal measures, per task", LEGEND_W)
+            _measure_ticks(ax)
+            if not part.empty:
+                _add_statistics(ax, part, measure, models, colors)
+    _correlation_legend(fig, models, colors, areas, method_markers)
+    title = (
+        "Downstream score (test split) against internal measures, per task\n"
+        "Spearman ρ per model, then pooled over models (training size drives a pooled ρ)"
+    )
+    _suptitle(fig, title, LEGEND_W)
     return fig
 
 

@@ -15,7 +15,7 @@ strict IOB2). With both targets, each layer also gets `selectivity` (task − co
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,8 @@ TARGETS = ("task", "control")
 LABEL_MODES = ("type", "bio")
 _ENTITY_METRICS = ("entity_precision", "entity_recall", "entity_f1")
 _TOKEN_METRICS = ("token_macro_f1", "token_micro_f1")
+#: a task type's own probe metrics: (gold ids, predicted ids) of the scored units -> scores
+ExtraScores = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
 
 
 @dataclass
@@ -135,12 +137,14 @@ def probe_all_layers(
     label_mode: str = "bio",
     seed: int = 0,
     n_jobs: int = 1,
+    extra_scores: ExtraScores | None = None,
 ) -> list[dict]:
     """Fit a `kind` probe per layer and target on `train`, score on `test`; tidy rows.
 
     label_mode (NER): "bio" probes the BIO tags (entity-level F1 reported), "type" collapses
     them to entity types first (the paper's setting). Pair tasks ignore it. `seed` seeds the
-    probes and the control task.
+    probes and the control task. `extra_scores(gold_ids, predicted_ids)` adds a task type's
+    own metrics to every target's rows (and, with both targets, `selectivity_<metric>`).
     """
     hyper = dict(hyper or {})  # a copy: the joblib path adds random_state to it
     targets = _check_inputs(train, test, kind, hyper, targets, label_mode)
@@ -155,7 +159,9 @@ def probe_all_layers(
     bio = train.is_sequence and _is_bio(names)
     rows = []
     for layer in range(train.features.shape[0]):
-        rows += _layer_rows(layer, kind, targets, labels, preds, names, test.sentence_lengths, bio)
+        rows += _layer_rows(
+            layer, kind, targets, labels, preds, names, test.sentence_lengths, bio, extra_scores
+        )
     rows.sort(key=lambda r: (r["layer"], r["target"], r["metric"]))
     return rows
 
@@ -268,9 +274,11 @@ def _predict_per_layer(
     }
 
 
-def _layer_rows(layer, kind, targets, labels, preds, names, lengths, bio) -> list[dict]:
+def _layer_rows(layer, kind, targets, labels, preds, names, lengths, bio, extra) -> list[dict]:
     """One layer's score rows per target, plus selectivity (task − control) with both."""
     scores = {t: _score(labels[t][1], preds[t][layer], names, lengths, bio) for t in targets}
+    added = {t: dict(extra(labels[t][1], preds[t][layer])) if extra else {} for t in targets}
+    scores = {t: scores[t] | added[t] for t in targets}
     rows = [_row(layer, kind, t, m, v) for t, s in scores.items() for m, v in s.items()]
     if len(targets) == 2:
         task, ctrl = scores["task"], scores["control"]
@@ -278,6 +286,8 @@ def _layer_rows(layer, kind, targets, labels, preds, names, lengths, bio) -> lis
         rows.append(
             _row(layer, kind, "task", "selectivity_macro_f1", task["macro_f1"] - ctrl["macro_f1"])
         )
+        for m in added["task"]:
+            rows.append(_row(layer, kind, "task", f"selectivity_{m}", task[m] - ctrl[m]))
     return rows
 
 

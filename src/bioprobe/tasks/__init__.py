@@ -9,11 +9,17 @@ see docs/architecture.md.
 from __future__ import annotations
 
 from bioprobe.tasks.base import TaskType
+from bioprobe.tasks.multilabel import MultiLabel
 from bioprobe.tasks.ner import NER
 from bioprobe.tasks.pair import Pair
+from bioprobe.tasks.pico import Pico
+from bioprobe.tasks.relation import Relation
+from bioprobe.tasks.similarity import Similarity
 
 #: every task type by its config name (`tasks.<id>.type`)
-REGISTRY: dict[str, TaskType] = {t.name: t for t in (NER(), Pair())}
+REGISTRY: dict[str, TaskType] = {
+    t.name: t for t in (NER(), Pair(), Pico(), Relation(), Similarity(), MultiLabel())
+}
 
 
 def get(name: str) -> TaskType:

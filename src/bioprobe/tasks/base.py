@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # heavy imports only where a method needs them
-    from bioprobe.analysis.extract import DumpSettings
+    from bioprobe.analysis.extract import AttentionSet, DumpSettings
     from bioprobe.data.readers import LabelCheck
     from bioprobe.training.features import FeatureSet
 
@@ -39,6 +39,8 @@ class TaskType(ABC):
     peft_task_type: ClassVar[str]
     #: the headline downstream score (figures, summary, correlations)
     main_metric: ClassVar[str]
+    #: more downstream scores the downstream figure draws beside the headline (and BLURB's)
+    figure_metrics: ClassVar[tuple[str, ...]] = ()
     #: the headline probe score (figures, summary)
     probe_metric: ClassVar[str] = "macro_f1"
     #: the probe kinds that fit this type's targets (others are skipped, with a log line)
@@ -157,9 +159,10 @@ class TaskType(ABC):
         out: Path,
         settings: DumpSettings,
         is_decoder: bool,
-    ) -> tuple[dict[str, tuple[dict, dict]], list[int]]:
+    ) -> tuple[dict[str, tuple[dict, dict]], AttentionSet]:
         """Pool every split's hidden states to probing units into `out`; per split its units
-        (labels, ids, ...) and stats, and the attention set's token lengths."""
+        (labels, ids, ...) and stats, and the attention set (`Stream.attention_set`: each
+        example's length and token ids)."""
 
     @abstractmethod
     def features_file(self, split: str, pair_mode: str) -> str:

@@ -22,7 +22,9 @@ import numpy as np
 from bioprobe.errors import ConfigError
 from bioprobe.tasks.base import TaskType
 
-LABEL_SCHEMES = ("bio", "type")
+#: the config's `label_scheme` values: `bio` keeps the tags, `type` collapses them to entity
+#: types (the paper's JNLPBA), `single` merges every type into one (`B-ENTITY`, BLURB's JNLPBA)
+LABEL_SCHEMES = ("bio", "type", "single")
 
 
 def encode(tokenizer: Any, record: Mapping[str, Any], settings: Any) -> Any:
@@ -49,6 +51,7 @@ class NER(TaskType):
     selection_metric = "entity_f1"
     peft_task_type = "TOKEN_CLS"
     main_metric = "entity_f1"
+    figure_metrics = ("token_macro_f1",)  # the paper's token-level score
     probe_kinds = ("linear", "svc", "mlp", "bilstm-crf")
     blurb_category = "named entity recognition"
     blurb_metric = "entity_f1"
@@ -57,19 +60,30 @@ class NER(TaskType):
 
     def check_config(self, cfg: Mapping[str, Any], task_id: str) -> None:
         if cfg["label_scheme"] not in LABEL_SCHEMES:
-            raise ConfigError("must be bio or type", key=f"tasks.{task_id}.label_scheme")
+            raise ConfigError(
+                f"must be one of {', '.join(LABEL_SCHEMES)}", key=f"tasks.{task_id}.label_scheme"
+            )
+
+    def tag_scheme(self, cfg: Mapping[str, Any]) -> str:
+        """The scheme the readers apply to the source's tags (`readers.convert_tag`)."""
+        return cfg["label_scheme"]
 
     def config_labels(self, cfg: Mapping[str, Any], key: str) -> list[str]:
-        from bioprobe.data.readers import is_iob2, tag_type
+        from bioprobe.data.readers import convert_tag, is_iob2
 
         given = cfg["labels"]
         if "O" not in given:
             raise ConfigError("an NER label set must contain 'O'", key=key)
+        scheme = self.tag_scheme(cfg)
         out: list[str] = []
         for label in given:
-            if cfg["label_scheme"] == "bio" and not is_iob2(label):
+            # `type` also takes bare types; every other scheme reads IOB2 tags
+            if scheme != "type" and not is_iob2(label):
                 raise ConfigError(f"{label!r} is not an IOB2 tag (O, B-TYPE, I-TYPE)", key=key)
-            collapsed = tag_type(label) if cfg["label_scheme"] == "type" else label
+            try:
+                collapsed = convert_tag(label, scheme)
+            except ValueError as exc:  # the io scheme's B- tag
+                raise ConfigError(str(exc), key=key) from None
             if collapsed not in out:
                 out.append(collapsed)
         return out
@@ -89,7 +103,7 @@ class NER(TaskType):
     def record(self, row, fields, fallback_id, check, cfg, names) -> dict:
         from bioprobe.data.readers import ner_record
 
-        return ner_record(row, fields, fallback_id, check, cfg["label_scheme"], names)
+        return ner_record(row, fields, fallback_id, check, self.tag_scheme(cfg), names)
 
     def stratum(self, record: dict) -> tuple[str, ...]:
         """The sorted set of entity types present (`()`: no entity)."""
@@ -135,15 +149,22 @@ class NER(TaskType):
 
         return DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
 
-    def compute_metrics(self, labels: Sequence[str]):
+    def tag_scores(
+        self, labels: Sequence[str], gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]
+    ) -> dict[str, float]:
+        """Scores of sentences of tags, for model selection and `score` alike: seqeval entity
+        scores and the paper's token-level ones."""
         from bioprobe.metrics import ner_scores
 
+        return ner_scores(gold, pred)
+
+    def compute_metrics(self, labels: Sequence[str]):
         def compute(eval_pred) -> dict[str, float]:
             preds, gold = eval_pred.predictions, eval_pred.label_ids
             keep = gold != -100
             g = [[labels[t] for t in row[m]] for row, m in zip(gold, keep, strict=True)]
             p = [[labels[t] for t in row[m]] for row, m in zip(preds, keep, strict=True)]
-            return ner_scores(g, p)
+            return self.tag_scores(labels, g, p)
 
         return compute
 
@@ -153,14 +174,12 @@ class NER(TaskType):
         return [pred[row][labels[row] != -100].tolist() for row in range(pred.shape[0])]
 
     def score(self, labels, records, predicted) -> dict:
-        from bioprobe.metrics import ner_scores
-
         gold = [r["tags"] for r in records]
         pred = [
             [labels[t] for t in ids] + ["O"] * (len(r["tags"]) - len(ids))
             for r, ids in zip(records, predicted, strict=True)
         ]
-        return ner_scores(gold, pred)
+        return self.tag_scores(labels, gold, pred)
 
     # --- dumps ---
 
@@ -184,7 +203,7 @@ class NER(TaskType):
         return results, attn
 
 
-def _write_word_vectors(model, tokenizer, encs, starts, out: Path, s) -> list[int]:
+def _write_word_vectors(model, tokenizer, encs, starts, out: Path, s):
     """One forward stream over every split; each word's pooled vector at its row."""
     import torch
 
@@ -213,8 +232,8 @@ def _write_word_vectors(model, tokenizer, encs, starts, out: Path, s) -> list[in
                 lo, hi = int(pooled.offsets[row]), int(pooled.offsets[row + 1])
                 stream.writers[name, "hidden"].write(int(starts[name][i]), vectors[:, lo:hi])
                 if maps and attn is not None:
-                    stream.attention(i, row, attn)
-    return stream.attn_lengths
+                    stream.attention(i, row, attn, batch["input_ids"])
+    return stream.attention_set()
 
 
 def _word_units(records: Sequence[dict], encs: Sequence[Any]) -> dict:

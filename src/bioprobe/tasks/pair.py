@@ -13,7 +13,7 @@ the model gets (token types where the model has them, the second text as segment
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,24 +126,43 @@ class Pair(TaskType):
         return f"{split}.{'separate' if pair_mode == 'separate' else 'hidden'}.npy"
 
     def dump(self, model, tokenizer, splits, out: Path, settings, is_decoder: bool):
-        s = settings
-        joint = {
-            name: [encode(tokenizer, r, s) for r in records] for name, records in splits.items()
+        return dump_examples(model, tokenizer, splits, out, settings, is_decoder)
+
+
+def _label_units(records: Sequence[dict]) -> dict[str, list]:
+    return {"labels": [r["label"] for r in records]}
+
+
+def dump_examples(
+    model: Any,
+    tokenizer: Any,
+    splits: dict[str, list[dict]],
+    out: Path,
+    settings: Any,
+    is_decoder: bool,
+    encoder: Callable[[Any, Mapping[str, Any], Any], dict[str, Any]] = encode,
+    targets: Callable[[Sequence[dict]], dict[str, list]] = _label_units,
+) -> tuple[dict[str, tuple[dict, dict]], list[int]]:
+    """`TaskType.dump` for one vector per example: the `joint` vector of `encoder`'s encoding
+    and, in `separate` mode, the two `SIDES` encoded apart. Each split's units are its `ids`
+    plus `targets(records)` (pairs: the labels). Shared by the pair-unit types (pair,
+    similarity: its scores) and by single texts (multilabel: one text, `joint` mode only)."""
+    s = settings
+    joint = {name: [encoder(tokenizer, r, s) for r in records] for name, records in splits.items()}
+    attn = _write_pair_vectors(model, tokenizer, splits, joint, out, s, is_decoder)
+    results = {}
+    for name, records in splits.items():
+        units = {"ids": [r["id"] for r in records], **targets(records)}
+        stats = {
+            "examples": len(records),
+            "units": len(records),
+            "truncated_examples": sum(e["truncated_tokens"] > 0 for e in joint[name]),
         }
-        attn = _write_pair_vectors(model, tokenizer, splits, joint, out, s, is_decoder)
-        results = {}
-        for name, records in splits.items():
-            units = {"ids": [r["id"] for r in records], "labels": [r["label"] for r in records]}
-            stats = {
-                "examples": len(records),
-                "units": len(records),
-                "truncated_examples": sum(e["truncated_tokens"] > 0 for e in joint[name]),
-            }
-            results[name] = (units, stats)
-        return results, attn
+        results[name] = (units, stats)
+    return results, attn
 
 
-def _write_pair_vectors(model, tokenizer, splits, joint, out: Path, s, is_decoder) -> list[int]:
+def _write_pair_vectors(model, tokenizer, splits, joint, out: Path, s, is_decoder):
     """One forward stream over every split: the joint encoding (its vector and, for the
     attention set, its maps) and, in `separate` mode, each text encoded apart."""
     from bioprobe.analysis.extract import Stream
@@ -165,7 +184,7 @@ def _write_pair_vectors(model, tokenizer, splits, joint, out: Path, s, is_decode
                 _joint_batch(model, tokenizer, stream, joint, batch_items, maps, is_decoder)
             if "separate" in s.pair_modes:
                 _separate_batch(model, tokenizer, stream, segments, batch_items)
-    return stream.attn_lengths
+    return stream.attention_set()
 
 
 def _joint_batch(model, tokenizer, stream, joint, batch_items, maps: bool, is_decoder) -> None:
@@ -181,7 +200,7 @@ def _joint_batch(model, tokenizer, stream, joint, batch_items, maps: bool, is_de
         if "joint" in s.pair_modes:
             stream.writers[name, "hidden"].write(i, vec[:, row : row + 1])
         if maps:
-            stream.attention(i, row, attn)
+            stream.attention(i, row, attn, batch["input_ids"])
 
 
 def _separate_batch(model, tokenizer, stream, segments, batch_items) -> None:
