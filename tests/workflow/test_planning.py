@@ -185,9 +185,9 @@ def test_without_a_configfile_the_demo_config_yaml_is_read(tmp_path):
     result = readme_snakemake(make_clone_dir(tmp_path), "--cores", "2", "-n")
     assert result.returncode == 0, output(result)[-3000:]
     assert "bioprobe warning" not in output(result)  # the shipped demo data are all there
-    # 2 tasks, 1 model, sizes 10/30/100, seeds 1 and 2
-    assert DEMO_FINETUNED_SIZES == 3 and DEMO["seeds"] == [1, 2]
-    assert planned_jobs(result)["finetune"] == 2 * 1 * 3 * 2
+    # 2 tasks, 1 model, every fine-tuned size, seeds 1 and 2
+    assert DEMO_FINETUNED_SIZES >= 2 and DEMO["seeds"] == [1, 2]
+    assert planned_jobs(result)["finetune"] == 2 * 1 * DEMO_FINETUNED_SIZES * 2
     assert planned_models(result) == DEMO_MODELS
     assert planned_task_models(result) == {(t, m) for t in DEMO_TASKS for m in DEMO_MODELS}
     assert "demo_ner_data" not in result.stdout  # the shipped sample, not the synthetic corpora
@@ -203,8 +203,8 @@ def test_config_overrides_apply_on_top_of_either(tmp_path, with_configfile):
     if with_configfile:  # one variant fewer per seed: no random-init control
         assert planned_jobs(result)["extract"] == PAPER_JOBS["extract"] - _T * _M * _SEEDS
         assert planned_models(result) == PAPER_MODELS
-    else:  # the demo: 2 tasks x 1 model x (pretrained + 3 fine-tuned sizes) x 2 seeds
-        assert planned_jobs(result)["extract"] == 2 * 1 * 4 * 2
+    else:  # the demo: 2 tasks x 1 model x (pretrained + the fine-tuned sizes) x 2 seeds
+        assert planned_jobs(result)["extract"] == 2 * 1 * (1 + DEMO_FINETUNED_SIZES) * 2
         assert planned_models(result) == DEMO_MODELS
 
 
