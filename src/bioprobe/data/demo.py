@@ -7,9 +7,13 @@
   balanced over entailment / contradiction / neutral. The label follows from comparing the two
   sentences (same finding? same polarity? antonym?), while the hypothesis alone carries no
   information: its finding, polarity and wording are drawn independently of the label.
+- relation, PICO, similarity, multilabel (`write_demo_relation`, `write_demo_pico`,
+  `write_demo_similarity`, `write_demo_multilabel`): GAD-, EBM-NLP-, BIOSSES- and HoC-style
+  corpora in the layouts BLURB ships.
 
 Pure Python `random.Random` with string seeds, so the bytes are identical across runs, platforms
-and Python hash seeds. CLI: `python -m bioprobe.data.demo ner|nli OUT_DIR [--seed N]`.
+and Python hash seeds. CLI: `python -m bioprobe.data.demo KIND OUT_DIR [--seed N]`, KIND a key
+of `CORPORA`.
 """
 
 from __future__ import annotations
@@ -18,29 +22,124 @@ import argparse
 import copy
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import accumulate
 from pathlib import Path
+from typing import TypeVar
 
+from bioprobe.data.prepare import SPLITS
 from bioprobe.io import atomic_path
 from bioprobe.tasks.ner import NER
 from bioprobe.tasks.pair import Pair
 from bioprobe.tasks.relation import Relation
 
+# --- shared: corpus registry, split writing, template filling ---
+
+#: the demo corpora by name (the CLI's and the demo rules' `kind`): their task type, writer
+#: and the rest of their `tasks:` entry; filled by `_corpus` below each writer
+CORPORA: dict[str, dict] = {}
+
+#: one split's rows: (its seeded rng, split name, number of items) -> rows, each with its "\n"
+RowFn = Callable[[random.Random, str, int], Iterable[str]]
+Writer = TypeVar("Writer", bound=Callable[..., dict[str, Path]])
+
+
+def _corpus(name: str, task_type: str, **config: object) -> Callable[[Writer], Writer]:
+    """Register the decorated writer in CORPORA as corpus `name` (config: its `tasks:` keys)."""
+
+    def register(writer: Writer) -> Writer:
+        CORPORA[name] = {"type": task_type, "writer": writer, "config": config}
+        return writer
+
+    return register
+
+
+def _split_sizes(n_train: int, n_validation: int, n_test: int) -> dict[str, int]:
+    sizes = dict(zip(SPLITS, (n_train, n_validation, n_test), strict=True))
+    for split, n in sizes.items():
+        if n < 1:
+            raise ValueError(f"n_{split} must be at least 1, got {n}")
+    return sizes
+
+
+def _write_splits(
+    out_dir: str | Path,
+    files: dict[str, str],
+    header: str,
+    kind: str,
+    seed: int,
+    sizes: dict[str, int],
+    row_fn: RowFn,
+) -> dict[str, Path]:
+    """Write `header` and `row_fn`'s rows to each split's file; return the path of each split.
+    Every split has its own rng, seeded by (kind, seed, split), so a split's bytes do not
+    depend on the other splits' sizes."""
+    out_dir = Path(out_dir)
+    paths = {}
+    for split, n in sizes.items():
+        rng = random.Random(f"bioprobe-demo-{kind}:{seed}:{split}")
+        text = header + "".join(row_fn(rng, split, n))
+        paths[split] = _write_text(out_dir / files[split], text)
+    return paths
+
+
+def _write_text(path: Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def _pmids(rng: random.Random, split: str, n: int) -> list[int]:
+    """n PMID-like ids, unique across splits: each split draws from its own range."""
+    number = SPLITS.index(split)
+    return rng.sample(range(10_000_000 * (number + 1), 10_000_000 * (number + 2)), n)
+
+
+def _shuffled_labels(rng: random.Random, n: int, labels: Sequence[str]) -> list[str]:
+    """n of `labels`, as equal in number as n allows, in random order."""
+    drawn = [labels[i % len(labels)] for i in range(n)]
+    rng.shuffle(drawn)
+    return drawn
+
+
+def _lexicon(pools: dict[str, list[str]], split: str) -> list[str]:
+    return pools["shared"] + pools["train" if split == "train" else "eval"]
+
+
+def _entity(rng: random.Random, pool: list[str], used: set[str]) -> str:
+    """A mention not used yet in this sentence (so {D} and {D2} differ)."""
+    choice = rng.choice([m for m in pool if m not in used])
+    used.add(choice)
+    return choice
+
+
+def _slot(piece: str) -> str | None:
+    """The slot name of a template token `{X}`, None for a literal token."""
+    return piece[1:-1] if piece.startswith("{") and piece.endswith("}") else None
+
+
+def _fill_slots(rng: random.Random, text: str, fillers: dict[str, list[str]]) -> str:
+    """Replace each `{SLOT}` occurrence by its own draw from `fillers[SLOT]`."""
+    for slot, choices in fillers.items():
+        while "{" + slot + "}" in text:
+            text = text.replace("{" + slot + "}", rng.choice(choices), 1)
+    return text
+
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _bio_lines(tokens: list[str], tags: list[str]) -> str:
+    """One sentence as `token<TAB>tag` lines."""
+    return "".join(f"{tok}\t{tag}\n" for tok, tag in zip(tokens, tags, strict=True))
+
+
+# --- NER: sentences with Disease/Chemical mentions in BIO TSV ---
+
 NER_FILES = {"train": "train.tsv", "validation": "devel.tsv", "test": "test.tsv"}
-NLI_FILES = {"train": "train.jsonl", "validation": "dev.jsonl", "test": "test.jsonl"}
-NLI_LABELS = ("entailment", "contradiction", "neutral")
-NER_CORPUS, NLI_CORPUS = NER.name, "nli"
-
-
-def task_config(task_type: str, path: str = "") -> dict:
-    """The `tasks:` entry that reads the demo corpus of `task_type` (written by
-    `write_demo_ner` or `write_demo_nli`) from `path`: one definition for tests and benchmarks."""
-    corpus = next(c for c in CORPORA.values() if c["type"] == task_type)
-    return {"type": corpus["type"], "path": path, **copy.deepcopy(corpus["config"])}
-
-
-# --- NER lexicons: shared by all splits, train only, validation/test only ---
-
+NER_CORPUS = NER.name
+#: lexicons: shared by all splits, train only, validation/test only
 DISEASES = {
     "shared": [
         "type 2 diabetes mellitus", "hypertension", "breast cancer", "rheumatoid arthritis",
@@ -114,24 +213,13 @@ NER_TEMPLATES = [
 ]
 
 
-def _lexicon(pools: dict[str, list[str]], split: str) -> list[str]:
-    return pools["shared"] + pools["train" if split == "train" else "eval"]
-
-
-def _entity(rng: random.Random, pool: list[str], used: set[str]) -> str:
-    """A mention not used yet in this sentence (so {D} and {D2} differ)."""
-    choice = rng.choice([m for m in pool if m not in used])
-    used.add(choice)
-    return choice
-
-
 def ner_sentence(rng: random.Random, split: str) -> tuple[list[str], list[str]]:
     """One sentence from a random template: (tokens, IOB2 tags)."""
     tokens: list[str] = []
     tags: list[str] = []
     used: set[str] = set()
     for piece in rng.choice(NER_TEMPLATES).split():
-        slot = piece[1:-1] if piece.startswith("{") and piece.endswith("}") else None
+        slot = _slot(piece)
         if slot in ("D", "D2", "C", "C2"):
             kind, pools = ("Disease", DISEASES) if slot[0] == "D" else ("Chemical", CHEMICALS)
             words = _entity(rng, _lexicon(pools, split), used).split()
@@ -144,7 +232,7 @@ def ner_sentence(rng: random.Random, split: str) -> tuple[list[str], list[str]]:
         else:
             tokens.append(piece)
             tags.append("O")
-    tokens[0] = tokens[0][:1].upper() + tokens[0][1:]
+    tokens[0] = _upper_first(tokens[0])
     return tokens, tags
 
 
@@ -155,14 +243,13 @@ def _filler(rng: random.Random, slot: str) -> str:
     return str(rng.randint(low, high))
 
 
-def _split_sizes(n_train: int, n_validation: int, n_test: int) -> dict[str, int]:
-    sizes = {"train": n_train, "validation": n_validation, "test": n_test}
-    for split, n in sizes.items():
-        if n < 1:
-            raise ValueError(f"n_{split} must be at least 1, got {n}")
-    return sizes
+def _ner_rows(rng: random.Random, split: str, n: int) -> Iterator[str]:
+    """n sentences, a blank line between two (none after the last: the files end so)."""
+    for i in range(n):
+        yield ("\n" if i else "") + _bio_lines(*ner_sentence(rng, split))
 
 
+@_corpus(NER_CORPUS, NER.name, format="bio-tsv", splits=NER_FILES)
 def write_demo_ner(
     out_dir: str | Path,
     seed: int = 0,
@@ -171,20 +258,15 @@ def write_demo_ner(
     n_test: int = 150,
 ) -> dict[str, Path]:
     """Write train.tsv / devel.tsv / test.tsv (BIO TSV); return the path of each split."""
-    out_dir = Path(out_dir)
-    paths = {}
-    for split, n in _split_sizes(n_train, n_validation, n_test).items():
-        rng = random.Random(f"bioprobe-demo-ner:{seed}:{split}")
-        blocks = []
-        for _ in range(n):
-            tokens, tags = ner_sentence(rng, split)
-            blocks.append("".join(f"{tok}\t{tag}\n" for tok, tag in zip(tokens, tags, strict=True)))
-        paths[split] = _write_text(out_dir / NER_FILES[split], "\n".join(blocks))
-    return paths
+    sizes = _split_sizes(n_train, n_validation, n_test)
+    return _write_splits(out_dir, NER_FILES, "", "ner", seed, sizes, _ner_rows)
 
 
 # --- NLI: a finding (present/absent) or a measurement (high/low), stated in the premise ---
 
+NLI_FILES = {"train": "train.jsonl", "validation": "dev.jsonl", "test": "test.jsonl"}
+NLI_LABELS = ("entailment", "contradiction", "neutral")
+NLI_CORPUS = "nli"
 FINDINGS = [
     ["chest pain", "chest discomfort"],
     ["shortness of breath", "dyspnea"],
@@ -274,7 +356,7 @@ def _person(rng: random.Random) -> dict[str, str]:
         "SUBJ": he.capitalize() if use_pronoun else "The patient",
         "SUBJ_LOWER": he if use_pronoun else "the patient",
         "SUBJ_POSS": poss,
-        "SUBJ_POSS_UPPER": poss[:1].upper() + poss[1:],
+        "SUBJ_POSS_UPPER": _upper_first(poss),
         "AGE": str(age),
         "AGE_A": "an" if age in (11, 18) or 80 <= age <= 89 else "a",
         "DAYS": str(rng.randint(2, 14)),
@@ -339,11 +421,29 @@ def _format_level(
 
 def balanced_labels(rng: random.Random, n: int) -> list[str]:
     """n labels, as equal in number as n allows, in random order."""
-    labels = [NLI_LABELS[i % len(NLI_LABELS)] for i in range(n)]
-    rng.shuffle(labels)
-    return labels
+    return _shuffled_labels(rng, n, NLI_LABELS)
 
 
+def _nli_rows(rng: random.Random, split: str, n: int) -> Iterator[str]:
+    """n MedNLI JSON lines, labels balanced."""
+    for index, label in enumerate(balanced_labels(rng, n)):
+        premise, hypothesis = nli_pair(rng, label)
+        row = {
+            "gold_label": label,
+            "pairID": f"demo-{split}-{index:05d}",
+            "sentence1": premise,
+            "sentence2": hypothesis,
+        }
+        yield json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+@_corpus(
+    NLI_CORPUS,
+    Pair.name,
+    format="pairs-jsonl",
+    splits=NLI_FILES,
+    fields={"id": "pairID", "text_a": "sentence1", "text_b": "sentence2", "label": "gold_label"},
+)
 def write_demo_nli(
     out_dir: str | Path,
     seed: int = 0,
@@ -352,53 +452,8 @@ def write_demo_nli(
     n_test: int = 150,
 ) -> dict[str, Path]:
     """Write train.jsonl / dev.jsonl / test.jsonl (MedNLI format); return the path of each split."""
-    out_dir = Path(out_dir)
-    paths = {}
-    for split, n in _split_sizes(n_train, n_validation, n_test).items():
-        rng = random.Random(f"bioprobe-demo-nli:{seed}:{split}")
-        lines = []
-        for index, label in enumerate(balanced_labels(rng, n)):
-            premise, hypothesis = nli_pair(rng, label)
-            row = {
-                "gold_label": label,
-                "pairID": f"demo-{split}-{index:05d}",
-                "sentence1": premise,
-                "sentence2": hypothesis,
-            }
-            lines.append(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
-        paths[split] = _write_text(out_dir / NLI_FILES[split], "".join(lines))
-    return paths
-
-
-def _write_text(path: Path, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
-
-
-#: the demo corpora by name (the CLI's and the demo rules' `kind`): their task type, writer
-#: and the rest of their `tasks:` entry
-CORPORA = {
-    NER_CORPUS: {
-        "type": NER.name,
-        "writer": write_demo_ner,
-        "config": {"format": "bio-tsv", "splits": NER_FILES},
-    },
-    NLI_CORPUS: {
-        "type": Pair.name,
-        "writer": write_demo_nli,
-        "config": {
-            "format": "pairs-jsonl",
-            "splits": NLI_FILES,
-            "fields": {
-                "id": "pairID",
-                "text_a": "sentence1",
-                "text_b": "sentence2",
-                "label": "gold_label",
-            },
-        },
-    },
-}
+    sizes = _split_sizes(n_train, n_validation, n_test)
+    return _write_splits(out_dir, NLI_FILES, "", "nli", seed, sizes, _nli_rows)
 
 
 # --- relation: GAD-style gene-disease sentences, the entities masked by placeholders ---
@@ -458,12 +513,23 @@ def relation_sentence(rng: random.Random, label: str) -> str:
     """One GAD-style sentence asserting (label 1) or denying (label 0) the association."""
     claim = rng.choice(RELATION_CLAIMS)[0 if label == "1" else 1]
     text = rng.choice(RELATION_OPENINGS).replace("{C}", claim) + rng.choice(RELATION_TAILS)
-    for slot, choices in RELATION_FILLERS.items():
-        while "{" + slot + "}" in text:
-            text = text.replace("{" + slot + "}", rng.choice(choices), 1)
-    return text[0].upper() + text[1:]
+    return _upper_first(_fill_slots(rng, text, RELATION_FILLERS))
 
 
+def _relation_rows(rng: random.Random, split: str, n: int) -> Iterator[str]:
+    """n `index sentence label` rows, labels balanced."""
+    for i, label in enumerate(_shuffled_labels(rng, n, RELATION_LABELS)):
+        yield f"{i}\t{relation_sentence(rng, label)}\t{label}\n"
+
+
+@_corpus(
+    RELATION_CORPUS,
+    Relation.name,
+    format="tsv",
+    splits=RELATION_FILES,
+    fields={"text": "sentence"},
+    negative_label="0",
+)
 def write_demo_relation(
     out_dir: str | Path,
     seed: int = 0,
@@ -473,64 +539,12 @@ def write_demo_relation(
 ) -> dict[str, Path]:
     """Write train.tsv / dev.tsv / test.tsv as BLURB ships GAD (a header `index sentence
     label`, labels 0/1, balanced); return the path of each split."""
-    out_dir = Path(out_dir)
-    paths = {}
-    for split, n in _split_sizes(n_train, n_validation, n_test).items():
-        rng = random.Random(f"bioprobe-demo-relation:{seed}:{split}")
-        labels = [RELATION_LABELS[i % 2] for i in range(n)]
-        rng.shuffle(labels)
-        rows = [
-            f"{i}\t{relation_sentence(rng, label)}\t{label}\n" for i, label in enumerate(labels)
-        ]
-        paths[split] = _write_text(
-            out_dir / RELATION_FILES[split], "index\tsentence\tlabel\n" + "".join(rows)
-        )
-    return paths
-
-
-CORPORA[RELATION_CORPUS] = {
-    "type": Relation.name,
-    "writer": write_demo_relation,
-    "config": {
-        "format": "tsv",
-        "splits": RELATION_FILES,
-        "fields": {"text": "sentence"},
-        "negative_label": "0",
-    },
-}
-
-
-def write_corpus(kind: str, out_dir: str | Path, **options: int) -> dict[str, Path]:
-    """Write the demo corpus `kind` (a key of CORPORA) into `out_dir`."""
-    return CORPORA[kind]["writer"](out_dir, **options)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bioprobe.data.demo", description="Write a deterministic demo corpus."
-    )
-    parser.add_argument("kind", choices=sorted(CORPORA))
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-train", type=int, default=400)
-    parser.add_argument("--n-validation", type=int, default=150)
-    parser.add_argument("--n-test", type=int, default=150)
-    args = parser.parse_args(argv)
-    paths = write_corpus(
-        args.kind,
-        args.out_dir,
-        seed=args.seed,
-        n_train=args.n_train,
-        n_validation=args.n_validation,
-        n_test=args.n_test,
-    )
-    for split, path in paths.items():
-        print(f"{split}\t{path}")
-    return 0
+    sizes = _split_sizes(n_train, n_validation, n_test)
+    header = "index\tsentence\tlabel\n"
+    return _write_splits(out_dir, RELATION_FILES, header, "relation", seed, sizes, _relation_rows)
 
 
 # --- PICO: RCT-abstract sentences with IO tags, in BLURB's EBM-NLP layout ---
-# (above the __main__ guard, so the CLI knows the corpus)
 
 PICO_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
 PICO_CORPUS = "pico"
@@ -621,7 +635,7 @@ def pico_sentence(rng: random.Random, template: str, split: str) -> tuple[list[s
     tags: list[str] = []
     used: set[str] = set()
     for piece in template.split():
-        slot = piece[1:-1] if piece.startswith("{") and piece.endswith("}") else None
+        slot = _slot(piece)
         if slot in PICO_SLOTS:
             kind = PICO_SLOTS[slot]
             words = _entity(rng, _lexicon(PICO_SPANS[kind], split), used).split()
@@ -633,7 +647,7 @@ def pico_sentence(rng: random.Random, template: str, split: str) -> tuple[list[s
             words = [piece]
             tags.append("O")
         tokens += words
-    tokens[0] = tokens[0][:1].upper() + tokens[0][1:]
+    tokens[0] = _upper_first(tokens[0])
     return tokens, tags
 
 
@@ -650,6 +664,15 @@ def pico_document(rng: random.Random, split: str) -> list[tuple[list[str], list[
     return [pico_sentence(rng, t, split) for t in templates]
 
 
+def _pico_rows(rng: random.Random, split: str, n: int) -> Iterator[str]:
+    """n abstracts, each opened by `-DOCSTART- (PMID)`, a blank line after every sentence."""
+    for pmid in _pmids(rng, split, n):
+        yield f"-DOCSTART- ({pmid})\n\n"
+        for tokens, tags in pico_document(rng, split):
+            yield _bio_lines(tokens, tags) + "\n"
+
+
+@_corpus(PICO_CORPUS, "pico", format="bio-tsv", splits=PICO_FILES)
 def write_demo_pico(
     out_dir: str | Path,
     seed: int = 0,
@@ -661,31 +684,11 @@ def write_demo_pico(
     opened by `-DOCSTART- (PMID)` and a blank line, one `token<TAB>tag` line per word with IO
     tags (O, I-PAR, I-INT, I-OUT), a blank line after each sentence. Part of every span pool is
     seen only in train, part only in validation/test, so tagging needs the context."""
-    out_dir = Path(out_dir)
-    paths = {}
-    for number, (split, n) in enumerate(_split_sizes(n_train, n_validation, n_test).items()):
-        rng = random.Random(f"bioprobe-demo-pico:{seed}:{split}")
-        # PMID-like ids, unique across splits: each split draws from its own range
-        pmids = rng.sample(range(10_000_000 * (number + 1), 10_000_000 * (number + 2)), n)
-        blocks = []
-        for pmid in pmids:
-            blocks.append(f"-DOCSTART- ({pmid})\n\n")
-            for tokens, tags in pico_document(rng, split):
-                lines = "".join(f"{t}\t{g}\n" for t, g in zip(tokens, tags, strict=True))
-                blocks.append(lines + "\n")
-        paths[split] = _write_text(out_dir / PICO_FILES[split], "".join(blocks))
-    return paths
-
-
-CORPORA[PICO_CORPUS] = {
-    "type": "pico",
-    "writer": write_demo_pico,
-    "config": {"format": "bio-tsv", "splits": PICO_FILES},
-}
+    sizes = _split_sizes(n_train, n_validation, n_test)
+    return _write_splits(out_dir, PICO_FILES, "", "pico", seed, sizes, _pico_rows)
 
 
 # --- similarity: BIOSSES-style sentence pairs scored 0-4, in BLURB's BIOSSES layout ---
-# (above the __main__ guard, so the CLI knows the corpus)
 
 SIMILARITY_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
 SIMILARITY_CORPUS = "similarity"
@@ -721,7 +724,7 @@ def _statement(rng: random.Random, facts: dict) -> str:
         gene=facts["gene"], effect=verb, effect_base=base, effect_past=past,
         process=facts["process"], cells=facts["cells"],
     )  # fmt: skip
-    return text[0].upper() + text[1:]
+    return _upper_first(text)
 
 
 def similarity_pair(rng: random.Random) -> tuple[str, str, float]:
@@ -737,6 +740,20 @@ def similarity_pair(rng: random.Random) -> tuple[str, str, float]:
     return _statement(rng, first), _statement(rng, second), round(score, 1)
 
 
+def _similarity_rows(rng: random.Random, first_id: int, n: int) -> Iterator[str]:
+    """n `pair_id sent1 sent2 score` rows, the ids counting on from `first_id`."""
+    for pair_id in range(first_id, first_id + n):
+        a, b, score = similarity_pair(rng)
+        yield f"{pair_id}\t{a}\t{b}\t{score}\n"
+
+
+@_corpus(
+    SIMILARITY_CORPUS,
+    "similarity",
+    format="tsv",
+    splits=SIMILARITY_FILES,
+    fields={"id": "pair_id", "text_a": "sent1", "text_b": "sent2"},
+)
 def write_demo_similarity(
     out_dir: str | Path,
     seed: int = 0,
@@ -746,31 +763,19 @@ def write_demo_similarity(
 ) -> dict[str, Path]:
     """Write train.tsv / dev.tsv / test.tsv as BLURB ships BIOSSES (a header `pair_id sent1
     sent2 score`, pair ids unique across splits); return the path of each split."""
-    out_dir = Path(out_dir)
-    paths = {}
-    start = 1
-    for split, n in _split_sizes(n_train, n_validation, n_test).items():
-        rng = random.Random(f"bioprobe-demo-similarity:{seed}:{split}")
-        rows = []
-        for pair_id in range(start, start + n):
-            a, b, score = similarity_pair(rng)
-            rows.append(f"{pair_id}\t{a}\t{b}\t{score}\n")
-        start += n
-        paths[split] = _write_text(
-            out_dir / SIMILARITY_FILES[split], "pair_id\tsent1\tsent2\tscore\n" + "".join(rows)
-        )
-    return paths
-
-
-CORPORA[SIMILARITY_CORPUS] = {
-    "type": "similarity",
-    "writer": write_demo_similarity,
-    "config": {
-        "format": "tsv",
-        "splits": SIMILARITY_FILES,
-        "fields": {"id": "pair_id", "text_a": "sent1", "text_b": "sent2"},
-    },
-}
+    sizes = _split_sizes(n_train, n_validation, n_test)
+    # pair ids run on across splits: each split starts after the previous ones' pairs (the
+    # last running total starts no split, hence strict=False)
+    first_ids = dict(zip(sizes, accumulate(sizes.values(), initial=1), strict=False))
+    return _write_splits(
+        out_dir,
+        SIMILARITY_FILES,
+        "pair_id\tsent1\tsent2\tscore\n",
+        "similarity",
+        seed,
+        sizes,
+        lambda rng, split, n: _similarity_rows(rng, first_ids[split], n),
+    )
 
 
 # --- multilabel: HoC-style abstracts, sentences tagged with hallmarks, BLURB's HoC layout ---
@@ -832,10 +837,7 @@ BACKGROUND_SENTENCES = [
 
 
 def _fill(rng: random.Random, text: str) -> str:
-    for slot, choices in HALLMARK_CONTEXT.items():
-        while "{" + slot + "}" in text:
-            text = text.replace("{" + slot + "}", rng.choice(choices), 1)
-    return text.replace("{N}", str(rng.randint(40, 900)))
+    return _fill_slots(rng, text, HALLMARK_CONTEXT).replace("{N}", str(rng.randint(40, 900)))
 
 
 def hallmark_sentence(rng: random.Random) -> tuple[str, list[int]]:
@@ -851,6 +853,24 @@ def hallmark_sentence(rng: random.Random) -> tuple[str, list[int]]:
     return _fill(rng, f"{subject} {cues} in {{C}} ."), picked
 
 
+def _multilabel_rows(rng: random.Random, split: str, n: int) -> Iterator[str]:
+    """n abstracts of 4-6 `labels sentence index` rows, labels as `k_v` cells."""
+    for pmid in _pmids(rng, split, n):
+        for s in range(rng.randint(4, 6)):
+            text, present = hallmark_sentence(rng)
+            cell = ",".join(f"{k}_{int(k in present)}" for k in range(len(HALLMARKS)))
+            yield f"{cell}\t{text}\t{pmid}_s{s}\n"
+
+
+@_corpus(
+    MULTILABEL_CORPUS,
+    "multilabel",
+    format="tsv",
+    splits=MULTILABEL_FILES,
+    fields={"id": "index", "text": "sentence"},
+    labels=list(HALLMARKS),
+    document_id=r"^(.+)_s\d+$",
+)
 def write_demo_multilabel(
     out_dir: str | Path,
     seed: int = 0,
@@ -861,34 +881,50 @@ def write_demo_multilabel(
     """Write train.tsv / dev.tsv / test.tsv as BLURB ships HoC: a header `labels sentence
     index`, labels as `0_v,...,9_v` (hallmark k present iff v = 1), sentence ids `PMID_sN`.
     `n_*` counts abstracts (4-6 sentences each); PMIDs are unique across splits."""
-    out_dir = Path(out_dir)
-    paths = {}
-    for number, (split, n) in enumerate(_split_sizes(n_train, n_validation, n_test).items()):
-        rng = random.Random(f"bioprobe-demo-multilabel:{seed}:{split}")
-        pmids = rng.sample(range(10_000_000 * (number + 1), 10_000_000 * (number + 2)), n)
-        rows = []
-        for pmid in pmids:
-            for s in range(rng.randint(4, 6)):
-                text, present = hallmark_sentence(rng)
-                cell = ",".join(f"{k}_{int(k in present)}" for k in range(len(HALLMARKS)))
-                rows.append(f"{cell}\t{text}\t{pmid}_s{s}\n")
-        paths[split] = _write_text(
-            out_dir / MULTILABEL_FILES[split], "labels\tsentence\tindex\n" + "".join(rows)
-        )
-    return paths
+    sizes = _split_sizes(n_train, n_validation, n_test)
+    header = "labels\tsentence\tindex\n"
+    return _write_splits(
+        out_dir, MULTILABEL_FILES, header, "multilabel", seed, sizes, _multilabel_rows
+    )
 
 
-CORPORA[MULTILABEL_CORPUS] = {
-    "type": "multilabel",
-    "writer": write_demo_multilabel,
-    "config": {
-        "format": "tsv",
-        "splits": MULTILABEL_FILES,
-        "fields": {"id": "index", "text": "sentence"},
-        "labels": list(HALLMARKS),
-        "document_id": r"^(.+)_s\d+$",
-    },
-}
+# --- entry points: the registry's lookups and the CLI ---
+
+
+def task_config(task_type: str, path: str = "") -> dict:
+    """The `tasks:` entry that reads the demo corpus of `task_type` (written by its
+    `write_demo_*`) from `path`: one definition for tests and benchmarks."""
+    corpus = next(c for c in CORPORA.values() if c["type"] == task_type)
+    return {"type": corpus["type"], "path": path, **copy.deepcopy(corpus["config"])}
+
+
+def write_corpus(kind: str, out_dir: str | Path, **options: int) -> dict[str, Path]:
+    """Write the demo corpus `kind` (a key of CORPORA) into `out_dir`."""
+    return CORPORA[kind]["writer"](out_dir, **options)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bioprobe.data.demo", description="Write a deterministic demo corpus."
+    )
+    parser.add_argument("kind", choices=sorted(CORPORA))
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-train", type=int, default=400)
+    parser.add_argument("--n-validation", type=int, default=150)
+    parser.add_argument("--n-test", type=int, default=150)
+    args = parser.parse_args(argv)
+    paths = write_corpus(
+        args.kind,
+        args.out_dir,
+        seed=args.seed,
+        n_train=args.n_train,
+        n_validation=args.n_validation,
+        n_test=args.n_test,
+    )
+    for split, path in paths.items():
+        print(f"{split}\t{path}")
+    return 0
 
 
 if __name__ == "__main__":
