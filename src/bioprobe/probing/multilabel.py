@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bioprobe.metrics import multilabel_scores
-from bioprobe.probing.control import control_labels_pairs
+from bioprobe.probing.rows import check_targets, probe_rows, shuffled_control
 from bioprobe.probing.softmax import fit_layers_linear
 
 __all__ = ["MultiLabelProbeData", "probe_multilabel"]
@@ -71,15 +71,10 @@ def probe_multilabel(
         raise ValueError("train and test have different label_names")
     if train.features.shape[0] != test.features.shape[0]:
         raise ValueError("train and test have different numbers of layers")
-    if not targets or not set(targets) <= {"task", "control"}:
-        raise ValueError(f"targets must be a non-empty subset of ('task', 'control'): {targets}")
-    targets = [t for t in ("task", "control") if t in targets]
+    targets = check_targets(targets)
     gold = {"task": (train.targets, test.targets)}
     if "control" in targets:  # whole rows shuffled: label frequencies and co-occurrence kept
-        gold["control"] = (
-            control_labels_pairs(train.targets, [seed, 0]),
-            control_labels_pairs(test.targets, [seed, 1]),
-        )
+        gold["control"] = shuffled_control(train.targets, test.targets, seed)
     solver = {k: v for k, v in (hyper or {}).items() if k != "random_state"}  # deterministic
     k = len(train.label_names)
     # [T*K, N]: target t's label j is row t*K + j; labels constant in `train` predict that value
@@ -87,30 +82,16 @@ def probe_multilabel(
     pred = fit_layers_linear(
         train.features, ys, test.features, num_threads=num_threads, **solver
     )  # [T*K, L+1, M]
-    rows = []
-    for layer in range(train.features.shape[0]):
+
+    def layer_scores(layer: int) -> dict[str, dict[str, float]]:
         scores = {
             t: multilabel_scores(gold[t][1], pred[i * k : (i + 1) * k, layer].T)
             for i, t in enumerate(targets)
         }
-        for t, values in scores.items():
-            rows += [
-                _row(layer, kind, t, m, values[m]) for m in ("accuracy", "macro_f1", "micro_f1")
-            ]
-        if len(targets) == 2:
-            rows += [
-                _row(layer, kind, "task", name, scores["task"][m] - scores["control"][m])
-                for name, m in _SELECTIVITY.items()
-            ]
-    rows.sort(key=lambda r: (r["layer"], r["target"], r["metric"]))
-    return rows
+        return {
+            t: {m: s[m] for m in ("accuracy", "macro_f1", "micro_f1")} for t, s in scores.items()
+        }
 
-
-def _row(layer: int, kind: str, target: str, metric: str, value: float) -> dict:
-    return {
-        "layer": layer,
-        "probe": kind,
-        "target": target,
-        "metric": metric,
-        "value": float(value),
-    }
+    return probe_rows(
+        kind, ((layer_scores(layer), _SELECTIVITY) for layer in range(train.features.shape[0]))
+    )

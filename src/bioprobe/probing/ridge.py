@@ -19,13 +19,20 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bioprobe.metrics import regression_scores
-from bioprobe.probing.control import control_labels_pairs
+from bioprobe.probing.rows import check_targets, probe_rows, shuffled_control
 
 __all__ = ["DEFAULT_ALPHAS", "RegressionProbeData", "fit_layers_ridge", "probe_regression"]
 
 #: the penalties `RidgeCV` chooses from (standardised features: the penalty is in units of
 #: examples, so the grid spans a few examples' worth to many times a large split)
 DEFAULT_ALPHAS = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
+#: selectivity rows and the score each is the task − control difference of (`selectivity`:
+#: Pearson's, as there is no accuracy)
+_SELECTIVITY = {
+    "selectivity": "pearson",
+    "selectivity_pearson": "pearson",
+    "selectivity_spearman": "spearman",
+}
 
 
 @dataclass
@@ -96,40 +103,22 @@ def probe_regression(
     Each row also records the penalty chosen (metric `alpha`)."""
     if train.features.shape[0] != test.features.shape[0]:
         raise ValueError("train and test have different numbers of layers")
-    if not targets or not set(targets) <= {"task", "control"}:
-        raise ValueError(f"targets must be a non-empty subset of ('task', 'control'): {targets}")
-    targets = [t for t in ("task", "control") if t in targets]
+    targets = check_targets(targets)
     gold = {"task": (train.targets, test.targets)}
     if "control" in targets:
-        gold["control"] = (
-            control_labels_pairs(train.targets, [seed, 0]),
-            control_labels_pairs(test.targets, [seed, 1]),
-        )
+        gold["control"] = shuffled_control(train.targets, test.targets, seed)
     # the job's threads for the BLAS calls inside scikit-learn (None: leave them alone)
     with threadpool_limits(limits=num_threads):
         pred, chosen = fit_layers_ridge(
             train.features, np.stack([gold[t][0] for t in targets]), test.features, alphas
         )
-    rows = []
-    for layer in range(train.features.shape[0]):
-        scores = {}
-        for i, target in enumerate(targets):
-            scores[target] = regression_scores(gold[target][1], pred[i, layer])
-            values = scores[target] | {"alpha": chosen[i, layer]}
-            rows += [_row(layer, kind, target, metric, v) for metric, v in values.items()]
-        if len(targets) == 2:
-            gap = {m: scores["task"][m] - scores["control"][m] for m in ("pearson", "spearman")}
-            rows.append(_row(layer, kind, "task", "selectivity", gap["pearson"]))
-            rows += [_row(layer, kind, "task", f"selectivity_{m}", v) for m, v in gap.items()]
-    rows.sort(key=lambda r: (r["layer"], r["target"], r["metric"]))
-    return rows
 
+    def layer_scores(layer: int) -> dict[str, dict[str, float]]:
+        return {
+            t: regression_scores(gold[t][1], pred[i, layer]) | {"alpha": chosen[i, layer]}
+            for i, t in enumerate(targets)
+        }
 
-def _row(layer: int, kind: str, target: str, metric: str, value: float) -> dict:
-    return {
-        "layer": layer,
-        "probe": kind,
-        "target": target,
-        "metric": metric,
-        "value": float(value),
-    }
+    return probe_rows(
+        kind, ((layer_scores(layer), _SELECTIVITY) for layer in range(train.features.shape[0]))
+    )

@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from bioprobe.metrics import classification_scores, entity_type, ner_scores, token_type_scores
-from bioprobe.probing.control import control_labels_ner_pair, control_labels_pairs
+from bioprobe.probing.control import control_labels_ner_pair
 from bioprobe.probing.estimators import PROBE_KINDS, make_probe
+from bioprobe.probing.rows import TARGETS, LayerScores, probe_rows, shuffled_control
 from bioprobe.probing.softmax import fit_layers_linear
 
 __all__ = ["ProbeData", "bio_to_type", "probe_all_layers", "split_sentences"]
 
-TARGETS = ("task", "control")
 LABEL_MODES = ("type", "bio")
 _ENTITY_METRICS = ("entity_precision", "entity_recall", "entity_f1")
 _TOKEN_METRICS = ("token_macro_f1", "token_micro_f1")
@@ -157,13 +157,15 @@ def probe_all_layers(
     else:
         preds = _predict_per_layer(train, test, kind, hyper, targets, labels, seed, n_jobs)
     bio = train.is_sequence and _is_bio(names)
-    rows = []
-    for layer in range(train.features.shape[0]):
-        rows += _layer_rows(
-            layer, kind, targets, labels, preds, names, test.sentence_lengths, bio, extra_scores
-        )
-    rows.sort(key=lambda r: (r["layer"], r["target"], r["metric"]))
-    return rows
+    return probe_rows(
+        kind,
+        (
+            _layer_scores(
+                layer, targets, labels, preds, names, test.sentence_lengths, bio, extra_scores
+            )
+            for layer in range(train.features.shape[0])
+        ),
+    )
 
 
 def _check_inputs(
@@ -216,7 +218,7 @@ def _control_labels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Control-task labels (fit, eval): per word type for NER, per pair otherwise."""
     if not train.is_sequence:
-        return control_labels_pairs(y_fit, [seed, 0]), control_labels_pairs(y_eval, [seed, 1])
+        return shuffled_control(y_fit, y_eval, seed)
     if train.word_types is None or test.word_types is None:
         raise ValueError("the NER control task needs word_types for train and test")
     return control_labels_ner_pair(
@@ -274,28 +276,11 @@ def _predict_per_layer(
     }
 
 
-def _layer_rows(layer, kind, targets, labels, preds, names, lengths, bio, extra) -> list[dict]:
-    """One layer's score rows per target, plus selectivity (task − control) with both."""
+def _layer_scores(layer, targets, labels, preds, names, lengths, bio, extra) -> LayerScores:
+    """One layer's scores per target and its selectivity rows (task − control): accuracy
+    (`selectivity`), macro-F1 and the task type's own metrics."""
     scores = {t: _score(labels[t][1], preds[t][layer], names, lengths, bio) for t in targets}
     added = {t: dict(extra(labels[t][1], preds[t][layer])) if extra else {} for t in targets}
-    scores = {t: scores[t] | added[t] for t in targets}
-    rows = [_row(layer, kind, t, m, v) for t, s in scores.items() for m, v in s.items()]
-    if len(targets) == 2:
-        task, ctrl = scores["task"], scores["control"]
-        rows.append(_row(layer, kind, "task", "selectivity", task["accuracy"] - ctrl["accuracy"]))
-        rows.append(
-            _row(layer, kind, "task", "selectivity_macro_f1", task["macro_f1"] - ctrl["macro_f1"])
-        )
-        for m in added["task"]:
-            rows.append(_row(layer, kind, "task", f"selectivity_{m}", task[m] - ctrl[m]))
-    return rows
-
-
-def _row(layer: int, kind: str, target: str, metric: str, value: float) -> dict:
-    return {
-        "layer": layer,
-        "probe": kind,
-        "target": target,
-        "metric": metric,
-        "value": float(value),
-    }
+    selectivity = {"selectivity": "accuracy", "selectivity_macro_f1": "macro_f1"}
+    selectivity |= {f"selectivity_{m}": m for m in added.get("task", {})}
+    return {t: scores[t] | added[t] for t in targets}, selectivity

@@ -110,15 +110,56 @@ class TaskType(ABC):
             "label2id": {label: i for i, label in enumerate(labels)},
         }
 
-    @abstractmethod
+    def encode(self, tokenizer: Any, record: Mapping[str, Any], settings: Any) -> Any:
+        """One record as the model gets it in every stage (fine-tuning and scoring features, the
+        dumps' batches; `settings`: anything with ``max_length``, and ``pair_truncation`` for
+        pairs): what ``tokenization.model_inputs`` reads, with its truncation counted, as
+        ``truncated_tokens`` (an ``encode_pair`` or ``encode_text`` dict) or
+        ``truncated_words`` (a word encoding). Needed by the default `build_features`."""
+        raise NotImplementedError(f"task type {self.name!r} has no encode")
+
+    def encode_splits(
+        self, tokenizer: Any, splits: Mapping[str, Sequence[dict]], settings: Any
+    ) -> dict[str, list]:
+        """Every split's records `encode`d, in order (a dump's batches)."""
+        return {
+            name: [self.encode(tokenizer, r, settings) for r in records]
+            for name, records in splits.items()
+        }
+
+    def feature_labels(
+        self, records: Sequence[dict], encodings: Sequence[Any], labels: Sequence[str]
+    ) -> list:
+        """Each record's `labels` feature (what the head's loss reads), in order, given its
+        encoding: the class id of its `label` by default."""
+        label2id = {label: i for i, label in enumerate(labels)}
+        return [label2id[r["label"]] for r in records]
+
     def build_features(
         self, records: Sequence[dict], tokenizer: Any, labels: Sequence[str], training: Any
     ) -> FeatureSet:
-        """Model inputs and labels of `records` (truncation counted, never silent)."""
+        """Model inputs and labels of `records` (truncation counted, never silent): by default
+        each record's `encode`d model inputs, its `feature_labels` value and its length."""
+        from bioprobe.tokenization import model_inputs
+        from bioprobe.training.features import FeatureSet
 
-    @abstractmethod
+        encodings = [self.encode(tokenizer, r, training) for r in records]
+        values = self.feature_labels(records, encodings, labels)
+        out = FeatureSet(features=[])
+        for enc, value in zip(encodings, values, strict=True):
+            inputs = model_inputs(enc)
+            out.features.append({**inputs, "labels": value, "length": len(inputs["input_ids"])})
+            cut, words = truncation(enc)
+            out.truncated_examples += int(cut)
+            out.truncated_words += words
+        return out
+
     def collator(self, tokenizer: Any, pad_to_multiple_of: int | None) -> Any:
-        """The batch collator of its features (dynamic padding)."""
+        """The batch collator of its features (dynamic padding): one label per example by
+        default."""
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
 
     @abstractmethod
     def compute_metrics(self, labels: Sequence[str]) -> Callable[[Any], dict[str, float]]:
@@ -187,9 +228,16 @@ class TaskType(ABC):
             word_types=units.get("word_types"),
         )
 
+    def extra_probe_scores(self) -> Callable[[Any, Any], Mapping[str, float]] | None:
+        """The type's own metrics of the default classification probes, a function of (gold
+        ids, predicted ids) of the scored units, added to every target's rows (with their
+        `selectivity_<metric>`); None: none."""
+        return None
+
     def probe(self, fit: Any, score: Any, kind: str, settings: Any, seed: int, threads: int):
         """Rows (layer, probe, target, metric, value) of one probe kind fitted on `fit` and
-        scored on `score` (`settings`: `ProbeSettings`); classification probes by default."""
+        scored on `score` (`settings`: `ProbeSettings`); classification probes by default,
+        with `extra_probe_scores`."""
         from bioprobe.probing import probe_all_layers
 
         return probe_all_layers(
@@ -201,4 +249,14 @@ class TaskType(ABC):
             label_mode=settings.label_mode,
             seed=seed,
             n_jobs=threads,
+            extra_scores=self.extra_probe_scores(),
         )
+
+
+def truncation(encoding: Any) -> tuple[bool, int]:
+    """Whether an encoding lost anything to ``max_length``, and how many words: an
+    ``encode_pair``/``encode_text`` dict counts sub-tokens (``truncated_tokens``; no words), a
+    word encoding whole words (``truncated_words``)."""
+    if isinstance(encoding, Mapping):
+        return encoding["truncated_tokens"] > 0, 0
+    return encoding.truncated_words > 0, encoding.truncated_words

@@ -199,25 +199,13 @@ class MultiLabel(TaskType):
         """One output per label, trained with binary cross-entropy."""
         return {**super().head_kwargs(labels), "problem_type": "multi_label_classification"}
 
-    def build_features(self, records, tokenizer, labels, training):
-        """The text encoded alone (:func:`encode`), its labels as float multi-hot."""
-        from bioprobe.tokenization import model_inputs
-        from bioprobe.training.features import FeatureSet
+    def encode(self, tokenizer: Any, record: Mapping[str, Any], settings: Any) -> dict[str, Any]:
+        """The text encoded alone (:func:`encode`)."""
+        return encode(tokenizer, record, settings)
 
-        hot = multi_hot([r["labels"] for r in records], labels).astype(float)
-        out = FeatureSet(features=[])
-        for rec, row in zip(records, hot, strict=True):
-            enc = encode(tokenizer, rec, training)
-            out.features.append(
-                {**model_inputs(enc), "labels": row.tolist(), "length": len(enc["input_ids"])}
-            )
-            out.truncated_examples += int(enc["truncated_tokens"] > 0)
-        return out
-
-    def collator(self, tokenizer: Any, pad_to_multiple_of: int | None) -> Any:
-        from transformers import DataCollatorWithPadding
-
-        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+    def feature_labels(self, records, encodings, labels) -> list:
+        """The label sets as float multi-hot rows (binary cross-entropy's targets)."""
+        return multi_hot([r["labels"] for r in records], labels).astype(float).tolist()
 
     def compute_metrics(self, labels: Sequence[str]):
         """Per-example scores only: the Trainer shows no ids to merge documents by."""

@@ -121,28 +121,19 @@ class NER(TaskType):
 
         return transformers.AutoModelForTokenClassification
 
-    def build_features(self, records, tokenizer, labels, training):
-        """Word-split encoding (:func:`encode`); the first sub-token of each word carries its
-        tag."""
-        from bioprobe.tokenization import align_labels, model_inputs
-        from bioprobe.training.features import FeatureSet
+    def encode(self, tokenizer: Any, record: Mapping[str, Any], settings: Any) -> Any:
+        """Word-split encoding (:func:`encode`)."""
+        return encode(tokenizer, record, settings)
+
+    def feature_labels(self, records, encodings, labels) -> list:
+        """The first sub-token of each kept word carries its tag's id (-100 elsewhere)."""
+        from bioprobe.tokenization import align_labels
 
         label2id = {label: i for i, label in enumerate(labels)}
-        out = FeatureSet(features=[])
-        for rec in records:
-            enc = encode(tokenizer, rec, training)
-            tags = [label2id[t] for t in rec["tags"][: enc.n_words]]
-            out.features.append(
-                {
-                    **model_inputs(enc),
-                    "labels": align_labels(enc.word_index, tags),
-                    "length": len(enc.input_ids),
-                }
-            )
-            if enc.truncated_words:
-                out.truncated_examples += 1
-                out.truncated_words += enc.truncated_words
-        return out
+        return [
+            align_labels(enc.word_index, [label2id[t] for t in rec["tags"][: enc.n_words]])
+            for rec, enc in zip(records, encodings, strict=True)
+        ]
 
     def collator(self, tokenizer: Any, pad_to_multiple_of: int | None) -> Any:
         from transformers import DataCollatorForTokenClassification
@@ -187,10 +178,7 @@ class NER(TaskType):
         return f"{split}.hidden.npy"
 
     def dump(self, model, tokenizer, splits, out: Path, settings, is_decoder: bool):
-        encs = {
-            name: [encode(tokenizer, r, settings) for r in records]
-            for name, records in splits.items()
-        }
+        encs = self.encode_splits(tokenizer, splits, settings)
         starts = {  # each sentence's first row in its split's dump
             name: np.concatenate([[0], np.cumsum([e.n_words for e in es])]).astype(np.int64)
             for name, es in encs.items()

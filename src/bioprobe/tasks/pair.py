@@ -78,31 +78,11 @@ class Pair(TaskType):
 
         return transformers.AutoModelForSequenceClassification
 
-    def build_features(self, records, tokenizer, labels, training):
+    def encode(self, tokenizer: Any, record: Mapping[str, Any], settings: Any) -> dict[str, Any]:
         """Both segments encoded together (:func:`encode`), as the sequence-classification
-        head expects: the model inputs (token types included where the model has them), the
-        label and the length."""
-        from bioprobe.tokenization import model_inputs
-        from bioprobe.training.features import FeatureSet
-
-        label2id = {label: i for i, label in enumerate(labels)}
-        out = FeatureSet(features=[])
-        for rec in records:
-            enc = encode(tokenizer, rec, training)
-            out.features.append(
-                {
-                    **model_inputs(enc),
-                    "labels": label2id[rec["label"]],
-                    "length": len(enc["input_ids"]),
-                }
-            )
-            out.truncated_examples += int(enc["truncated_tokens"] > 0)
-        return out
-
-    def collator(self, tokenizer: Any, pad_to_multiple_of: int | None) -> Any:
-        from transformers import DataCollatorWithPadding
-
-        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+        head expects (token types included where the model has them); the features' labels
+        are the class ids (`TaskType.build_features`)."""
+        return encode(tokenizer, record, settings)
 
     def compute_metrics(self, labels: Sequence[str]):
         from bioprobe.metrics import classification_scores

@@ -162,31 +162,10 @@ class Relation(TaskType):
 
         return transformers.AutoModelForSequenceClassification
 
-    def build_features(self, records, tokenizer, labels, training):
-        """The sentence as words (:func:`encode`) for the sequence-classification head."""
-        from bioprobe.tokenization import model_inputs
-        from bioprobe.training.features import FeatureSet
-
-        label2id = {label: i for i, label in enumerate(labels)}
-        out = FeatureSet(features=[])
-        for rec in records:
-            enc = encode(tokenizer, rec, training)
-            out.features.append(
-                {
-                    **model_inputs(enc),
-                    "labels": label2id[rec["label"]],
-                    "length": len(enc.input_ids),
-                }
-            )
-            if enc.truncated_words:
-                out.truncated_examples += 1
-                out.truncated_words += enc.truncated_words
-        return out
-
-    def collator(self, tokenizer: Any, pad_to_multiple_of: int | None) -> Any:
-        from transformers import DataCollatorWithPadding
-
-        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+    def encode(self, tokenizer: Any, record: Mapping[str, Any], settings: Any) -> RelationEncoding:
+        """The sentence as words (:func:`encode`) for the sequence-classification head; the
+        features' labels are the class ids (`TaskType.build_features`)."""
+        return encode(tokenizer, record, settings)
 
     def compute_metrics(self, labels: Sequence[str]):
         from bioprobe.metrics import classification_scores, positive_class_scores
@@ -219,10 +198,7 @@ class Relation(TaskType):
         return f"{split}.hidden.npy"
 
     def dump(self, model, tokenizer, splits, out: Path, settings, is_decoder: bool):
-        encs = {
-            name: [encode(tokenizer, r, settings) for r in records]
-            for name, records in splits.items()
-        }
+        encs = self.encode_splits(tokenizer, splits, settings)
         attn = _write_sentence_vectors(model, tokenizer, encs, out, settings, is_decoder)
         results = {}
         for name, records in splits.items():
@@ -230,22 +206,10 @@ class Relation(TaskType):
             results[name] = (units, _stats(name, encs[name], settings.relation_pooling))
         return results, attn
 
-    def probe(self, fit, score, kind, settings, seed, threads):
-        """The classification probes, with BLURB's `positive_micro_f1` in every target's rows
-        (and its selectivity)."""
-        from bioprobe.probing import probe_all_layers
-
-        return probe_all_layers(
-            fit,
-            score,
-            kind=kind,
-            hyper=settings.hyper(kind),
-            targets=settings.targets,
-            label_mode=settings.label_mode,
-            seed=seed,
-            n_jobs=threads,
-            extra_scores=_probe_scores,
-        )
+    def extra_probe_scores(self):
+        """BLURB's `positive_micro_f1` in every classification probe's rows (and its
+        selectivity)."""
+        return _probe_scores
 
 
 def _probe_scores(gold, pred) -> dict[str, float]:

@@ -98,29 +98,13 @@ class Similarity(TaskType):
         """One output, trained with the MSE loss."""
         return {"num_labels": 1, "problem_type": "regression"}
 
-    def build_features(self, records, tokenizer, labels, training):
-        """The pair encoded as a `pair` task's (`tasks.pair.encode`), the score as a float
-        label."""
-        from bioprobe.tokenization import model_inputs
-        from bioprobe.training.features import FeatureSet
+    def encode(self, tokenizer: Any, record: Mapping[str, Any], settings: Any) -> dict[str, Any]:
+        """The pair encoded as a `pair` task's (`tasks.pair.encode`)."""
+        return encode(tokenizer, record, settings)
 
-        out = FeatureSet(features=[])
-        for rec in records:
-            enc = encode(tokenizer, rec, training)
-            out.features.append(
-                {
-                    **model_inputs(enc),
-                    "labels": float(rec["score"]),
-                    "length": len(enc["input_ids"]),
-                }
-            )
-            out.truncated_examples += int(enc["truncated_tokens"] > 0)
-        return out
-
-    def collator(self, tokenizer: Any, pad_to_multiple_of: int | None) -> Any:
-        from transformers import DataCollatorWithPadding
-
-        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+    def feature_labels(self, records, encodings, labels) -> list:
+        """The scores as float labels (the regression head's MSE target)."""
+        return [float(r["score"]) for r in records]
 
     def compute_metrics(self, labels: Sequence[str]):
         from bioprobe.metrics import regression_scores

@@ -1,0 +1,63 @@
+"""What every probe shares (the classification probes of `run`, `ridge`'s regressions,
+`multilabel`'s one-vs-rest): its targets, the control task's gold of a target set in example
+order, and the tidy rows `{"layer", "probe", "target", "metric", "value"}` of its scores, with
+selectivity (task − control) per layer under target `task`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from bioprobe.probing.control import control_labels_pairs
+
+#: the probes' targets, in their canonical order: the task's gold and the control task's
+TARGETS = ("task", "control")
+
+#: one layer's scores per target ({target: {metric: value}}) and its selectivity rows
+#: ({row metric: the metric whose task − control difference it is})
+LayerScores = tuple[Mapping[str, Mapping[str, float]], Mapping[str, str]]
+
+
+def check_targets(targets: Sequence[str]) -> list[str]:
+    """`targets` in canonical order (task first); anything but a non-empty subset of `TARGETS`
+    is a ValueError."""
+    if not targets or not set(targets) <= set(TARGETS):
+        raise ValueError(f"targets must be a non-empty subset of {TARGETS}: {targets}")
+    return [t for t in TARGETS if t in targets]
+
+
+def shuffled_control(
+    fit: np.ndarray, score: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The control task's gold of examples (not words): the fit and scored sets' own gold, each
+    shuffled (whole rows) with its own stream of the run's seed."""
+    return control_labels_pairs(fit, [seed, 0]), control_labels_pairs(score, [seed, 1])
+
+
+def probe_row(layer: int, kind: str, target: str, metric: str, value: float) -> dict:
+    return {
+        "layer": layer,
+        "probe": kind,
+        "target": target,
+        "metric": metric,
+        "value": float(value),
+    }
+
+
+def probe_rows(kind: str, layers: Iterable[LayerScores]) -> list[dict]:
+    """The rows of a `kind` probe from each layer's `LayerScores` (layer 0 first): every
+    target's scores and, with both targets, the selectivity rows under target `task`; sorted
+    by layer, target and metric."""
+    rows = []
+    for layer, (scores, selectivity) in enumerate(layers):
+        rows += [probe_row(layer, kind, t, m, v) for t, s in scores.items() for m, v in s.items()]
+        if "task" in scores and "control" in scores:
+            task, control = scores["task"], scores["control"]
+            rows += [
+                probe_row(layer, kind, "task", name, task[m] - control[m])
+                for name, m in selectivity.items()
+            ]
+    rows.sort(key=lambda r: (r["layer"], r["target"], r["metric"]))
+    return rows
