@@ -8,9 +8,13 @@ Per metric, for units with one class label each (a word, a pair, a sentence) out
 - ``macro_f1``: the expected score of a predictor drawing one of the K classes uniformly at
   random. Class c, a share p_c of the units, gets precision p_c and recall 1/K, so
   F1_c = 2 p_c / (K p_c + 1), averaged over the K classes (the large-sample expectation);
+- ``positive_micro_f1`` (relation tasks: BLURB's micro-F1 over the classes other than the
+  negative one): the best constant predictor, which names one positive class c for every unit:
+  n_c true positives of N predictions against P gold positives, F1 = 2 n_c / (N + P), the
+  largest over c (GAD, balanced: 2/3 for predicting an association everywhere);
 - ``pearson`` and ``spearman``: 0, whatever the data.
 
-Other metrics (entity-level F1, multi-label and positive-class F1, ...) have no chance value
+Other metrics (entity-level F1, multi-label F1, ...) have no chance value
 that does not depend on how a baseline chooses its predictions: they get none, and figures
 draw no line for them.
 """
@@ -42,12 +46,16 @@ _BASELINES = {
     "accuracy": "majority class",
     "micro_f1": "majority class",
     "macro_f1": "uniform random class",
+    "positive_micro_f1": "constant positive class",
 }
 
 
-def chance_levels(labels: Sequence[str], classes: Sequence[str]) -> dict[str, float]:
+def chance_levels(
+    labels: Sequence[str], classes: Sequence[str], negative: str | None = None
+) -> dict[str, float]:
     """Chance ``accuracy``, ``micro_f1`` and ``macro_f1`` of units with gold `labels`, each
-    one of `classes` (the task's label set: a class absent from `labels` still counts in K)."""
+    one of `classes` (the task's label set: a class absent from `labels` still counts in K);
+    with a `negative` class (relation tasks) also ``positive_micro_f1``."""
     if not labels:
         raise ValueError("no labels to compute a chance level from")
     unknown = set(labels) - set(classes)
@@ -57,11 +65,16 @@ def chance_levels(labels: Sequence[str], classes: Sequence[str]) -> dict[str, fl
     n, k = len(labels), len(classes)
     shares = [counts[c] / n for c in classes]
     majority = max(shares)
-    return {
+    levels = {
         "accuracy": majority,
         "micro_f1": majority,
         "macro_f1": sum(2 * p / (k * p + 1) for p in shares) / k,
     }
+    if negative is not None:
+        positives = [c for c in classes if c != negative]
+        gold = sum(counts[c] for c in positives)
+        levels["positive_micro_f1"] = max(2 * counts[c] / (n + gold) for c in positives)
+    return levels
 
 
 def _single_labels(labels: Iterable) -> list[str] | None:
@@ -72,10 +85,15 @@ def _single_labels(labels: Iterable) -> list[str] | None:
 
 
 def chance_rows(
-    task: str, split: str, units_labels: Iterable, classes: Sequence[str]
+    task: str,
+    split: str,
+    units_labels: Iterable,
+    classes: Sequence[str],
+    negative: str | None = None,
 ) -> list[dict]:
     """Tidy rows (`CHANCE_COLUMNS`) of one task's split: the class metrics where its units have
-    one class label each, and the correlation metrics (0) for every task."""
+    one class label each (`negative`: a relation task's negative class), and the correlation
+    metrics (0) for every task."""
     rows = [
         {"task": task, "split": split, "metric": m, "value": 0.0, "baseline": "no correlation"}
         for m in ZERO_CHANCE
@@ -84,7 +102,7 @@ def chance_rows(
     if labels is not None:
         rows += [
             {"task": task, "split": split, "metric": m, "value": v, "baseline": _BASELINES[m]}
-            for m, v in chance_levels(labels, classes).items()
+            for m, v in chance_levels(labels, classes, negative).items()
         ]
     return rows
 
@@ -122,10 +140,11 @@ def task_chance(
 
     rows = []
     for task in sorted(dumps):
-        classes = read_json(labels_files[task]).get("labels", [])
+        info = read_json(labels_files[task])
+        classes, negative = info.get("labels", []), info.get("negative_label")
         for split in splits:
             path = Path(dumps[task]) / units_file(split)
             if path.is_file():  # units without class labels (scores) get the zero rows only
                 labels = read_json(path).get("labels", [])
-                rows += chance_rows(task, split, labels, classes)
+                rows += chance_rows(task, split, labels, classes, negative)
     return pd.DataFrame(rows, columns=CHANCE_COLUMNS)

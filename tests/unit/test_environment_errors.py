@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -341,3 +342,12 @@ def test_log_lines_and_raw_output_interleave_without_overwriting(tmp_path):
     assert all(line.split()[0][:2].isdigit() or "line" in line for line in lines), seen
     assert "glyph" not in seen
     assert "BOLD REPORT from: here" in seen and "\x1b" not in seen
+
+
+def test_a_job_that_logs_nothing_ends_its_log_naming_what_it_wrote(tmp_path):
+    """A plot or a collected table says nothing while it works: its log still ends with the
+    rule, the time taken and the outputs, never empty."""
+    status, _ = run_job(tmp_path, "def main(sm):\n    pass\n")
+    assert status == 0
+    last = (tmp_path / "job.log").read_text().strip().splitlines()[-1]
+    assert re.search(r"INFO bioprobe: job done in \d+\.\d s: .*results/out$", last), last

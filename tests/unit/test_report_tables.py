@@ -31,6 +31,23 @@ def test_chance_levels_hand_computed():
         chance_levels(["a", "z"], ["a", "b"])
 
 
+def test_positive_micro_f1_chance_is_the_best_constant_positive_class():
+    """ChemProt-like: 10 units, 5 negative, CPR:3 x3, CPR:4 x2. Predicting CPR:3 everywhere:
+    3 true positives of 10 predictions against 5 gold positives: P 0.3, R 0.6, F1 0.4 =
+    2 * 3 / (10 + 5); CPR:4 everywhere scores 4/15. Checked against the metric itself."""
+    from bioprobe.metrics import positive_class_scores
+
+    gold = ["false"] * 5 + ["CPR:3"] * 3 + ["CPR:4"] * 2
+    classes = ["false", "CPR:3", "CPR:4"]
+    levels = chance_levels(gold, classes, negative="false")
+    assert levels["positive_micro_f1"] == pytest.approx(0.4)
+    constant = positive_class_scores(gold, ["CPR:3"] * len(gold), "false")["positive_micro_f1"]
+    assert levels["positive_micro_f1"] == pytest.approx(constant)
+    # GAD-like, balanced binary: "an association" everywhere scores 2/3
+    assert chance_levels(list("0101"), ["0", "1"], "0")["positive_micro_f1"] == pytest.approx(2 / 3)
+    assert "positive_micro_f1" not in chance_levels(list("0101"), ["0", "1"])
+
+
 def test_chance_rows_only_where_a_value_exists():
     rows = pd.DataFrame(chance_rows("sim", "test", [0.5, 2.0, 4.1], []), columns=CHANCE_COLUMNS)
     assert set(rows["metric"]) == {"pearson", "spearman"}  # scores: no class metric

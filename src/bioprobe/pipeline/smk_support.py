@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -93,7 +94,16 @@ def run_script(snakemake: Any, main: Callable[[Any], None]) -> None:
     try:
         # a GPU of its own for a job that asked for one (`resources: gpu=`), before CUDA starts
         assign_job_gpus(int(getattr(snakemake.resources, "gpu", 0) or 0))
+        started = time.perf_counter()
         main(snakemake)
+        # every job's log ends saying what it wrote: a job that has nothing else to say (a
+        # plot, a collected table) leaves no empty log behind
+        log.info(
+            "%s done in %.1f s: %s",
+            getattr(snakemake, "rule", "job"),
+            time.perf_counter() - started,
+            _outputs(snakemake) or "no outputs",
+        )
     except BioprobeError as exc:  # the user's input is at fault: one line, no traceback
         log.error("%s", exc)
         raise SystemExit(1) from None
