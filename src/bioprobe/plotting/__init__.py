@@ -9,35 +9,13 @@ seaborn, two of the four seconds such a job took."""
 
 import importlib
 
-#: each public name and the module that defines it
-_HOME = {
-    **dict.fromkeys(
-        (
-            "build_attention_by_layer",
-            "build_attention_heatmaps",
-            "build_blurb",
-            "build_cka",
-            "build_correlations",
-            "build_downstream",
-            "build_probes",
-            "internal_measures",
-            "plot_attention_by_layer",
-            "plot_attention_heatmaps",
-            "plot_blurb",
-            "plot_cka",
-            "plot_correlations",
-            "plot_downstream",
-            "plot_probes",
-        ),
-        "figures",
-    ),
-    "save_figure": "style",
-    "style_context": "style",
-}
-__all__ = sorted(_HOME)
+#: the modules whose public names (their `__all__`) the package lends
+_HOMES = ("figures", "style")
 
 
 def __getattr__(name: str):
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    for home in _HOMES:
+        module = importlib.import_module(f"{__name__}.{home}")
+        if name in module.__all__:
+            return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
