@@ -37,6 +37,18 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+def hoc_task(path: Path) -> dict:
+    """A HoC-format multilabel task over train.tsv, dev.tsv and test.tsv in `path`."""
+    return {
+        "type": "multilabel",
+        "format": "tsv",
+        "path": str(path),
+        "splits": {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"},
+        "fields": HOC_FIELDS,
+        "document_id": HOC_ID,
+    }
+
+
 def read(path: Path, **cfg) -> list[dict]:
     return read_tsv(path, "multilabel", HOC_FIELDS, task_cfg=cfg)
 
@@ -131,14 +143,7 @@ def test_prepare_takes_the_label_set_from_train_in_index_order(tmp_path):
     rows = [f"{k}_1,{(k + 1) % 12}_0\tSentence {k} .\t{k}_s0\n" for k in (10, 2, 0, 1)]
     for name in ("train.tsv", "dev.tsv", "test.tsv"):
         write(tmp_path, name, HEADER + "".join(rows))
-    task = {
-        "type": "multilabel",
-        "format": "tsv",
-        "path": str(tmp_path),
-        "splits": {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"},
-        "fields": HOC_FIELDS,
-        "document_id": HOC_ID,
-    }
+    task = hoc_task(tmp_path)
     meta = prepare_task(task, tmp_path / "out", "hoc")
     assert meta["labels"] == ["0", "1", "2", "10"]
     record = json.loads((tmp_path / "out" / "train.jsonl").read_text().splitlines()[0])
@@ -352,14 +357,7 @@ def test_fine_tuning_learns_keyword_labels_through_the_multi_label_head(tmp_path
 
     for split, (seed, n) in {"train": (0, 96), "dev": (1, 32), "test": (2, 64)}.items():
         write(tmp_path, f"{split}.tsv", _keyword_rows(seed, n, f"{split}"))
-    cfg = {
-        "type": "multilabel",
-        "format": "tsv",
-        "path": str(tmp_path),
-        "splits": {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"},
-        "fields": HOC_FIELDS,
-        "document_id": HOC_ID,
-    }
+    cfg = hoc_task(tmp_path)
     config = validate_config({"tasks": {"kw": cfg}, "models": {"m": {"source": str(minilm_dir)}}})
     prepare_task(config["tasks"]["kw"], tmp_path / "data", "kw")
     write_subsets(load_split(tmp_path / "data", "train"), "multilabel", 1, tmp_path / "sub.json")
