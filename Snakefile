@@ -14,7 +14,9 @@ include: "rules/data.smk"
 include: "rules/finetune.smk"
 include: "rules/extract.smk"
 include: "rules/probe.smk"
+include: "rules/probe_sweep.smk"
 include: "rules/attention.smk"
+include: "rules/erasure.smk"
 include: "rules/report.smk"
 
 

@@ -33,7 +33,9 @@ import torch
 import transformers
 import yaml
 
+from bioprobe.analysis.cka import cka_per_layer
 from bioprobe.analysis.extract import DumpSettings, dump_variant, extract
+from bioprobe.analysis.repsim import METRICS, similarity_per_layer
 from bioprobe.analysis.stages import attention_rows, probe_variant
 from bioprobe.config import load_schema, training_config, validate_config
 from bioprobe.data import load_labels, load_split, prepare_task, subset_order, write_subsets
@@ -81,6 +83,8 @@ class Sizes:
     memory_units: int = 250
     bilstm_epochs: int = 3
     relation_eval: int | None = None  # GAD validation and test sentences each (None: all)
+    similarity_units: int = 5000  # rows of the [7, n, 384] float16 pair the measures compare
+    mdl_units: int = 5000  # fit units of the [7, n, 384] float16 features MDL and linear probe
     repeats: int = 3  # bioprobe's analysis and the floor: the fastest of this many runs each
 
 
@@ -100,6 +104,8 @@ QUICK = Sizes(
     memory_units=60,
     bilstm_epochs=1,
     relation_eval=64,
+    similarity_units=500,
+    mdl_units=500,
     repeats=1,
 )
 
@@ -744,6 +750,179 @@ class Bench:
                     net(**{k: v.to(device()) for k, v in batch.items()})
         return c.seconds
 
+    # -------------------------------------------------------------------------- erasure
+
+    def erasure(self, task: str = "ncbi", model: str = "minilm") -> None:
+        """Causal erasure of every layer (LEACE and its random control) against the forward
+        passes it stands for: one plain pass of the test split per erased layer. The model
+        is MiniLM with a seeded untrained head: erasure costs the same whatever the weights."""
+        from bioprobe.analysis.erasure import erased_predictions, fit_erasers, transformer_blocks
+        from bioprobe.data.task_data import TaskData
+        from bioprobe.training.evaluate import predict, sorted_batches
+        from bioprobe.training.features import build_features
+
+        torch.manual_seed(SEED)
+        task_dir, spec = self.task_dir(task), self.spec(task, model)
+        data = TaskData(task_dir)
+        tokenizer = load_tokenizer_for(spec)
+        net = load_model_for_task(
+            spec.location, data.task_type, data.labels, spec=spec, tokenizer=tokenizer
+        )
+        net.to(device()).eval()
+        blocks = transformer_blocks(net)
+        settings = TrainingSettings.from_config(self.training(task, model, 1))
+        feats = {
+            s: build_features(data.task_type, data.split(s), tokenizer, data.labels, settings)
+            for s in ("validation", "test")
+        }
+        size = settings.eval_batch_size
+
+        def batches(split):
+            for indices, batch in sorted_batches(feats[split], data.task_type, tokenizer, size):
+                labels = batch.pop("labels")
+                yield indices, ({k: v.to(device()) for k, v in batch.items()}, labels)
+
+        log(f"erasure {task}/{model}: fit, erased passes and a plain pass, {self.sizes.repeats}x")
+        fit, erased, plain = [], [], []
+        for _ in range(self.sizes.repeats):
+            with Clock() as c:
+                erasers = fit_erasers(
+                    net,
+                    blocks,
+                    (b for _, b in batches("validation")),
+                    data.task_type,
+                    len(data.labels),
+                    SEED,
+                )
+            fit.append(c.seconds)
+            with Clock() as c:
+                erased_predictions(
+                    net,
+                    blocks,
+                    batches("test"),
+                    erasers,
+                    data.task_type,
+                    len(feats["test"].features),
+                )
+            erased.append(c.seconds)
+            with Clock() as c:
+                predict(net, tokenizer, data.task_type, feats["test"], size)
+            plain.append(c.seconds)
+        sites = len(blocks) + 1
+        erased_layers = 2 * sites  # every layer, once by LEACE and once by its control
+        ours, one_pass = min(erased), min(plain)
+        n = len(feats["test"].features)
+        self.details[f"erasure/{task}/{model}"] = {
+            "fit_s": fit,
+            "erased_s": erased,
+            "plain_s": plain,
+        }
+        self.add(
+            "erasure",
+            f"{task} / {model}: {sites} layers x (LEACE + random control), {n} test sentences",
+            f"{ours:.1f} s",
+            f"{one_pass * erased_layers:.1f} s ({erased_layers} plain passes)",
+            one_pass * erased_layers / ours,
+            1.0,
+            f"{ours / one_pass / erased_layers:.2f} plain test passes per erased layer, "
+            f"{ours / one_pass / sites:.2f} per layer for LEACE and control together (a clean "
+            f"pass, then each layer replays the blocks below it from cache); fitting "
+            f"{min(fit):.1f} s (one pass over validation)",
+        )
+
+    # ------------------------------------------------------------- representation similarity
+
+    def similarity(self) -> None:
+        """The representation-similarity stage on a MiniLM-shaped pair of float16 dumps
+        [7, n, 384] (memory-mapped, like the stage reads them): every measure against CKA
+        alone as the stage computed it before (`cka_per_layer`)."""
+        n = self.sizes.similarity_units
+        rng = np.random.default_rng(SEED)
+        base = rng.normal(size=(7, n, 384)) * np.geomspace(3.0, 0.01, 384)
+        moved = base + rng.normal(size=base.shape) * np.linspace(0.0, 1.0, 7)[:, None, None]
+        paths = {}
+        for name, values in (("a", base), ("b", moved)):
+            paths[name] = self.work / "similarity" / f"{name}.npy"
+            paths[name].parent.mkdir(parents=True, exist_ok=True)
+            np.save(paths[name], values.astype(np.float16))
+        a, b = (np.load(paths[k], mmap_mode="r") for k in ("a", "b"))
+
+        def best(fn) -> float:
+            seconds = []
+            for _ in range(self.sizes.repeats):
+                with Clock() as c:
+                    fn()
+                seconds.append(c.seconds)
+            return min(seconds)
+
+        cka_only = best(lambda: cka_per_layer(a, b))
+        per_metric = {m: best(lambda m=m: similarity_per_layer(a, b, [m])) for m in METRICS}
+        everything = best(lambda: similarity_per_layer(a, b, METRICS))
+        self.details["similarity"] = {
+            "shape": [7, n, 384],
+            "cka_per_layer_s": cka_only,
+            "per_metric_s": per_metric,
+            "all_s": everything,
+        }
+        self.add(
+            "representation similarity",
+            f"[7, {n}, 384] float16 pair: {' + '.join(METRICS)} vs CKA alone (before)",
+            f"{everything:.2f} s",
+            f"{cka_only:.2f} s (CKA)",
+            cka_only / everything,
+            None,
+            "one metric at a time: " + ", ".join(f"{m} {s:.2f}s" for m, s in per_metric.items()),
+        )
+        self.rows[-1]["ratio_label"] = f"{everything / cka_only:.2f}x CKA"
+
+    # ------------------------------------------------------------------------------- mdl
+
+    def mdl(self) -> None:
+        """MDL probing (`online_codelengths`, task + control) against the linear probe of the
+        same variant (`fit_layers_linear`: fit, then predict a score split as large) on
+        MiniLM-shaped float16 features [7, n, 384] (memory-mapped) with 3 classes from a noisy
+        linear rule, one torch thread as in the probe rule; alternated, the fastest of
+        `repeats` runs each."""
+        from bioprobe.probing.mdl import online_codelengths
+        from bioprobe.probing.softmax import fit_layers_linear
+
+        n, k = self.sizes.mdl_units, 3
+        rng = np.random.default_rng(SEED)
+        x = rng.normal(size=(7, 2 * n, 384)) * np.geomspace(3.0, 0.01, 384)
+        y = (x[3] @ rng.normal(size=(384, k)) + 3 * rng.gumbel(size=(2 * n, k))).argmax(1)
+        path = self.work / "mdl" / "features.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, x.astype(np.float16))
+        x = np.load(path, mmap_mode="r")
+        fit, score = x[:, :n], x[:, n:]
+        ys = np.stack([y[:n], rng.permutation(y[:n])])  # the task and a shuffled control
+        linear, mdl = [], []
+        for _ in range(self.sizes.repeats):
+            with Clock() as c:
+                fit_layers_linear(fit, ys, score, num_threads=1)
+            linear.append(c.seconds)
+            with Clock() as c:
+                bits = online_codelengths(fit, ys, k, seed=SEED, num_threads=1)
+            mdl.append(c.seconds)
+        compression = n * np.log2(k) / bits
+        self.details["mdl"] = {
+            "shape": [7, n, 384],
+            "linear_s": linear,
+            "mdl_s": mdl,
+            "compression": compression.round(3).tolist(),
+        }
+        self.add(
+            "probes / mdl",
+            f"[7, {n}, 384] float16, 3 classes: MDL online code vs linear probe (task + control)",
+            f"{min(mdl):.2f} s",
+            f"{min(linear):.2f} s (linear)",
+            min(linear) / min(mdl),
+            1 / 3,
+            f"one thread; compression task {compression[0].min():.2f}-{compression[0].max():.2f},"
+            f" control {compression[1].min():.2f}-{compression[1].max():.2f}",
+        )
+        self.rows[-1]["ratio_label"] = f"{min(mdl) / min(linear):.2f}x linear"
+
     # ---------------------------------------------------------------------------- memory
 
     def memory(self) -> None:
@@ -939,6 +1118,8 @@ def table(rows: list[dict]) -> str:
             target = ""
         elif r["section"] == "analysis / floor":
             target = "≤ 1.5x floor"
+        elif r["section"] == "probes / mdl":
+            target = "≤ 3x linear"
         else:
             target = f"≥ {r['target']:g}x"
         met = {True: "yes", False: "**no**", None: ""}[r["met"]]
@@ -961,8 +1142,17 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--only",
         nargs="*",
-        default=["finetune", "analysis", "relation", "memory", "planning"],
-        help="sections to run (finetune analysis relation memory planning)",
+        default=[
+            "finetune",
+            "analysis",
+            "relation",
+            "similarity",
+            "mdl",
+            "erasure",
+            "memory",
+            "planning",
+        ],
+        help="sections to run (finetune analysis relation similarity mdl erasure memory planning)",
     )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
@@ -1004,6 +1194,12 @@ def main(argv=None) -> int:
             bench.analysis(task, "minilm", model_dir)
     if "relation" in args.only:
         bench.relation()
+    if "similarity" in args.only:
+        bench.similarity()
+    if "mdl" in args.only:
+        bench.mdl()
+    if "erasure" in args.only:
+        bench.erasure()
     if "memory" in args.only:
         bench.memory()
     if "planning" in args.only:

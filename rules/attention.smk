@@ -14,16 +14,16 @@ rule attention_similarity:
         "../workflow_scripts/attention_similarity.py"
 
 
-rule cka:
+rule representation_similarity:
     input:
         dump=grid.DUMP_DIR,
         reference=pretrained_dump,
     output:
-        grid.CKA_TSV,
+        grid.REPRESENTATION_SIMILARITY_TSV,
     log:
-        grid.log("cka", grid.RUN),
+        grid.log("representation_similarity", grid.RUN),
     benchmark:
-        grid.benchmark("cka", grid.RUN)
+        grid.benchmark("representation_similarity", grid.RUN)
     conda:
         "../envs/bioprobe.yaml"
     threads: 1
@@ -32,7 +32,7 @@ rule cka:
             {**config["cka"], "pair_mode": config["probe"]["pair_mode"]}
         ),
     script:
-        "../workflow_scripts/cka.py"
+        "../workflow_scripts/representation_similarity.py"
 
 
 rule collect_attention:
@@ -57,23 +57,23 @@ rule collect_attention:
         "../workflow_scripts/collect_table.py"
 
 
-rule collect_cka:
+rule collect_representation_similarity:
     input:
-        analysis_files(grid.CKA_TSV, compared_runs()),
+        analysis_files(grid.REPRESENTATION_SIMILARITY_TSV, compared_runs()),
     output:
         report(
-            grid.table("cka"),
+            grid.table("representation_similarity"),
             category="Tables",
-            labels={"table": "cka", "format": "TSV"},
-            caption="../report/cka_table.rst",
+            labels={"table": "representation_similarity", "format": "TSV"},
+            caption="../report/representation_similarity_table.rst",
         ),
     log:
-        grid.log("collect_cka"),
+        grid.log("collect_representation_similarity"),
     benchmark:
-        grid.benchmark("collect_cka")
+        grid.benchmark("collect_representation_similarity")
     conda:
         "../envs/bioprobe.yaml"
     params:
-        table="cka",
+        table="representation_similarity",
     script:
         "../workflow_scripts/collect_table.py"

@@ -80,11 +80,27 @@ wildcard_constraints:
 
 
 def all_targets():
-    tables = ["downstream", "probes", "attention_similarity", "cka", "summary"]
-    figures = ["downstream", "probes", "attention_by_layer", "cka", "correlations"]
+    tables = [
+        "downstream",
+        "probes",
+        "attention_similarity",
+        "representation_similarity",
+        "summary",
+    ]
+    # a representation-similarity figure per measure, named after it (cka.png, ...)
+    measures = config["cka"]["metrics"]
+    figures = ["downstream", "probes", "attention_by_layer", *measures, "correlations"]
     if BLURB_TASKS:
         tables.append("blurb")
         figures.append("blurb")
+    if erasure_runs():
+        tables.append("erasure")
+        figures.append("erasure")
+    if mdl_tasks():
+        figures.append("probes_mdl")
+    if sweep_runs():
+        tables.append("probe_sweep")
+        figures.append("probe_sweep")
     return [
         *map(grid.table, tables),
         *map(grid.figure, figures),
@@ -272,8 +288,9 @@ def task_data(wildcards):
     }
 
 
-def eval_files():
-    return [grid.path(grid.EVAL_JSON, run) for run in grid.eval_runs(config)]
+def eval_files(template=grid.EVAL_JSON):
+    """Every scored run's evaluation JSON (or its file of another `template`)."""
+    return [grid.path(template, run) for run in grid.eval_runs(config)]
 
 
 # --- analysis variants: pretrained, random-init (size 0) and every fine-tuned run ---
@@ -291,8 +308,33 @@ def variant_runs():
     return sorted(set(runs))
 
 
+def erasure_runs():
+    """Fine-tuned runs, whose layers are erased (erasure.enabled)."""
+    erasure = config["erasure"]
+    if not erasure["enabled"]:
+        return []
+    sizes = erasure["sizes"]
+    return [
+        r for r in variant_runs() if r.size > 0 and (sizes is None or r.size in sizes)
+    ]
+
+
+def sweep_runs():
+    """Variants whose linear probe is swept (probe_sweep: enabled, its sizes), of the tasks
+    whose type has one (`sweep_probe`)."""
+    sweep = config["probe_sweep"]
+    if not sweep["enabled"]:
+        return []
+    sizes = sweep["sizes"]
+    return [
+        r
+        for r in variant_runs()
+        if task_type(r.task).sweep_probe and (sizes is None or r.size in sizes)
+    ]
+
+
 def compared_runs():
-    """Variants compared against pretrained (attention similarity, CKA)."""
+    """Variants compared against pretrained (attention and representation similarity)."""
     return [r for r in variant_runs() if r.method != grid.PRETRAINED]
 
 
@@ -334,6 +376,17 @@ def extract_slice(wildcards):
 
 def probe_slice(wildcards):
     return sorted_slice(config["probe"])
+
+
+def sweep_probe_slice(wildcards):
+    """What a sweep reads of `probe:`: its splits, labels and linear probe."""
+    keys = ("fit_split", "score_split", "label_mode", "pair_mode", "linear")
+    return sorted_slice({k: config["probe"][k] for k in keys})
+
+
+def sweep_slice(wildcards):
+    """The settings swept (not which variants are: `sizes`, `enabled` plan the jobs)."""
+    return sorted_slice({k: config["probe_sweep"][k] for k in ("C", "rank")})
 
 
 def pretrained_dump(wildcards):
@@ -394,6 +447,13 @@ def summary_options(wildcards):
     }
 
 
+def mdl_tasks():
+    """The tasks with MDL rows (`probe.mdl`, where the task type's targets are classes)."""
+    if not config["probe"]["mdl"]:
+        return []
+    return [task for task in sorted(config["tasks"]) if task_type(task).mdl_probe]
+
+
 def probe_figure_options(wildcards):
     return {
         "probe": config["probe"]["kinds"][0],
@@ -402,8 +462,19 @@ def probe_figure_options(wildcards):
     }
 
 
+def probe_sweep_figure_options(wildcards):
+    """Each task's probe metric, the default the sweeps pass through (probe.linear.C), and the
+    split the probes are scored on."""
+    return {
+        "metric": probe_metrics(),
+        "default_C": config["probe"]["linear"]["C"],
+        "split": config["probe"]["score_split"],
+    }
+
+
 def downstream_figure_options(wildcards):
-    return {"metrics": downstream_figure_metrics()}
+    confidence = config["statistics"]["bootstrap"]["confidence"]  # named in the title
+    return {"metrics": downstream_figure_metrics(), "confidence": confidence}
 
 
 def blurb_slice(wildcards):
@@ -422,13 +493,15 @@ def report_tables():
         "downstream",
         "probes",
         "attention_similarity",
-        "cka",
+        "representation_similarity",
         "internal_measures",
         "correlations",
         "summary",
         "chance",
     ]
-    return names + ["blurb"] if BLURB_TASKS else names
+    names += ["blurb"] if BLURB_TASKS else []
+    names += ["probe_sweep"] if sweep_runs() else []
+    return names + ["erasure"] if erasure_runs() else names
 
 
 def table_caption(wildcards):

@@ -24,6 +24,7 @@ rule finetune:
         model=directory(grid.MODEL_DIR),
         # scored in the same job, on the trained model still in memory
         evaluation=grid.EVAL_JSON,
+        predictions=grid.PREDICTIONS_JSON,
     log:
         grid.log("finetune", grid.RUN),
     benchmark:
@@ -55,7 +56,8 @@ rule evaluate:
         unpack(task_data),
         model=pretrained_input,
     output:
-        grid.EVAL_JSON,
+        evaluation=grid.EVAL_JSON,
+        predictions=grid.PREDICTIONS_JSON,
     log:
         grid.log("evaluate", grid.RUN),
     benchmark:
@@ -76,7 +78,8 @@ rule evaluate:
 
 rule collect_downstream:
     input:
-        eval_files(),
+        evaluations=eval_files(),
+        predictions=eval_files(grid.PREDICTIONS_JSON),
     output:
         report(
             grid.table("downstream"),
@@ -90,5 +93,7 @@ rule collect_downstream:
         grid.benchmark("collect_downstream")
     conda:
         "../envs/bioprobe.yaml"
+    params:
+        bootstrap=lambda wc: sorted_slice(config["statistics"]["bootstrap"]),
     script:
         "../workflow_scripts/collect_downstream.py"

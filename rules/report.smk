@@ -129,6 +129,30 @@ rule plot_probes:
         "../workflow_scripts/plot.py"
 
 
+rule plot_probes_mdl:
+    input:
+        table=grid.table("probes"),
+    output:
+        png=figure_report(
+            grid.figure("probes_mdl"),
+            "Probing",
+            "../report/probes_mdl.rst",
+            "MDL compression per layer",
+        ),
+        pdf=grid.figure("probes_mdl", "pdf"),
+    log:
+        grid.log("plot_probes_mdl"),
+    benchmark:
+        grid.benchmark("plot_probes_mdl")
+    conda:
+        "../envs/bioprobe.yaml"
+    params:
+        figure="probes_mdl",
+        options={"split": config["probe"]["fit_split"]},
+    script:
+        "../workflow_scripts/plot.py"
+
+
 rule plot_attention_heatmaps:
     input:
         table=grid.table("attention_similarity"),
@@ -184,26 +208,28 @@ rule plot_attention_by_layer:
         "../workflow_scripts/plot.py"
 
 
-rule plot_cka:
+rule plot_representation_similarity:
     input:
-        table=grid.table("cka"),
+        table=grid.table("representation_similarity"),
     output:
         png=figure_report(
-            grid.figure("cka"),
+            grid.figure("{metric}"),
             "Representation similarity",
-            "../report/cka.rst",
-            "CKA to pretrained by layer",
+            "../report/representation_similarity.rst",
+            "{metric} to pretrained by layer",
         ),
-        pdf=grid.figure("cka", "pdf"),
+        pdf=grid.figure("{metric}", "pdf"),
     log:
-        grid.log("plot_cka"),
+        grid.log("plot_representation_similarity", "{metric}"),
     benchmark:
-        grid.benchmark("plot_cka")
+        grid.benchmark("plot_representation_similarity", "{metric}")
+    wildcard_constraints:
+        metric="|".join(config["cka"]["metrics"]),
     conda:
         "../envs/bioprobe.yaml"
     params:
-        figure="cka",
-        options={},
+        figure="representation_similarity",
+        options=lambda wc: {"metric": wc.metric},
     script:
         "../workflow_scripts/plot.py"
 
@@ -213,7 +239,7 @@ rule summarise:
         downstream=grid.table("downstream"),
         probes=grid.table("probes"),
         attention=grid.table("attention_similarity"),
-        cka=grid.table("cka"),
+        similarity=grid.table("representation_similarity"),
     output:
         measures=table_report(
             "internal_measures", "../report/internal_measures_table.rst"
@@ -229,6 +255,7 @@ rule summarise:
         "../envs/bioprobe.yaml"
     params:
         options=summary_options,
+        permutation=lambda wc: sorted_slice(config["statistics"]["permutation"]),
     script:
         "../workflow_scripts/summarise.py"
 
@@ -236,6 +263,8 @@ rule summarise:
 rule plot_correlations:
     input:
         table=grid.table("internal_measures"),
+        # the panels state the table's numbers (Holm's adjustment is over a task's row)
+        correlations=grid.table("correlations"),
     output:
         png=figure_report(
             grid.figure("correlations"),

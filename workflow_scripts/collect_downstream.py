@@ -1,11 +1,15 @@
-"""Concatenate every evaluation JSON into results/tables/downstream.tsv."""
+"""Concatenate every evaluation JSON into results/tables/downstream.tsv, each test score with
+its bootstrap confidence interval from the run's predictions."""
 
 from bioprobe.pipeline.smk_support import run_script
 from bioprobe.pipeline.tables import collect_downstream, write_tsv
+from bioprobe.settings import BootstrapSettings
 
 
 def main(sm):
-    write_tsv(collect_downstream(sm.input), sm.output[0])
+    bootstrap = BootstrapSettings.from_config(sm.params.bootstrap, "statistics.bootstrap")
+    table = collect_downstream(sm.input.evaluations, sm.input.predictions, bootstrap)
+    write_tsv(table, sm.output[0])
 
 
 run_script(snakemake, main)  # noqa: F821

@@ -5,8 +5,10 @@ from bioprobe.pipeline.smk_support import run_script
 
 COLUMNS = {
     "probes": tables.PROBE_COLUMNS,
+    "probe_sweep": tables.PROBE_SWEEP_COLUMNS,
     "attention": tables.ATTENTION_COLUMNS,
-    "cka": tables.CKA_COLUMNS,
+    "erasure": tables.ERASURE_COLUMNS,
+    "representation_similarity": tables.REPRESENTATION_SIMILARITY_COLUMNS,
 }
 
 

@@ -9,7 +9,8 @@ from bioprobe.training.evaluate import evaluate, write_evaluation
 
 def main(sm):
     training = TrainingSettings.from_config(sm.params.training, "training")
-    write_evaluation(sm.output[0], key_of(sm.wildcards), evaluate(job_context(sm), training))
+    result = evaluate(job_context(sm), training)
+    write_evaluation(sm.output.evaluation, sm.output.predictions, key_of(sm.wildcards), result)
 
 
 run_script(snakemake, main)  # noqa: F821

@@ -20,7 +20,9 @@ def main(sm):
         method_id=sm.wildcards.method,
         score_splits=SPLITS,
     )
-    write_evaluation(sm.output.evaluation, key_of(sm.wildcards), metrics["evaluation"])
+    write_evaluation(
+        sm.output.evaluation, sm.output.predictions, key_of(sm.wildcards), metrics["evaluation"]
+    )
 
 
 run_script(snakemake, main)  # noqa: F821

@@ -10,11 +10,14 @@ from bioprobe.plotting import figures
 PLOTTERS = {
     "downstream": figures.plot_downstream,
     "probes": figures.plot_probes,
+    "probes_mdl": figures.plot_probes_mdl,
+    "probe_sweep": figures.plot_probe_sweep,
     "attention_heatmap": figures.plot_attention_heatmaps,
     "attention_by_layer": figures.plot_attention_by_layer,
-    "cka": figures.plot_cka,
+    "representation_similarity": figures.plot_representation_similarity,  # per metric
     "correlations": figures.plot_correlations,
     "blurb": figures.plot_blurb,
+    "erasure": figures.plot_erasure,
 }
 
 
@@ -25,9 +28,8 @@ def main(sm):
     else:
         stem = stem.with_suffix("")
     df = pd.read_csv(sm.input.table, sep="\t")
-    # the chance levels, for the figures that draw them
-    chance = sm.input.get("chance")
-    extra = {"chance": chance} if chance else {}
+    # the chance levels and the correlations, for the figures that draw them
+    extra = {k: sm.input[k] for k in ("chance", "correlations") if sm.input.get(k)}
     PLOTTERS[sm.params.figure](df, stem, **sm.params.options, **extra)
 
 

@@ -6,14 +6,16 @@ from pathlib import Path
 from bioprobe import summary
 from bioprobe.pipeline.smk_support import run_script
 from bioprobe.pipeline.tables import write_tsv
+from bioprobe.settings import PermutationSettings
 
 
 def main(sm):
-    tables = {k: sm.input[k] for k in ("downstream", "probes", "attention", "cka")}
+    tables = {k: sm.input[k] for k in ("downstream", "probes", "attention", "similarity")}
     options = sm.params.options
     measures = summary.internal_measures(**tables, **options)
     write_tsv(measures, sm.output.measures)
-    write_tsv(summary.correlations(measures), sm.output.correlations)
+    permutation = PermutationSettings.from_config(sm.params.permutation, "statistics.permutation")
+    write_tsv(summary.correlations(measures, permutation=permutation), sm.output.correlations)
     table = summary.summary_table(**tables, **options)
     write_tsv(table, sm.output.summary)
     Path(sm.output.markdown).write_text(summary.to_markdown(table) + "\n", encoding="utf-8")

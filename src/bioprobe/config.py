@@ -150,6 +150,7 @@ REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb"}
 def _check_semantics(config: dict) -> None:
     check_method_ids(config["methods"])
     _check_report_to(config)
+    _check_erasure_sizes(config)
     for task_id, task in config["tasks"].items():
         _check_task(task_id, task)
     for model_id, model in config["models"].items():
@@ -159,6 +160,17 @@ def _check_semantics(config: dict) -> None:
             raise ConfigError(
                 "a 'scratch:' block only applies to source: scratch", f"models.{model_id}.scratch"
             )
+
+
+def _check_erasure_sizes(config: dict) -> None:
+    """An erasure size that is not trained would silently erase nothing."""
+    trained = {s for s in config["sizes"] if s > 0}
+    missing = sorted(set(config["erasure"]["sizes"] or ()) - trained)
+    if missing:
+        raise ConfigError(
+            f"size {missing[0]} is not a fine-tuned size of `sizes` ({sorted(trained)})",
+            "erasure.sizes",
+        )
 
 
 def _check_report_to(config: dict) -> None:

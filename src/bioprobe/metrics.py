@@ -72,11 +72,16 @@ def token_type_scores(gold_types: Sequence, pred_types: Sequence) -> dict[str, f
     }
 
 
-def _entity_scores(gold, pred) -> dict[str, float]:
+def as_iob2(gold, pred) -> tuple[list[list[str]], list[list[str]]]:
+    """Both sides as IOB2 sentences for seqeval: as they are where both are IOB2, else both
+    read as collapsed type tags (`io_to_iob2`)."""
     if not (_is_bio(gold) and _is_bio(pred)):
-        gold = [io_to_iob2(s) for s in gold]
-        pred = [io_to_iob2(s) for s in pred]
-    gold, pred = [list(s) for s in gold], [list(s) for s in pred]
+        return [io_to_iob2(s) for s in gold], [io_to_iob2(s) for s in pred]
+    return [list(s) for s in gold], [list(s) for s in pred]
+
+
+def _entity_scores(gold, pred) -> dict[str, float]:
+    gold, pred = as_iob2(gold, pred)
     report = classification_report(
         gold, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0
     )

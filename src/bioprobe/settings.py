@@ -97,6 +97,7 @@ class ProbeSettings(Settings):
     fit_split: str = "validation"
     score_split: str = "test"
     control: bool = True
+    mdl: bool = True  # MDL online codelengths (probing.mdl), on the fit split
     linear: Mapping[str, Any] = field(default_factory=dict)
     svc: Mapping[str, Any] = field(default_factory=dict)
     mlp: Mapping[str, Any] = field(default_factory=dict)
@@ -114,10 +115,30 @@ class ProbeSettings(Settings):
 
 @dataclass(frozen=True)
 class CkaSettings(Settings):
-    """`cka:` plus the pair mode the probes read (CKA compares the same units)."""
+    """`cka:` (representation similarity) plus the pair mode the probes read (the measures
+    compare the same units)."""
 
     split: str = "test"
+    metrics: tuple[str, ...] = ("cka", "procrustes", "svcca")  # analysis.repsim.METRICS
     pair_mode: str = "separate"
+
+
+@dataclass(frozen=True)
+class BootstrapSettings(Settings):
+    """`statistics.bootstrap`: percentile bootstrap CIs of the test scores."""
+
+    resamples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PermutationSettings(Settings):
+    """`statistics.permutation`: Spearman permutation p-values (exact while n! <= resamples;
+    the default 8! is exact up to 8 points)."""
+
+    resamples: int = 40320
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -137,3 +158,24 @@ class DumpSettings(Settings):
     attention_split: str = "test"
     attention_max_examples: int = 64
     virtual_tokens: int = 0  # prompt methods: leading positions that are not real tokens
+
+
+@dataclass(frozen=True)
+class ErasureSettings(Settings):
+    """`erasure:`: causal erasure of each layer's probed property (LEACE) in fine-tuned runs."""
+
+    enabled: bool = True
+    sizes: tuple[int, ...] | None = None  # the erased runs' sizes (the rule's); None: all
+    fit_split: str = "validation"  # the erasers are fitted here (the probes' fit split)
+    split: str = "test"  # the erased model is scored here
+
+
+@dataclass(frozen=True)
+class ProbeSweepSettings(Settings):
+    """`probe_sweep:`: the linear probe's task and control scores along its complexity
+    (`probing.sweep`): C at full rank, the weight matrix's rank at `probe.linear.C`."""
+
+    enabled: bool = True
+    C: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+    rank: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    sizes: tuple[int, ...] | None = (0,)  # the swept variants' sizes (0: size-0 ones); None: all

@@ -6,13 +6,16 @@ Inputs are the collected tidy tables (DataFrames or paths to their TSVs), all ke
 - downstream: ``split, metric, value``
 - probes: ``layer, probe, target, metric, value``
 - attention similarity: ``layer, head, metric, value``
-- CKA: ``layer, value``
+- representation similarity: ``layer, metric, value`` (metric ``cka``, ``procrustes``, ``svcca``)
 
 `internal_measures` puts, per fine-tuned variant and seed, the downstream main score next to the
-internal measures (best-layer and last-layer probe score, mean attention similarity, mean CKA);
+internal measures (best-layer and last-layer probe score, mean attention similarity, mean CKA:
+the ``cka`` rows of the representation-similarity table);
 `correlations` relates them (Spearman and Pearson, per task and model, and per task over its
-models pooled as ``model="all models"``);
-`summary_table` averages everything over seeds per task × model × method × size; `to_markdown`
+models pooled as ``model="all models"``; Spearman's p by permutation, and Holm-adjusted over
+each task's family of correlations);
+`summary_table` averages everything over seeds per task × model × method × size, the test
+score's bootstrap interval (mean over seeds) beside its sd over seeds; `to_markdown`
 renders any of them with 3 decimals.
 
 Metrics are chosen per task, by the caller: `main_metrics` (the downstream score each task is
@@ -27,7 +30,6 @@ gives NaN columns), so a partial run still summarises what it has.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -40,11 +42,14 @@ from bioprobe.pipeline.grid import PRETRAINED, RANDOM_INIT
 from bioprobe.pipeline.tables import (
     ATTENTION_COLUMNS,
     BLURB_COLUMNS,
-    CKA_COLUMNS,
     DOWNSTREAM_COLUMNS,
+    DOWNSTREAM_INTERVAL,
+    ERASURE_COLUMNS,
     KEY,
     PROBE_COLUMNS,
+    REPRESENTATION_SIMILARITY_COLUMNS,
 )
+from bioprobe.settings import PermutationSettings
 
 __all__ = [
     "CORRELATION_COLUMNS",
@@ -53,6 +58,7 @@ __all__ = [
     "POOLED",
     "SPECIAL_METHODS",
     "correlations",
+    "holm",
     "internal_measures",
     "load_table",
     "summary_table",
@@ -76,11 +82,12 @@ MEASURES = {
 
 # the collectors' column lists (bioprobe.pipeline.tables): what each tidy table must have
 _REQUIRED = {
-    "downstream": DOWNSTREAM_COLUMNS,
+    "downstream": [c for c in DOWNSTREAM_COLUMNS if c not in DOWNSTREAM_INTERVAL],
     "probes": PROBE_COLUMNS,
     "attention_similarity": ATTENTION_COLUMNS,
-    "cka": CKA_COLUMNS,
+    "representation_similarity": REPRESENTATION_SIMILARITY_COLUMNS,
     "blurb": BLURB_COLUMNS,
+    "erasure": ERASURE_COLUMNS,
 }
 
 
@@ -89,7 +96,8 @@ def load_table(
 ) -> pd.DataFrame | None:
     """A tidy table as a DataFrame (read from a TSV path if needed), its columns checked.
 
-    `name` is one of ``downstream``, ``probes``, ``attention_similarity``, ``cka``, ``blurb``.
+    `name` is one of ``downstream``, ``probes``, ``attention_similarity``,
+    ``representation_similarity``, ``blurb``.
     A missing (``None``) or empty table raises a `ValueError` naming it when `required`, else
     gives None.
     """
@@ -105,6 +113,8 @@ def load_table(
     missing = [c for c in _REQUIRED[name] if c not in df.columns]
     if missing:
         raise ValueError(f"the {name} table lacks columns {missing} (has {list(df.columns)})")
+    if name == "downstream":  # a table without intervals (or from before them): NaN
+        df = df.assign(**{c: df[c] if c in df.columns else np.nan for c in DOWNSTREAM_INTERVAL})
     return df
 
 
@@ -127,7 +137,8 @@ def _is_finetuned(method: pd.Series) -> pd.Series:
 def _downstream_main(
     downstream: pd.DataFrame, split: str, main_metrics: TaskMetrics
 ) -> pd.DataFrame:
-    """Per key: the task's main metric on `split`: KEY + ``metric``, ``downstream``."""
+    """Per key: the task's main metric on `split`: KEY + ``metric``, ``downstream`` and its
+    interval ``ci_low``, ``ci_high``."""
     df = downstream[downstream["split"] == split]
     if df.empty:
         splits = sorted(downstream["split"].unique())
@@ -142,7 +153,10 @@ def _downstream_main(
             )
     df = df[df["metric"] == df["task"].map(chosen)]
     out = df.groupby(KEY, as_index=False, sort=True).agg(
-        metric=("metric", "first"), downstream=("value", "mean")
+        metric=("metric", "first"),
+        downstream=("value", "mean"),
+        ci_low=("ci_low", "mean"),
+        ci_high=("ci_high", "mean"),
     )
     return out
 
@@ -173,13 +187,13 @@ def _selectivity_metrics(probes: pd.DataFrame, metrics: TaskMetrics) -> dict[str
     }
 
 
-def _load_inputs(downstream, probes, attention, cka) -> tuple[pd.DataFrame | None, ...]:
+def _load_inputs(downstream, probes, attention, similarity) -> tuple[pd.DataFrame | None, ...]:
     """The four tidy tables, checked: downstream required, the internal measures optional."""
     return (
         load_table(downstream, "downstream"),
         load_table(probes, "probes", required=False),
         load_table(attention, "attention_similarity", required=False),
-        load_table(cka, "cka", required=False),
+        load_table(similarity, "representation_similarity", required=False),
     )
 
 
@@ -244,7 +258,7 @@ def internal_measures(
     downstream: pd.DataFrame | str | Path,
     probes: pd.DataFrame | str | Path | None = None,
     attention: pd.DataFrame | str | Path | None = None,
-    cka: pd.DataFrame | str | Path | None = None,
+    similarity: pd.DataFrame | str | Path | None = None,
     *,
     main_metrics: TaskMetrics,
     split: str = "test",
@@ -259,16 +273,17 @@ def internal_measures(
     ``downstream`` (its value on `split`), ``probe_best`` (the best layer's probe score, that
     seed's curve), ``probe_best_layer``, ``probe_last`` (the last layer's), both for `probe`,
     target ``task`` and the task's metric in `probe_metrics`; ``attention_similarity`` (mean of
-    `attention_metric` over layers and heads); ``cka`` (mean CKA over layers 0..L). A measure
+    `attention_metric` over layers and heads); ``cka`` (mean over layers 0..L of the ``cka`` rows
+    of the representation-similarity table `similarity`). A measure
     whose table is missing is NaN. Rows are the fine-tuned variants (the pretrained model too with
     `include_pretrained`: its head is untrained, and it has no attention similarity or CKA).
     """
-    down, probes, attention, cka = _load_inputs(downstream, probes, attention, cka)
+    down, probes, attention, similarity = _load_inputs(downstream, probes, attention, similarity)
     out = _scored_runs(down, split, main_metrics, include_pretrained)
     out = _add_probe_scores(out, probes, probe, probe_metrics)
     attention_means = _run_means(attention, "attention_similarity", attention_metric)
     out = _merge_measure(out, attention_means, "attention_similarity", on=KEY)
-    out = _merge_measure(out, _run_means(cka, "cka"), "cka", on=KEY)
+    out = _merge_measure(out, _run_means(similarity, "cka", "cka"), "cka", on=KEY)
 
     cols = [*KEY, "metric", "downstream", "probe_best_layer", *MEASURES]
     out = out[cols].sort_values(KEY, kind="mergesort").reset_index(drop=True)
@@ -286,41 +301,70 @@ def _usable(x: np.ndarray, y: np.ndarray) -> bool:
     return len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
 
 
-#: up to this many pairs Spearman's p is exact, from all n! pairings (8! = 40320); scipy's
-#: t approximation says p = 0 for a perfect ρ on 3 points, where the exact p is 1/3
-EXACT_SPEARMAN_MAX_N = 8
+#: `statistics.permutation`'s defaults (exact up to 8 points), for calls from a notebook
+DEFAULT_PERMUTATION = PermutationSettings()
 
 
-def _spearman_exact_p(x: np.ndarray, y: np.ndarray) -> float:
-    """Two-sided permutation p of Spearman's ρ: the share of all pairings of the ranks whose
-    |ρ| is at least the observed one."""
-    rx, ry = stats.rankdata(x), stats.rankdata(y)
-    pairings = np.array(list(itertools.permutations(ry)))
-    cx = rx - rx.mean()
-    cy = pairings - pairings.mean(axis=1, keepdims=True)
-    rho = (cy @ cx) / (np.linalg.norm(cy, axis=1) * np.linalg.norm(cx))
-    observed = abs(np.corrcoef(rx, ry)[0, 1])
-    return float(np.mean(np.abs(rho) >= observed - 1e-12))
+def spearman_permutation_p(
+    x: np.ndarray, y: np.ndarray, settings: PermutationSettings = DEFAULT_PERMUTATION
+) -> float:
+    """Two-sided permutation p of Spearman's ρ: the share of pairings of the values whose
+    |ρ| is at least the observed one; every pairing while n! <= `settings.resamples` (exact),
+    else that many seeded random pairings. scipy's t approximation is wrong for few points:
+    it says p = 0 for a perfect ρ on 3 points, where the exact p is 1/3."""
+    ry = stats.rankdata(y)
+    ry = (ry - ry.mean()) / np.linalg.norm(ry - ry.mean())
+
+    def abs_rho(rx: np.ndarray, axis: int = -1) -> np.ndarray:
+        rx = rx - rx.mean(axis=axis, keepdims=True)
+        return np.abs(rx @ ry) / np.linalg.norm(rx, axis=axis)
+
+    result = stats.permutation_test(
+        (stats.rankdata(x),),
+        abs_rho,
+        permutation_type="pairings",
+        vectorized=True,
+        n_resamples=settings.resamples,
+        alternative="greater",
+        rng=np.random.default_rng(settings.seed),
+    )
+    return float(result.pvalue)
 
 
-def correlation(x: Sequence[float], y: Sequence[float]) -> dict[str, float | int]:
-    """Spearman and Pearson of the finite pairs; NaN where n < 3 or either side is constant.
-    Spearman's p is exact up to `EXACT_SPEARMAN_MAX_N` pairs, scipy's t approximation above."""
+def holm(p: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (NaN stays NaN and does not count
+    in the family): the k-th smallest of m is multiplied by m - k + 1, kept monotone, capped
+    at 1. It controls the family-wise error rate under any dependence between the tests."""
+    p = np.asarray(p, dtype=float)
+    out = np.full_like(p, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = len(order)
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def correlation(
+    x: Sequence[float],
+    y: Sequence[float],
+    permutation: PermutationSettings = DEFAULT_PERMUTATION,
+) -> dict[str, float | int]:
+    """Spearman (with its permutation p, `spearman_permutation_p`) and Pearson (scipy's p) of
+    the finite pairs; NaN where n < 3 or either side is constant."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     res: dict[str, float | int] = dict.fromkeys(
-        ("spearman_rho", "spearman_p", "pearson_r", "pearson_p"), math.nan
+        ("spearman_rho", "spearman_p_permutation", "pearson_r", "pearson_p"), math.nan
     )
     res["n"] = len(x)
     if _usable(x, y):
-        s = stats.spearmanr(x, y)
         r = stats.pearsonr(x, y)
-        small = len(x) <= EXACT_SPEARMAN_MAX_N
         res.update(
-            spearman_rho=float(s.statistic),
-            spearman_p=_spearman_exact_p(x, y) if small else float(s.pvalue),
+            spearman_rho=float(stats.spearmanr(x, y).statistic),
+            spearman_p_permutation=spearman_permutation_p(x, y, permutation),
             pearson_r=float(r.statistic),
             pearson_p=float(r.pvalue),
         )
@@ -334,7 +378,8 @@ CORRELATION_COLUMNS = [
     "task",
     "model",
     "spearman_rho",
-    "spearman_p",
+    "spearman_p_permutation",
+    "spearman_p_holm",
     "pearson_r",
     "pearson_p",
     "n",
@@ -342,7 +387,11 @@ CORRELATION_COLUMNS = [
 
 
 def correlations(
-    measures_df: pd.DataFrame, measures: Sequence[str] | None = None, *, target: str = "downstream"
+    measures_df: pd.DataFrame,
+    measures: Sequence[str] | None = None,
+    *,
+    target: str = "downstream",
+    permutation: PermutationSettings = DEFAULT_PERMUTATION,
 ) -> pd.DataFrame:
     """Correlation of `target` with each measure, per task and model, and per task over its
     models pooled (``model="all models"``).
@@ -351,7 +400,9 @@ def correlations(
     scores and measures differ in level, so it says more about which model is better than
     about the measure; the per-model rows are the ones to read. Columns
     `CORRELATION_COLUMNS`; `n` counts the rows where both are finite; the statistics are NaN
-    for n < 3 or constant input. `measures` defaults to the `MEASURES` columns present.
+    for n < 3 or constant input. ``spearman_p_holm`` adjusts the permutation p-values for the
+    family of a task's correlations (every measure × model, pooled rows included: a task's row
+    of the correlations figure), `holm`. `measures` defaults to the `MEASURES` columns present.
     """
     if measures is None:
         measures = [m for m in MEASURES if m in measures_df.columns]
@@ -363,9 +414,12 @@ def correlations(
         for task, by_task in measures_df.groupby("task", sort=True):
             groups = [*by_task.groupby("model", sort=True), (POOLED, by_task)]
             for model, g in groups:
-                stats_ = correlation(g[measure], g[target])
+                stats_ = correlation(g[measure], g[target], permutation)
                 rows.append({"measure": measure, "task": task, "model": model, **stats_})
-    return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
+    out = pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
+    for _, family in out.groupby("task", sort=False):
+        out.loc[family.index, "spearman_p_holm"] = holm(family["spearman_p_permutation"])
+    return out
 
 
 def _variants(*tables: pd.DataFrame | None) -> pd.DataFrame:
@@ -376,11 +430,14 @@ def _variants(*tables: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def _seed_mean_scores(down: pd.DataFrame, split: str, main_metrics: TaskMetrics) -> pd.DataFrame:
-    """Per variant: main metric, mean and sample sd of its score over seeds, number of seeds."""
+    """Per variant: main metric, mean of its score over seeds and the mean of the seeds'
+    bootstrap interval bounds, sample sd over seeds, number of seeds."""
     scores = _downstream_main(down, split, main_metrics)
     return scores.groupby(GROUP, as_index=False, sort=True).agg(
         metric=("metric", "first"),
         score_mean=("downstream", "mean"),
+        ci_low=("ci_low", "mean"),
+        ci_high=("ci_high", "mean"),
         score_std=("downstream", "std"),
         n_seeds=("seed", "nunique"),
     )
@@ -417,6 +474,8 @@ _SUMMARY_COLUMNS = [
     *GROUP,
     "metric",
     "score_mean",
+    "ci_low",
+    "ci_high",
     "score_std",
     "n_seeds",
     "best_layer",
@@ -431,7 +490,7 @@ def summary_table(
     downstream: pd.DataFrame | str | Path,
     probes: pd.DataFrame | str | Path | None = None,
     attention: pd.DataFrame | str | Path | None = None,
-    cka: pd.DataFrame | str | Path | None = None,
+    similarity: pd.DataFrame | str | Path | None = None,
     *,
     main_metrics: TaskMetrics,
     split: str = "test",
@@ -442,20 +501,23 @@ def summary_table(
     """One row per task × model × method × size, everything averaged over seeds.
 
     Columns: ``task, model, method, size, metric`` (the task's main downstream metric, from
-    `main_metrics`), ``score_mean``, ``score_std`` (sample sd over seeds, NaN for one seed),
-    ``n_seeds``; ``best_layer`` (the layer where the seed-mean probe curve of the task's metric
-    in `probe_metrics` peaks), ``probe_score`` (that mean), ``selectivity`` (seed-mean
-    selectivity at that layer: ``selectivity_<probe metric>`` where the table has it, else the
-    accuracy-based ``selectivity``); ``attention_similarity`` (mean of `attention_metric` over
-    layers, heads and seeds); ``cka`` (mean over layers and seeds). Variants without downstream
-    rows (random-init) keep NaN scores.
+    `main_metrics`), ``score_mean``, ``ci_low`` and ``ci_high`` (the means over seeds of each
+    seed's bootstrap interval over test examples: the uncertainty of one run's score from the
+    finite test set), ``score_std`` (sample sd over seeds, NaN for one seed: the spread from
+    training randomness), ``n_seeds``; ``best_layer`` (the layer where the seed-mean probe
+    curve of the task's metric in `probe_metrics` peaks), ``probe_score`` (that mean),
+    ``selectivity`` (seed-mean selectivity at that layer: ``selectivity_<probe metric>``
+    where the table has it, else the accuracy-based ``selectivity``); ``attention_similarity``
+    (mean of `attention_metric` over layers, heads and seeds); ``cka`` (mean CKA over layers
+    and seeds). Variants without downstream rows (random-init) keep NaN scores.
     """
-    down, probes, attention, cka = _load_inputs(downstream, probes, attention, cka)
-    out = _variants(down, probes, attention, cka)
+    down, probes, attention, similarity = _load_inputs(downstream, probes, attention, similarity)
+    out = _variants(down, probes, attention, similarity)
     out = out.merge(_seed_mean_scores(down, split, main_metrics), on=GROUP, how="left")
     out = _add_best_layer(out, probes, probe, probe_metrics)
     attention_runs = _run_means(attention, "attention_similarity", attention_metric)
-    for col, runs in (("attention_similarity", attention_runs), ("cka", _run_means(cka, "cka"))):
+    cka_runs = _run_means(similarity, "cka", "cka")
+    for col, runs in (("attention_similarity", attention_runs), ("cka", cka_runs)):
         out = _merge_measure(out, _variant_means(runs, col), col, on=GROUP)
 
     out = out[_SUMMARY_COLUMNS].sort_values(GROUP, kind="mergesort").reset_index(drop=True)

@@ -40,7 +40,13 @@ SLURM_CONFIG = {
     "sizes": [50],
     "random_init": False,
 }
-TABLES = ["downstream", "probes", "attention_similarity", "cka", "summary"]
+TABLES = [
+    "downstream",
+    "probes",
+    "attention_similarity",
+    "representation_similarity",
+    "summary",
+]
 TARGETS = [f"results/tables/{name}.tsv" for name in TABLES]
 GPU_RULES = {"finetune", "extract"}
 LOCAL_RULES = {"demo_ner_data", "demo_nli_data", "download_model", "download_dataset"}
@@ -134,10 +140,11 @@ def test_analysis_and_table_jobs_are_grouped(runs):
     comments = [j["Comment"] for j in runs["jobs"]]
     analysis = [c for c in comments if c.startswith("rule_analysis")]
     tables = [c for c in comments if c.startswith("rule_tables")]
-    # 2 variants x (probe, attention, cka) in groups of up to 4 variants' jobs; one tables job
+    # 2 variants x (probe, attention, representation similarity) in groups of up to 4 variants'
+    # jobs; one tables job
     assert analysis and len(analysis) < 5
     assert len(tables) == 1
-    assert not [c for c in comments if re.match(r"rule_(probe|cka|collect|plot)", c)]
+    assert not [c for c in comments if re.match(r"rule_(probe|representation|collect|plot)", c)]
 
 
 def test_gpu_rules_ask_for_a_gpu_and_cpu_rules_do_not(runs):

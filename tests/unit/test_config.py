@@ -204,3 +204,10 @@ def test_an_unusable_label_set_is_refused_before_any_job():
         validate_config(cfg)
     cfg["tasks"]["ner"]["labels"] = ["O", "B-Disease", "I-Disease"]
     assert validate_config(cfg)["tasks"]["ner"]["labels"] == ["O", "B-Disease", "I-Disease"]
+
+
+def test_erasure_sizes_must_be_fine_tuned_sizes():
+    assert validate_config(minimal(sizes=[0, 10, 50]))["erasure"]["sizes"] is None  # all
+    validate_config(minimal(sizes=[0, 10, 50], erasure={"sizes": [50]}))
+    with pytest.raises(ConfigError, match=r"'erasure.sizes': size 30 is not a fine-tuned size"):
+        validate_config(minimal(sizes=[0, 10, 50], erasure={"sizes": [30]}))

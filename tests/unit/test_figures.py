@@ -40,13 +40,14 @@ def synthetic_tables(
     methods=("full",),
     seed: int = 0,
 ) -> dict[str, pd.DataFrame]:
-    """Tidy downstream / probes / attention_similarity / cka tables with plausible trends.
+    """Tidy downstream / probes / attention_similarity / representation_similarity tables
+    with plausible trends.
 
     tasks: id -> "ner" | "pair"; models: id -> (layers L, heads).
     """
     rng = np.random.default_rng(seed)
     variants = [("pretrained", 0), ("random-init", 0)] + [(m, s) for m in methods for s in sizes]
-    down, probes, att, cka = [], [], [], []
+    down, probes, att, sim = [], [], [], []
     for (task, kind), (model, (n_layers, n_heads)), (method, size), sd in itertools.product(
         tasks.items(), models.items(), variants, seeds
     ):
@@ -94,7 +95,11 @@ def synthetic_tables(
         if method != "pretrained":
             drop = 0.6 if method == "random-init" else 0.05 + 0.3 * frac
             for layer in layers:
-                cka.append({**key, "layer": int(layer), "value": 1 - drop * layer / n_layers})
+                moved = drop * layer / n_layers
+                for metric, value in SIMILARITY_CURVES.items():
+                    sim.append(
+                        {**key, "layer": int(layer), "metric": metric, "value": value(moved)}
+                    )
         lay, head = np.meshgrid(np.arange(1, n_layers + 1), np.arange(1, n_heads + 1))
         lay, head = lay.ravel(), head.ravel()
         metrics = {"entropy": 1.5 + 0.05 * head + rng.normal(0, 0.05, lay.size)}
@@ -111,8 +116,17 @@ def synthetic_tables(
         "downstream": pd.DataFrame(down),
         "probes": pd.DataFrame(probes),
         "attention_similarity": pd.concat(att, ignore_index=True),
-        "cka": pd.DataFrame(cka),
+        "representation_similarity": pd.DataFrame(sim),
     }
+
+
+#: each representation-similarity measure of the synthetic tables as a function of how far a
+#: layer moved (0 at layer 0, up to 0.6 for random-init's last layer)
+SIMILARITY_CURVES = {
+    "cka": lambda moved: 1 - moved,
+    "procrustes": lambda moved: 1.4 * moved,
+    "svcca": lambda moved: 1 - 0.5 * moved,
+}
 
 
 SMALL_TASKS = {"ner-a": "ner", "pair-b": "pair"}
@@ -130,7 +144,7 @@ def measures(small):
         small["downstream"],
         small["probes"],
         small["attention_similarity"],
-        small["cka"],
+        small["representation_similarity"],
         main_metrics=main_metrics(SMALL_TASKS),
     )
 
@@ -213,6 +227,43 @@ def test_downstream(small, tmp_path):
     again = F.plot_downstream(small["downstream"], tmp_path / "again", drawn_metrics(SMALL_TASKS))
     for a, b in zip(paths, again, strict=True):  # reruns give identical bytes
         assert a.read_bytes() == b.read_bytes()
+
+
+def with_intervals(down: pd.DataFrame) -> pd.DataFrame:
+    """Test rows get an interval [value - 0.05, value + 0.03] (collect_downstream's columns)."""
+    test = down["split"] == "test"
+    return down.assign(
+        ci_low=np.where(test, down["value"] - 0.05, np.nan),
+        ci_high=np.where(test, down["value"] + 0.03, np.nan),
+    )
+
+
+def test_downstream_one_seed_draws_each_scores_interval(tmp_path):
+    t = synthetic_tables({"ner-a": "ner"}, {"enc": (3, 2)}, seeds=(1,))
+    down = with_intervals(t["downstream"])
+    fig = F.build_downstream(down, drawn_metrics({"ner-a": "ner"}), confidence=0.9)
+    assert "bars = 90% bootstrap CI over test examples" in fig._suptitle.get_text()
+    ax = visible_axes(fig)[0]
+    (bars,) = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    spans = sorted((seg[0][1], seg[1][1]) for seg in bars.lines[2][0].get_segments())
+    rows = down[(down["split"] == "test") & (down["metric"] == "entity_f1")]
+    rows = rows[rows["method"].isin(["full", "pretrained"])]
+    expected = sorted(zip(rows["ci_low"], rows["ci_high"], strict=True))
+    np.testing.assert_allclose(spans, expected)
+    paths = F.plot_downstream(down, tmp_path / "ci", drawn_metrics({"ner-a": "ner"}))
+    assert_written(paths, tmp_path / "ci")
+
+
+def test_downstream_several_seeds_draw_the_seed_band_not_intervals(small):
+    fig = F.build_downstream(with_intervals(small["downstream"]), drawn_metrics(SMALL_TASKS))
+    assert "band = sd over seeds (up to 2 per point)" in fig._suptitle.get_text()
+    for ax in visible_axes(fig):
+        assert not [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+        assert ax.collections  # the sd bands
+    # one seed without intervals (a table from before them): nothing around the lines
+    t = synthetic_tables({"ner-a": "ner"}, {"enc": (3, 2)}, seeds=(1,))
+    fig = F.build_downstream(t["downstream"], drawn_metrics({"ner-a": "ner"}))
+    assert "one seed, no band" in fig._suptitle.get_text()
 
 
 def test_downstream_two_methods_style_by_method(tmp_path):
@@ -354,6 +405,28 @@ def test_probes_unknown_probe_names_table(small):
         F.build_probes(small["probes"], probe="mlp")
 
 
+def test_probes_mdl_draws_compression_over_the_uniform_line(small, tmp_path):
+    scores = small["probes"]
+    scores = scores[(scores["probe"] == "linear") & (scores["metric"] == "macro_f1")]
+    mdl = scores.assign(probe="mdl", metric="compression", value=1 + 4 * scores["value"])
+    table = pd.concat([small["probes"], mdl])  # the linear rows beside: only mdl is drawn
+    fig = F.build_probes_mdl(table, split="validation")
+    axes = visible_axes(fig)
+    assert len(axes) == len(SMALL_TASKS) * len(SMALL_MODELS)
+    assert axes[0].get_ylabel() == "MDL compression"
+    assert all(chance_lines(ax) == [pytest.approx(1.0)] for ax in axes)
+    assert "validation split" in fig._suptitle.get_text()
+    assert "control task" in legend_labels(fig)
+    # a panel's lines are the table's compression values (seed means of each variant)
+    drawn = {round(y, 6) for line in axes[0].get_lines() for y in line.get_ydata()}
+    panel = mdl[(mdl["task"] == "ner-a") & (mdl["model"] == "dec")]
+    means = panel.groupby(["method", "size", "target", "layer"])["value"].mean()
+    assert {round(v, 6) for v in means} <= drawn
+    assert_written(F.plot_probes_mdl(table, tmp_path / "probes_mdl"), tmp_path / "probes_mdl")
+    with pytest.raises(ValueError, match=r"probes table has no rows for probe 'mdl'"):
+        F.build_probes_mdl(small["probes"])
+
+
 # ---------------------------------------------------------------------------- attention
 
 
@@ -412,23 +485,43 @@ def test_attention_missing_metric(small):
         F.build_attention_by_layer(small["attention_similarity"], metric="kl")
 
 
-# ---------------------------------------------------------------------------------- CKA
+# ---------------------------------------------------------------- representation similarity
 
 
-def test_cka(small, tmp_path):
-    fig = F.build_cka(small["cka"])
+@pytest.mark.parametrize(
+    ("metric", "y_label"),
+    [
+        ("cka", "linear CKA to pretrained"),
+        ("procrustes", "Procrustes distance (rad)"),
+        ("svcca", "SVCCA with pretrained"),
+    ],
+)
+def test_representation_similarity(small, tmp_path, metric, y_label):
+    table = small["representation_similarity"]
+    fig = F.build_representation_similarity(table, metric=metric)
     axes = visible_axes(fig)
     assert len(axes) == 4
-    assert axes[0].get_ylabel() == "linear CKA to pretrained"
+    assert axes[0].get_ylabel() == y_label
     assert "random-init" in legend_labels(fig)
     assert "pretrained" not in legend_labels(fig)
-    paths = F.plot_cka(small["cka"], tmp_path / "cka")
-    assert_written(paths, tmp_path / "cka")
+    # the lines are this measure's: from its value at layer 0 to random-init's last layer
+    drawn = np.concatenate([line.get_ydata() for ax in axes for line in ax.get_lines()])
+    curve = SIMILARITY_CURVES[metric]
+    assert sorted([drawn.min(), drawn.max()]) == pytest.approx(sorted([curve(0), curve(0.6)]))
+    paths = F.plot_representation_similarity(table, tmp_path / metric, metric=metric)
+    assert_written(paths, tmp_path / metric)
 
 
-def test_cka_empty_names_table():
-    with pytest.raises(ValueError, match="cka table is empty"):
-        F.build_cka(pd.DataFrame(columns=[*KEY, "layer", "value"]))
+def test_representation_similarity_bad_tables(small):
+    with pytest.raises(ValueError, match="representation_similarity table is empty"):
+        F.build_representation_similarity(pd.DataFrame(columns=[*KEY, "layer", "metric", "value"]))
+    only_cka = small["representation_similarity"].query("metric == 'cka'")
+    with pytest.raises(ValueError, match=r"no rows for metric 'svcca' \(it has metric: \['cka'\]"):
+        F.build_representation_similarity(only_cka, metric="svcca")
+    with pytest.raises(ValueError, match=r"lacks columns \['metric'\]"):  # an old cka.tsv
+        F.build_representation_similarity(only_cka.drop(columns="metric"))
+    with pytest.raises(ValueError, match="unknown similarity metric 'pwcca'"):
+        F.build_representation_similarity(only_cka, metric="pwcca")
 
 
 # ------------------------------------------------------------------------- correlations
@@ -454,6 +547,10 @@ def test_correlations_figure(measures, tmp_path):
     for line, model in zip(lines, ["dec", "enc", POOLED], strict=True):
         row = table.loc[("pair-b", model)]
         assert f"ρ={row['spearman_rho']:+.2f}" in line and line.endswith(f"n={row['n']}")
+    # p is Holm's over the task's whole row (4 measures x 3), not over the panel
+    holm_p = correlations(measures).set_index(["measure", "task", "model"])["spearman_p_holm"]
+    p = holm_p.loc[("probe_best", "pair-b", "dec")]
+    assert (f"p_Holm={p:.2f}" if p >= 0.001 else "p_Holm<0.001") in lines[0]
     # colour = model, marker area = training size: one entry each in the figure legend
     assert {"enc", "dec", "10% data", "50% data", "100% data"} <= set(legend_labels(fig))
     areas = {tuple(c.get_sizes()) for c in axes[0].collections}
@@ -461,6 +558,15 @@ def test_correlations_figure(measures, tmp_path):
     assert "per model" in fig._suptitle.get_text()
     paths = F.plot_correlations(measures, tmp_path / "corr")
     assert_written(paths, tmp_path / "corr")
+
+
+def test_correlations_figure_states_the_given_tables_numbers(measures):
+    table = correlations(measures)
+    table["spearman_p_holm"] = 0.5  # the workflow passes correlations.tsv: its numbers show
+    fig = F.build_correlations(measures, correlations=table)
+    assert all("p_Holm=0.50" in line for ax in visible_axes(fig) for line in panel_stats(ax))
+    with pytest.raises(ValueError, match="correlations table lacks columns"):
+        F.build_correlations(measures, correlations=table.drop(columns="spearman_p_holm"))
 
 
 def test_correlations_figure_has_no_axis_offset_near_one(measures):
@@ -485,7 +591,11 @@ def test_correlations_figure_handles_tiny_and_constant_input(measures):
 def test_correlations_figure_marks_each_method(tmp_path):
     t = synthetic_tables({"ner-a": "ner"}, {"enc": (3, 2)}, methods=("full", "lora"))
     m = F.internal_measures(
-        t["downstream"], t["probes"], None, t["cka"], main_metrics=main_metrics({"ner-a": "ner"})
+        t["downstream"],
+        t["probes"],
+        None,
+        t["representation_similarity"],
+        main_metrics=main_metrics({"ner-a": "ner"}),
     )
     fig = F.build_correlations(m)
     assert {"full", "lora"} <= set(legend_labels(fig))
@@ -614,12 +724,16 @@ def test_small_figures_not_cramped():
     tasks = {"ncbi-disease-ner": "ner"}
     t = synthetic_tables(tasks, long)
     measures = F.internal_measures(
-        t["downstream"], t["probes"], None, t["cka"], main_metrics=main_metrics(tasks)
+        t["downstream"],
+        t["probes"],
+        None,
+        t["representation_similarity"],
+        main_metrics=main_metrics(tasks),
     )
     for fig in (
         F.build_downstream(t["downstream"], drawn_metrics(tasks)),
         F.build_probes(t["probes"]),
-        F.build_cka(t["cka"]),
+        F.build_representation_similarity(t["representation_similarity"], metric="procrustes"),
         F.build_correlations(measures),
     ):
         assert_not_cramped(fig)
@@ -645,3 +759,46 @@ def test_paper_scale_renders(tmp_path):
     assert 3 <= len([x for x in panel.get_yticklabels() if x.get_text()]) <= 6
     paths = F.plot_attention_heatmaps(t["attention_similarity"], tmp_path / "h")
     assert len(paths) == 2
+
+
+def _erasure_table() -> pd.DataFrame:
+    rows = []
+    for task, metric in (("ner", "entity_f1"), ("pair", "macro_f1")):
+        for size, seed, layer, target in itertools.product(
+            (30, 100), (1, 2), range(4), ("task", "control")
+        ):
+            drop = 0.1 * layer * size / 100 if target == "task" else 0.001 * seed
+            key = dict(task=task, model="m", method="full", size=size, seed=seed, layer=layer)
+            rows += [
+                {**key, "target": target, "metric": metric, "value": 0.8 - drop},
+                {**key, "target": target, "metric": f"{metric}_drop", "value": drop},
+                {**key, "target": target, "metric": "rank", "value": 2.0},
+            ]
+    return pd.DataFrame(rows)
+
+
+def test_erasure(tmp_path):
+    df = _erasure_table()
+    fig = F.build_erasure(df, {"ner": "entity_f1", "pair": "macro_f1"})
+    axes = fig.axes
+    assert len(axes) == 2  # a panel per task x model
+    assert [ax.get_ylabel() for ax in axes] == ["entity_f1 drop", "macro_f1 drop"]
+    for ax in axes:  # a drop of nearly nothing still gets a readable range around 0
+        low, high = ax.get_ylim()
+        assert low <= -0.05 and high >= 0.05
+    # the task panel's LEACE line reaches the largest drop drawn (0.3 at layer 3, 100 %)
+    tops = [line.get_ydata().max() for line in axes[0].get_lines() if len(line.get_ydata()) == 4]
+    assert max(tops) == pytest.approx(0.3)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"LEACE (task labels)", "random subspace", "30%", "100%"} <= set(labels)
+    plt.close(fig)
+    assert [p.suffix for p in F.plot_erasure(df, tmp_path / "erasure", "entity_f1")] == [
+        ".png",
+        ".pdf",
+    ]
+
+
+def test_erasure_without_drop_rows_names_the_table():
+    df = _erasure_table()
+    with pytest.raises(ValueError, match="erasure"):
+        F.build_erasure(df[~df.metric.str.endswith("_drop")], "entity_f1")

@@ -263,7 +263,8 @@ def test_the_score_is_scikit_learns_micro_f1_over_the_positive_labels():
 
 def test_task_scores_read_the_negative_class_as_class_0():
     labels = ["false", "CPR:3", "CPR:4"]
-    records = [{"label": g} for g in ("false", "CPR:3", "CPR:4", "CPR:4")]
+    gold = ("false", "CPR:3", "CPR:4", "CPR:4")
+    records = [{"id": str(i), "label": g} for i, g in enumerate(gold)]
     scores = RELATION.score(labels, records, [1, 1, 0, 2])
     assert scores["accuracy"] == pytest.approx(0.5)
     assert scores["positive_micro_f1"] == pytest.approx(2 * 2 / (3 + 3))

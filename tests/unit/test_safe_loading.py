@@ -77,6 +77,7 @@ GOOD = {
     "size": "50",
     "seed": "1",
     "name": "downstream",  # a table (render_table)
+    "metric": "cka",  # a representation-similarity figure (plot_representation_similarity)
 }
 EVIL = ["..", "../x", "a/b", "/etc", "", "A", "a b", "~"]
 ROOTS = ("results/", "resources/", "logs/", "benchmarks/")

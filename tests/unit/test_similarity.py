@@ -176,7 +176,7 @@ def test_regression_scores_match_scipy_and_a_constant_prediction_scores_zero():
 
 
 def test_score_and_compute_metrics_report_pearson():
-    records = [{"score": s} for s in (0.0, 1.0, 2.0, 4.0)]
+    records = [{"id": str(i), "score": s} for i, s in enumerate((0.0, 1.0, 2.0, 4.0))]
     scores = SIMILARITY.score([], records, [0.1, 0.9, 2.5, 3.0])
     assert scores["pearson"] == pytest.approx(stats.pearsonr([0, 1, 2, 4], [0.1, 0.9, 2.5, 3.0])[0])
     logits = torch.tensor([[0.5], [1.5]])

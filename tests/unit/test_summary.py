@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import permutation_test, spearmanr
 
+from bioprobe.settings import PermutationSettings
 from bioprobe.summary import (
     CORRELATION_COLUMNS,
     POOLED,
     correlation,
     correlations,
+    holm,
     internal_measures,
+    spearman_permutation_p,
     summary_table,
     task_metrics,
     to_markdown,
@@ -30,7 +35,7 @@ def key(task, model, method, size, seed):
 @pytest.fixture
 def tables():
     """One NER task, one pair task, one model, full fine-tuning at 10 and 100 %, seeds 1-2."""
-    down, probes, att, cka = [], [], [], []
+    down, probes, att, sim = [], [], [], []
     scores = {  # (task, size, seed) -> main score
         ("ner", 10, 1): 0.6,
         ("ner", 10, 2): 0.8,
@@ -64,7 +69,8 @@ def tables():
                 {**k, "layer": layer, "probe": "mlp", "target": "task"}
                 | {"metric": "macro_f1", "value": 1.0}
             )
-            cka.append({**k, "layer": layer, "value": 1.0 - size / 1000 * layer})
+            sim.append({**k, "layer": layer, "metric": "cka", "value": 1.0 - size / 1000 * layer})
+            sim.append({**k, "layer": layer, "metric": "procrustes", "value": 1.5})  # not CKA
         for layer in (1, 2):
             for head in (1, 2):
                 att.append(
@@ -89,12 +95,12 @@ def tables():
                     {**rk, "layer": layer, "probe": "linear", "target": "task"}
                     | {"metric": "macro_f1", "value": 0.3}
                 )
-                cka.append({**rk, "layer": layer, "value": 0.2})
+                sim.append({**rk, "layer": layer, "metric": "cka", "value": 0.2})
     return {
         "downstream": pd.DataFrame(down),
         "probes": pd.DataFrame(probes),
         "attention": pd.DataFrame(att),
-        "cka": pd.DataFrame(cka),
+        "similarity": pd.DataFrame(sim),
     }
 
 
@@ -128,7 +134,7 @@ def test_internal_measures(tables):
         tables["downstream"],
         tables["probes"],
         tables["attention"],
-        tables["cka"],
+        tables["similarity"],
         main_metrics=MAIN,
     )
     assert len(m) == 8  # fine-tuned variants only
@@ -158,7 +164,10 @@ def test_internal_measures_optional_tables(tables):
     with pytest.raises(ValueError, match="downstream table has no rows for split 'dev'"):
         internal_measures(tables["downstream"], main_metrics=MAIN, split="dev")
     with pytest.raises(ValueError, match="probes table lacks columns"):
-        internal_measures(tables["downstream"], tables["cka"], main_metrics=MAIN)
+        internal_measures(tables["downstream"], tables["similarity"], main_metrics=MAIN)
+    old_cka = tables["similarity"].drop(columns="metric")  # a cka.tsv from before the measures
+    with pytest.raises(ValueError, match=r"representation_similarity table lacks.*'metric'"):
+        internal_measures(tables["downstream"], similarity=old_cka, main_metrics=MAIN)
 
 
 def test_internal_measures_reads_tsv(tables, tmp_path):
@@ -176,21 +185,60 @@ def test_correlation_hand_computed():
     assert res["pearson_r"] == pytest.approx(0.8)
     # exact two-sided p: of the 120 pairings of 5 ranks, 8 have rho >= 0.8 (sum d^2 <= 4: the
     # identity, 4 adjacent swaps, 3 pairs of disjoint adjacent swaps) and 8 have rho <= -0.8
-    assert res["spearman_p"] == pytest.approx(16 / 120)
+    assert res["spearman_p_permutation"] == pytest.approx(16 / 120)
     # a perfect rho on 3 points: 2 of the 6 pairings are as extreme (scipy's t says p = 0)
-    assert correlation([1, 2, 3], [1, 2, 3])["spearman_p"] == pytest.approx(1 / 3)
-    # above EXACT_SPEARMAN_MAX_N pairs: the t approximation, t = r sqrt((n - 2) / (1 - r^2))
-    from scipy.stats import t as t_dist
-
-    x = np.arange(10.0)
-    y = np.array([1, 0, 3, 2, 5, 4, 7, 6, 9, 8], dtype=float)
-    rho = 1 - 6 * 10 / (10 * 99)
-    t = rho * math.sqrt(8 / (1 - rho**2))
-    assert correlation(x, y)["spearman_p"] == pytest.approx(2 * t_dist.sf(t, 8))
+    assert correlation([1, 2, 3], [1, 2, 3])["spearman_p_permutation"] == pytest.approx(1 / 3)
     # ties: x = [1, 1, 2, 3] -> ranks [1.5, 1.5, 3, 4]; y monotone -> rho = Pearson of ranks
     res = correlation([1, 1, 2, 3], [1, 2, 3, 4])
     rx, ry = np.array([1.5, 1.5, 3, 4]), np.array([1, 2, 3, 4])
     assert res["spearman_rho"] == pytest.approx(np.corrcoef(rx, ry)[0, 1])
+
+
+def _enumerated_p(x, y) -> float:
+    """Two-sided p by enumerating every pairing: the share with |rho| >= the observed one."""
+    observed = abs(spearmanr(x, y).statistic)
+    rhos = [abs(spearmanr(x, perm).statistic) for perm in itertools.permutations(y)]
+    return float(np.mean(np.array(rhos) >= observed - 1e-12))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_permutation_p_is_exact_enumeration_for_five_points(seed):
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=5), rng.integers(0, 3, size=5).astype(float)  # ties in y
+    if np.ptp(y) == 0:
+        y[0] += 1
+    got = correlation(x, y)["spearman_p_permutation"]
+    assert got == pytest.approx(_enumerated_p(x, y))
+
+
+def test_permutation_p_above_the_exact_limit_is_seeded_monte_carlo():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=12)
+    y = x + rng.normal(scale=1.5, size=12)
+    settings = PermutationSettings(resamples=2000, seed=7)
+    p1 = spearman_permutation_p(x, y, settings)
+    assert p1 == spearman_permutation_p(x, y, settings)  # seeded: reproducible
+    # scipy's reference: permutation_test of spearmanr's |rho| itself, same draws
+    reference = permutation_test(
+        (x,),
+        lambda xs: abs(spearmanr(xs, y).statistic),
+        permutation_type="pairings",
+        n_resamples=2000,
+        alternative="greater",
+        rng=np.random.default_rng(7),
+    ).pvalue
+    assert p1 == pytest.approx(reference)
+    # and the t approximation agrees roughly at n = 12
+    assert p1 == pytest.approx(spearmanr(x, y).pvalue, abs=0.03)
+
+
+def test_holm_worked_example():
+    # p sorted: 0.005 (x4 = 0.02), 0.01 (x3 = 0.03), 0.03 (x2 = 0.06), 0.04 (x1 = 0.04 -> the
+    # running maximum keeps 0.06); NaN is no test and does not count in m
+    adjusted = holm([0.01, 0.04, 0.03, np.nan, 0.005])
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, np.nan, 0.02])
+    np.testing.assert_allclose(holm([0.4, 0.6]), [0.8, 0.8])  # capped monotone, <= 1
+    np.testing.assert_allclose(holm([0.7, 0.9]), [1.0, 1.0])
 
 
 def test_correlation_undefined_cases():
@@ -238,6 +286,11 @@ def test_correlations_table():
     assert get.loc[("probe_best", "b", "m"), "n"] == 2
     assert math.isnan(get.loc[("probe_best", "b", "m"), "spearman_rho"])
     assert "all" not in set(c["task"])  # tasks score on different metrics: never pooled
+    # Holm over each task's family: task a has 6 defined correlations, task b none
+    family = c[c["task"] == "a"]
+    np.testing.assert_allclose(family["spearman_p_holm"], holm(family["spearman_p_permutation"]))
+    assert family["spearman_p_holm"].notna().sum() == 6
+    assert c.loc[c["task"] == "b", "spearman_p_holm"].isna().all()
     with pytest.raises(ValueError, match="lacks columns"):
         correlations(df, measures=["nope"])
 
@@ -247,7 +300,7 @@ def test_summary_table(tables):
         tables["downstream"],
         tables["probes"],
         tables["attention"],
-        tables["cka"],
+        tables["similarity"],
         main_metrics=MAIN,
     )
     assert list(s.columns) == [
@@ -257,6 +310,8 @@ def test_summary_table(tables):
         "size",
         "metric",
         "score_mean",
+        "ci_low",
+        "ci_high",
         "score_std",
         "n_seeds",
         "best_layer",
@@ -290,6 +345,27 @@ def test_summary_table_downstream_only(tables):
     s = summary_table(tables["downstream"], main_metrics=MAIN)
     assert len(s) == 6  # no random-init rows without the tables that have them
     assert s["best_layer"].isna().all() and s["cka"].isna().all()
+    assert s["ci_low"].isna().all()  # a table without intervals: NaN
+
+
+def test_summary_table_puts_the_mean_interval_next_to_the_seed_sd(tables):
+    down = tables["downstream"].copy()
+    is_test = down["split"] == "test"
+    down["ci_low"] = np.where(is_test, down["value"] - 0.1, np.nan)
+    down["ci_high"] = np.where(is_test, down["value"] + 0.2, np.nan)
+    s = summary_table(down, main_metrics=MAIN)
+    row = s[(s["task"] == "ner") & (s["method"] == "full") & (s["size"] == 10)].iloc[0]
+    # seeds 0.6 and 0.8: mean 0.7, their intervals [0.5, 0.8] and [0.7, 1.0] average to
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(0.6), pytest.approx(0.9))
+    assert row["score_std"] == pytest.approx(math.sqrt(0.02)) and row["n_seeds"] == 2
+    cols = list(s.columns)
+    assert cols[cols.index("score_mean") :][:5] == [
+        "score_mean",
+        "ci_low",
+        "ci_high",
+        "score_std",
+        "n_seeds",
+    ]
 
 
 def test_to_markdown(tables):

@@ -4,6 +4,7 @@ decoder, full fine-tuning and LoRA, and every analysis stage on their dumps."""
 
 import copy
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,7 @@ CONFIG = {
 }
 FINE_TUNED = {"full", "lora"}
 VARIANTS = {"pretrained", "random-init", *FINE_TUNED}
-TABLES = ["downstream", "probes", "cka", "attention_similarity"]
+TABLES = ["downstream", "probes", "representation_similarity", "attention_similarity"]
 #: the type's downstream metrics, its probe metric and selectivity rows
 DOWNSTREAM = {
     SIM: {"pearson", "spearman", "mse", "r2"},
@@ -100,17 +101,25 @@ def test_probes_cka_and_attention_cover_every_variant(blurb_run, task):
             assert set(score.target) == {"task", "control"} and set(score.layer) == {0, 1, 2}
             assert score.value.between(-1, 1).all()
             assert (p.metric == selectivity).sum() == 3
-    cka = table(blurb_run, "cka")
+    similarity = table(blurb_run, "representation_similarity")
     attention = table(blurb_run, "attention_similarity")
     for model in MODELS:
         for method in VARIANTS - {"pretrained"}:
-            c = cka[(cka.task == task) & (cka.model == model) & (cka.method == method)]
-            assert list(c.layer) == [0, 1, 2]
-            # a multilabel encoder's layer 0 is the [CLS] embedding, the same for every text:
-            # CKA is undefined there (NaN); the decoder's last token and the pair means vary
-            constant = task == HOC and model == "tiny-bert"
-            assert c.value.iloc[:1].isna().all() == constant
-            assert c.value.iloc[1:].between(-1e-6, 1 + 1e-6).all()
+            s = similarity[
+                (similarity.task == task)
+                & (similarity.model == model)
+                & (similarity.method == method)
+            ]
+            assert set(s.metric) == {"cka", "procrustes", "svcca"}
+            for metric, top in (("cka", 1.0), ("procrustes", math.pi / 2), ("svcca", 1.0)):
+                c = s[s.metric == metric]
+                assert list(c.layer) == [0, 1, 2]
+                # a multilabel encoder's layer 0 is the [CLS] embedding, the same for every
+                # text: no measure is defined there (NaN); the decoder's last token and the
+                # pair means vary
+                constant = task == HOC and model == "tiny-bert"
+                assert c.value.iloc[:1].isna().all() == constant
+                assert c.value.iloc[1:].between(-1e-6, top + 1e-6).all()
             a = attention[
                 (attention.task == task) & (attention.model == model) & (attention.method == method)
             ]

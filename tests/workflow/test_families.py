@@ -5,13 +5,14 @@ corpus, one epoch each. Proves the traps are handled: GPT-2's pad token and pref
 BioGPT's slow tokenizer, the sequence head's last-non-pad pooling.
 """
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bioprobe.analysis.extract import DumpSettings, dump_variant
-from bioprobe.analysis.stages import attention_rows, cka_rows, probe_variant
+from bioprobe.analysis.stages import attention_rows, probe_variant, similarity_rows
 from bioprobe.config import validate_config
 from bioprobe.data import prepare_task, write_subsets
 from bioprobe.data.demo import task_config, write_demo_ner, write_demo_nli, write_demo_relation
@@ -124,8 +125,12 @@ def test_family_finetunes_evaluates_and_dumps(task, family, tmp_path):
     assert {r["metric"] for r in similarity} == {"cosine", "js_divergence", "entropy"}
     same = attention_rows(dumps["pretrained"], dumps["pretrained"])
     assert all(r["value"] == pytest.approx(1.0, abs=1e-4) for r in same if r["metric"] == "cosine")
-    cka = cka_rows(dumps["full"], dumps["pretrained"], CkaSettings(), task["type"])
-    assert len(cka) == 3 and all(-1e-6 <= r["value"] <= 1 + 1e-6 for r in cka)
+    rows = similarity_rows(dumps["full"], dumps["pretrained"], CkaSettings(), task["type"])
+    assert [(r["metric"], r["layer"]) for r in rows] == [
+        (metric, layer) for metric in ("cka", "procrustes", "svcca") for layer in range(3)
+    ]
+    top = {"cka": 1.0, "procrustes": math.pi / 2, "svcca": 1.0}
+    assert all(-1e-6 <= r["value"] <= top[r["metric"]] + 1e-6 for r in rows)
 
 
 def _assert_run_record(run: Path, metrics: dict) -> None:

@@ -58,7 +58,8 @@ def test_every_method_is_scored_and_analysed_on_both_task_types(methods_run):
         assert set(got.method) == {"pretrained", "full", *ADAPTERS}
     probes = table(methods_run, "probes")
     attention = table(methods_run, "attention_similarity")
-    cka = table(methods_run, "cka")
+    similarity = table(methods_run, "representation_similarity")
+    cka = similarity[similarity.metric == "cka"]
     for task in TASKS:
         for method in ADAPTERS:
             p = probes[(probes.task == task) & (probes.method == method)]
@@ -112,7 +113,8 @@ def test_a_method_setting_reruns_that_method_only(methods_run):
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = planned_jobs(result)
     # fine-tuned runs are scored inside finetune; evaluate (size 0) does not depend on a method
-    per_task = {"finetune", "extract", "probe", "attention_similarity", "cka"}
+    per_task = {"finetune", "extract", "probe", "attention_similarity"}
+    per_task.add("representation_similarity")
     assert {rule: jobs.get(rule) for rule in per_task} == dict.fromkeys(per_task, len(TASKS))
     assert "evaluate" not in jobs
     planned = [

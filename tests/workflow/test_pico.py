@@ -37,7 +37,7 @@ CONFIG = {
 }
 VARIANTS = {("pretrained", 0), ("random-init", 0), ("full", 50), ("lora", 50)}
 #: the tables asked for (figures and the report read them; they are other tests' concern)
-TABLES = ("downstream", "probes", "cka")
+TABLES = ("downstream", "probes", "representation_similarity")
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,9 @@ def test_probes_carry_pico_metric_and_its_selectivity(pico_run):
 
 
 def test_cka_compares_every_trained_variant(pico_run):
-    cka = table(pico_run, "cka")
+    similarity = table(pico_run, "representation_similarity")
+    assert set(similarity.metric) == {"cka", "procrustes", "svcca"}
+    cka = similarity[similarity.metric == "cka"]
     for task in CONFIG["tasks"]:
         rows = cka[cka.task == task]
         assert variants(rows) == VARIANTS - {("pretrained", 0)}

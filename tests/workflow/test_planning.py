@@ -41,11 +41,12 @@ PAPER_JOBS = {
     "extract": _T * _M * _VARIANTS,
     "probe": _T * _M * _VARIANTS,
     "attention_similarity": _T * _M * _VARIANTS,
-    "cka": _T * _M * (_VARIANTS - _SEEDS),  # every variant but pretrained
+    "representation_similarity": _T * _M * (_VARIANTS - _SEEDS),  # every variant but pretrained
     **dict.fromkeys(["collect_downstream", "collect_probes", "collect_attention"], 1),
-    **dict.fromkeys(["collect_cka", "summarise", "all"], 1),
+    **dict.fromkeys(["collect_representation_similarity", "summarise", "all"], 1),
     **dict.fromkeys(["plot_downstream", "plot_probes", "plot_attention_heatmaps"], 1),
-    **dict.fromkeys(["plot_attention_by_layer", "plot_cka", "plot_correlations"], 1),
+    **dict.fromkeys(["plot_attention_by_layer", "plot_correlations", "plot_probes_mdl"], 1),
+    "plot_representation_similarity": 3,  # a figure per measure: cka, procrustes, svcca
     # JNLPBA is NER, a BLURB category: the BLURB table and figure (1/6 categories)
     **dict.fromkeys(["collect_blurb", "plot_blurb"], 1),
     # the report: chance levels, every table as HTML, attention examples per task and model

@@ -35,7 +35,16 @@ CONFIG = {
 }
 FINE_TUNED = {"full", "lora"}
 VARIANTS = {"pretrained", "random-init", *FINE_TUNED}
-FIGURES = ["downstream", "probes", "attention_by_layer", "cka", "correlations"]
+#: the representation-similarity figures are named after their measures
+FIGURES = [
+    "downstream",
+    "probes",
+    "attention_by_layer",
+    "correlations",
+    "cka",
+    "procrustes",
+    "svcca",
+]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +87,8 @@ def test_probes_cka_and_attention_cover_every_variant(relation_run):
             assert set(f1.target) == {"task", "control"} and set(f1.layer) == {0, 1, 2}
             assert f1.value.between(0, 1).all()
             assert (p.metric == "selectivity_positive_micro_f1").sum() == 3
-    cka = table(relation_run, "cka")
+    similarity = table(relation_run, "representation_similarity")
+    cka = similarity[similarity.metric == "cka"]
     attention = table(relation_run, "attention_similarity")
     for model in MODELS:
         for method in VARIANTS - {"pretrained"}:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.workflow
 
 MODEL = "tiny-bert"
 KILLED_FINETUNE = f"demo-ner/{MODEL}/full/size50/seed1"
-TABLES = ["downstream", "probes", "attention_similarity", "cka"]
+TABLES = ["downstream", "probes", "attention_similarity", "representation_similarity"]
 TARGETS = [f"results/tables/{name}.tsv" for name in TABLES]  # no figures: they add only time
 KILL_AT_STEP = 6  # training_config: 13 steps, a checkpoint every 4: the last one is step 4
 
@@ -203,7 +203,7 @@ def test_two_runs_give_byte_identical_results(interrupted_run, tiny_run):
         ("eval", "json"),
         ("probes", "tsv"),
         ("attention", "tsv"),
-        ("cka", "tsv"),
+        ("representation_similarity", "tsv"),
     ):
         pattern = f"{stage}/*/{MODEL}/**/*.{suffix}"
         ours, theirs = _results(workdir, pattern), _results(tiny_run, pattern)

@@ -12,7 +12,8 @@ NaN: CKA is undefined there.
 
 `cka_per_layer` compares two stacks `[L+1, n, d]` layer by layer (e.g. `pretrained` against a
 fine-tuned variant on the same words or pairs); `StreamingCKA` accumulates the same statistics
-over chunks of rows so a dump never has to be in memory at once.
+over chunks of rows so a dump never has to be in memory at once. The workflow's stage computes
+CKA with the other representation-similarity measures in one pass (`repsim`).
 """
 
 from __future__ import annotations
@@ -22,21 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-
-def _as_f64(x: Any) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.detach().to(torch.float64)
-    return torch.from_numpy(np.asarray(x, dtype=np.float64))
-
-
-def _check_rows(x: torch.Tensor, y: torch.Tensor, min_dim: int) -> None:
-    if x.dim() < min_dim or y.dim() != x.dim():
-        raise ValueError(f"expected [..., n, d] inputs, got {tuple(x.shape)} and {tuple(y.shape)}")
-    if x.shape[:-1] != y.shape[:-1]:
-        raise ValueError(
-            f"X and Y must hold the same rows: shapes {tuple(x.shape)} and {tuple(y.shape)}"
-        )
-
+from bioprobe.analysis.repsim import CrossMoments, as_f64, check_rows
 
 # A side whose centred Gram norm is below this fraction of its squared magnitude is constant up
 # to rounding: CKA is undefined there (NaN) rather than a ratio of rounding errors.
@@ -78,8 +65,8 @@ def _centre(x: torch.Tensor) -> torch.Tensor:
 
 def linear_cka(X: Any, Y: Any) -> float:
     """Linear CKA of `X [n, d1]` and `Y [n, d2]` (same rows, in the same order): a float."""
-    x, y = _as_f64(X), _as_f64(Y)
-    _check_rows(x, y, 2)
+    x, y = as_f64(X), as_f64(Y)
+    check_rows(x, y, 2)
     if x.dim() != 2:
         raise ValueError(f"linear_cka takes 2-D inputs, got {tuple(x.shape)}; see cka_per_layer")
     return float(_cka_centred(_centre(x), _centre(y), _sq(x), _sq(y)))
@@ -106,64 +93,21 @@ def cka_per_layer(A: Any, B: Any, *, max_bytes: int = 1 << 28) -> np.ndarray:
     step = max(1, max_bytes // max(per_layer, 1))
     out = np.empty(n_layers, dtype=np.float64)
     for start in range(0, n_layers, step):
-        x, y = _as_f64(A[start : start + step]), _as_f64(B[start : start + step])
+        x, y = as_f64(A[start : start + step]), as_f64(B[start : start + step])
         cka = _cka_centred(_centre(x), _centre(y), _sq(x), _sq(y))
         out[start : start + step] = cka.cpu().numpy()
     return out
 
 
-class StreamingCKA:
+class StreamingCKA(CrossMoments):
     """Linear CKA accumulated over chunks of rows: equal to `linear_cka` on the concatenation.
 
     `update(X_chunk, Y_chunk)` takes `[n_i, d1]`, `[n_i, d2]` (or stacks `[L+1, n_i, d]`, giving
-    one CKA per layer). It keeps XᵀX, YᵀY, YᵀX and the column sums in float64: memory
-    O(d1² + d2² + d1·d2) per layer, whatever the number of rows. Rows are shifted by the first
-    chunk's mean before accumulating, so large feature means (outlier dimensions) do not cost
-    precision when the statistics are centred at the end.
+    one CKA per layer); memory O(d1² + d2² + d1·d2) per layer, whatever the number of rows
+    (`repsim.CrossMoments`, which also gives the Procrustes distance and SVCCA).
     """
-
-    def __init__(self) -> None:
-        self.n_rows = 0
-        self._shift: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._stats: dict[str, torch.Tensor] = {}
-
-    def update(self, X: Any, Y: Any) -> None:
-        """Add a chunk of matching rows of the two representations."""
-        x, y = _as_f64(X), _as_f64(Y)
-        _check_rows(x, y, 2)
-        if x.shape[-2] == 0:
-            return
-        if self._shift is None:
-            self._shift = (x.mean(dim=-2, keepdim=True), y.mean(dim=-2, keepdim=True))
-        elif x.shape[:-2] + x.shape[-1:] != self._shift[0].shape[:-2] + self._shift[0].shape[-1:]:
-            raise ValueError(f"chunk shape {tuple(x.shape)} does not match earlier chunks")
-        elif y.shape[-1] != self._shift[1].shape[-1]:
-            raise ValueError(f"chunk shape {tuple(y.shape)} does not match earlier chunks")
-        x, y = x - self._shift[0], y - self._shift[1]
-        xt, yt = x.transpose(-1, -2), y.transpose(-1, -2)
-        chunk = {
-            "sx": x.sum(dim=-2),
-            "sy": y.sum(dim=-2),
-            "xx": xt @ x,
-            "yy": yt @ y,
-            "yx": yt @ x,
-        }
-        for name, value in chunk.items():
-            self._stats[name] = self._stats[name] + value if name in self._stats else value
-        self.n_rows += x.shape[-2]
 
     def result(self) -> float | np.ndarray:
         """CKA of all rows seen: a float, or `[L+1]` for stacked input."""
-        if self.n_rows == 0:
-            raise ValueError("no rows were added")
-        s, n = self._stats, self.n_rows
-        sx, sy = s["sx"].unsqueeze(-1), s["sy"].unsqueeze(-1)  # [..., d, 1]
-        xx = s["xx"] - sx @ sx.transpose(-1, -2) / n
-        yy = s["yy"] - sy @ sy.transpose(-1, -2) / n
-        yx = s["yx"] - sy @ sx.transpose(-1, -2) / n
-        # magnitude of the raw rows: shifted part + shift (for the degeneracy test only)
-        scale_x = xx.diagonal(dim1=-2, dim2=-1).sum(-1) + n * _sq(self._shift[0])
-        scale_y = yy.diagonal(dim1=-2, dim2=-1).sum(-1) + n * _sq(self._shift[1])
-        norm = torch.linalg.matrix_norm
-        cka = _ratio(norm(yx) ** 2, norm(xx), norm(yy), scale_x, scale_y).cpu().numpy()
+        cka = self.centred().cka().cpu().numpy()
         return float(cka) if cka.ndim == 0 else cka

@@ -1,4 +1,5 @@
-"""The analysis stages on dumps: probes per layer, attention similarity, CKA (tidy rows each).
+"""The analysis stages on dumps: probes per layer, attention similarity, representation
+similarity: CKA, Procrustes, SVCCA (tidy rows each).
 
 Everything here reads dumps from disk (memory-mapped) and never touches a model.
 """
@@ -13,19 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from bioprobe import tasks
 from bioprobe.analysis.attention import AttentionComparison, EntropyAccumulator, to_tidy_rows
-from bioprobe.analysis.cka import cka_per_layer
 from bioprobe.analysis.dumpio import ATTENTION, open_dump, read_attention, read_meta, units_file
+from bioprobe.analysis.repsim import similarity_per_layer
 from bioprobe.io import read_json
-from bioprobe.settings import CkaSettings, ProbeSettings
+from bioprobe.settings import CkaSettings, ProbeSettings, ProbeSweepSettings
 
-if TYPE_CHECKING:  # probing imports scikit-learn: attention and CKA jobs start faster without it
+if TYPE_CHECKING:  # probing imports scikit-learn: the other analysis jobs start faster without it
     from bioprobe.probing import ProbeData
 
 log = logging.getLogger("bioprobe.analysis")
 
 
 def features_file(dump_dir: Path, split: str, task_type: str, pair_mode: str) -> Path:
-    """The dump file of a split's probing units that probes and CKA read."""
+    """The dump file of a split's probing units that probes and representation similarity read."""
     return Path(dump_dir) / tasks.get(task_type).features_file(split, pair_mode)
 
 
@@ -48,7 +49,8 @@ def probe_variant(
     threads: int = 1,
 ) -> list[dict]:
     """Rows (layer, probe, target, metric, value) for every configured probe kind that fits
-    the task type (a kind that does not is skipped, and the log says so)."""
+    the task type (a kind that does not is skipped, and the log says so), and with `probe.mdl`
+    the MDL rows (probe `mdl`)."""
     task_type = tasks.get(labels_info["task_type"])
     fit = load_probe_data(dump_dir, probe.fit_split, labels_info, probe.pair_mode)
     score = load_probe_data(dump_dir, probe.score_split, labels_info, probe.pair_mode)
@@ -76,6 +78,61 @@ def probe_variant(
         len(rows),
         fit.features.shape[0],
         "/".join(probe.targets),
+        probe.fit_split,
+        fit.features.shape[1],
+        probe.score_split,
+        score.features.shape[1],
+        time.monotonic() - started,
+    )
+    if probe.mdl:
+        rows += _mdl_rows(task_type, fit, score, probe, seed, threads)
+    return rows
+
+
+def _mdl_rows(task_type, fit, score, probe: ProbeSettings, seed: int, threads: int) -> list[dict]:
+    """The MDL rows (`probe.mdl`) of the fit split, where the task type's targets are classes."""
+    if not task_type.mdl_probe:
+        log.info("probe.mdl: skipped, a %s task's targets are not classes", task_type.name)
+        return []
+    started = time.monotonic()
+    rows = task_type.probe_mdl(fit, score, probe, seed, threads)
+    log.info(
+        "MDL online codes of %d layers x targets %s on %s (%d units) in %.1f s",
+        fit.features.shape[0],
+        "/".join(probe.targets),
+        probe.fit_split,
+        fit.features.shape[1],
+        time.monotonic() - started,
+    )
+    return rows
+
+
+def sweep_variant(
+    dump_dir: str | Path,
+    labels_info: Mapping[str, Any],
+    probe: ProbeSettings,
+    sweep: ProbeSweepSettings,
+    seed: int,
+    threads: int = 1,
+) -> list[dict]:
+    """Rows (layer, complexity, setting, target, metric, value) of the linear probe along its
+    complexity (`probing.sweep`) on the probes' splits and labels; none, with a log line, for a
+    task type whose probe is not a single-label classifier."""
+    task_type = tasks.get(labels_info["task_type"])
+    if not task_type.sweep_probe:
+        log.info("probe_sweep: skipped, a %s task's probe is not one classifier", task_type.name)
+        return []
+    fit = load_probe_data(dump_dir, probe.fit_split, labels_info, probe.pair_mode)
+    score = load_probe_data(dump_dir, probe.score_split, labels_info, probe.pair_mode)
+    started = time.monotonic()
+    rows = task_type.probe_sweep(fit, score, probe, sweep, seed, threads)
+    log.info(
+        "linear probe of %d layers at C %s (full rank) and rank %s (C %g), fitted on %s (%d"
+        " units), scored on %s (%d units) in %.1f s",
+        fit.features.shape[0],
+        "/".join(f"{c:g}" for c in sweep.C),
+        "/".join(map(str, sweep.rank)),
+        probe.hyper("linear").get("C", 1.0),
         probe.fit_split,
         fit.features.shape[1],
         probe.score_split,
@@ -121,23 +178,30 @@ def _attention_rows(variant_dump: str | Path, pretrained_dump: str | Path | None
     return to_tidy_rows(result, {})
 
 
-def cka_rows(
+def similarity_rows(
     variant_dump: str | Path, pretrained_dump: str | Path, cka: CkaSettings, task_type: str
 ) -> list[dict]:
-    """Linear CKA per layer (0 = embeddings) between the two variants on the same units."""
+    """Each of `cka.metrics` per layer (0 = embeddings) between the two variants on the same
+    units: rows (layer, metric, value)."""
     a = open_dump(features_file(Path(variant_dump), cka.split, task_type, cka.pair_mode))
     b = open_dump(features_file(Path(pretrained_dump), cka.split, task_type, cka.pair_mode))
     if a.shape[:2] != b.shape[:2]:
         raise ValueError(f"dumps differ in shape: {a.shape} vs {b.shape}")
     started = time.monotonic()
-    values = cka_per_layer(a, b)
+    values = similarity_per_layer(a, b, cka.metrics)
     log.info(
-        "linear CKA of %d layers over %d %s units (%s split) in %.1f s: %s",
-        len(values),
+        "%s of %d layers over %d %s units (%s split) in %.1f s",
+        ", ".join(cka.metrics),
+        a.shape[0],
         a.shape[1],
         task_type,
         cka.split,
         time.monotonic() - started,
-        " ".join(f"{v:.3f}" for v in values),
     )
-    return [{"layer": layer, "value": float(v)} for layer, v in enumerate(values)]
+    for metric, per_layer in values.items():
+        log.info("%s per layer: %s", metric, " ".join(f"{v:.3f}" for v in per_layer))
+    return [
+        {"layer": layer, "metric": metric, "value": float(v)}
+        for metric, per_layer in values.items()
+        for layer, v in enumerate(per_layer)
+    ]

@@ -89,10 +89,14 @@ PRETRAINED_DIR = "results/pretrained/{task}/{model}"
 MODEL_DIR = f"results/models/{RUN}"
 CHECKPOINT_DIR = f"results/checkpoints/{RUN}"
 EVAL_JSON = f"results/eval/{RUN}.json"
+#: the per-example predictions every score of EVAL_JSON is computed from (bioprobe.predictions)
+PREDICTIONS_JSON = f"results/eval/{RUN}.predictions.json"
 DUMP_DIR = f"results/dumps/{RUN}"
 PROBE_TSV = f"results/probes/{RUN}.tsv"
+PROBE_SWEEP_TSV = f"results/probe_sweep/{RUN}.tsv"
 ATTENTION_TSV = f"results/attention/{RUN}.tsv"
-CKA_TSV = f"results/cka/{RUN}.tsv"
+ERASURE_TSV = f"results/erasure/{RUN}.tsv"
+REPRESENTATION_SIMILARITY_TSV = f"results/representation_similarity/{RUN}.tsv"
 
 #: the collected tables and the figures (downloads: bioprobe.hub.MODEL_DIR, DATASET_DIR)
 TABLE = "results/tables/{name}.{ext}"

@@ -8,13 +8,17 @@ from pathlib import Path
 import pandas as pd
 
 from bioprobe.io import atomic_path, read_json
+from bioprobe.settings import BootstrapSettings
 
 KEY = ["task", "model", "method", "size", "seed"]
-DOWNSTREAM_COLUMNS = [*KEY, "split", "metric", "value"]
+#: the percentile bootstrap interval of a test score (bioprobe.bootstrap); NaN on other splits
+DOWNSTREAM_INTERVAL = ["ci_low", "ci_high"]
+DOWNSTREAM_COLUMNS = [*KEY, "split", "metric", "value", *DOWNSTREAM_INTERVAL]
 
 
 def eval_rows(record: dict) -> list[dict]:
-    """One evaluation JSON -> rows (task, model, method, size, seed, split, metric, value)."""
+    """One evaluation JSON -> rows (task, model, method, size, seed, split, metric, value);
+    no intervals."""
     key = {k: record[k] for k in KEY}
     return [
         {**key, "split": split, "metric": metric, "value": value}
@@ -23,15 +27,38 @@ def eval_rows(record: dict) -> list[dict]:
     ]
 
 
+def interval_rows(predictions: dict, bootstrap: BootstrapSettings) -> list[dict]:
+    """One predictions file's content -> rows (key, split, metric, ci_low, ci_high) of its
+    test scores."""
+    from bioprobe.predictions import TEST, score_intervals
+
+    key = {k: predictions[k] for k in KEY}
+    return [
+        {**key, "split": TEST, "metric": metric, "ci_low": low, "ci_high": high}
+        for metric, (low, high) in sorted(score_intervals(predictions, bootstrap).items())
+    ]
+
+
 def sort_tidy(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Deterministic row order over the key columns (value excluded)."""
-    keys = [c for c in columns if c != "value"]
+    """Deterministic row order over the key columns (value and intervals excluded)."""
+    keys = [c for c in columns if c != "value" and c not in DOWNSTREAM_INTERVAL]
     return df[columns].sort_values(keys, kind="mergesort").reset_index(drop=True)
 
 
-def collect_downstream(paths: Iterable[str | Path]) -> pd.DataFrame:
+def collect_downstream(
+    paths: Iterable[str | Path],
+    predictions: Iterable[str | Path] = (),
+    bootstrap: BootstrapSettings | None = None,
+) -> pd.DataFrame:
+    """The evaluation JSONs' scores, each test score with the bootstrap interval computed from
+    the runs' `predictions` files (`bootstrap`: default settings; no files: NaN intervals)."""
     rows = [row for p in paths for row in eval_rows(read_json(p))]
-    return sort_tidy(pd.DataFrame(rows, columns=DOWNSTREAM_COLUMNS), DOWNSTREAM_COLUMNS)
+    on = [*KEY, "split", "metric"]
+    df = pd.DataFrame(rows, columns=[*on, "value"])
+    bootstrap = bootstrap or BootstrapSettings()
+    cis = [row for p in predictions for row in interval_rows(read_json(p), bootstrap)]
+    df = df.merge(pd.DataFrame(cis, columns=[*on, *DOWNSTREAM_INTERVAL]), on=on, how="left")
+    return sort_tidy(df, DOWNSTREAM_COLUMNS)
 
 
 def write_tsv(df: pd.DataFrame, path: str | Path) -> None:
@@ -41,8 +68,14 @@ def write_tsv(df: pd.DataFrame, path: str | Path) -> None:
 
 
 PROBE_COLUMNS = [*KEY, "layer", "probe", "target", "metric", "value"]
+#: the linear probe along its complexity (bioprobe.probing.sweep): `complexity` C or rank, its
+#: `setting`; `target` task, control or selectivity (task − control of the same metric)
+PROBE_SWEEP_COLUMNS = [*KEY, "layer", "complexity", "setting", "target", "metric", "value"]
 ATTENTION_COLUMNS = [*KEY, "layer", "head", "metric", "value"]
-CKA_COLUMNS = [*KEY, "layer", "value"]
+#: causal erasure (bioprobe.analysis.erasure): `target` task (LEACE) or control (random)
+ERASURE_COLUMNS = [*KEY, "layer", "target", "metric", "value"]
+#: representation similarity to pretrained per layer: `metric` is cka, procrustes or svcca
+REPRESENTATION_SIMILARITY_COLUMNS = [*KEY, "layer", "metric", "value"]
 #: the BLURB table (bioprobe.blurb): a score per run across tasks, so no task column. `level`:
 #: dataset (`name` = the task, `metric` = its official one), category (the mean over its `n`
 #: datasets) or blurb (the mean over `n` categories); `coverage` says what a mean is over.

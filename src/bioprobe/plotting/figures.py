@@ -40,7 +40,7 @@ from bioprobe.blurb import BLURB_NAME, CATEGORIES, coverage_note
 from bioprobe.chance import chance_value, read_chance
 from bioprobe.methods.full import Full
 from bioprobe.pipeline.grid import PRETRAINED, RANDOM_INIT
-from bioprobe.pipeline.tables import CKA_COLUMNS, KEY
+from bioprobe.pipeline.tables import KEY, PROBE_SWEEP_COLUMNS
 from bioprobe.plotting.style import (
     LEGEND_W,
     PANEL_H,
@@ -56,33 +56,38 @@ from bioprobe.plotting.style import (
     tick_step,
 )
 from bioprobe.summary import (
+    CORRELATION_COLUMNS,
     GROUP,
     MEASURES,
     POOLED,
     SPECIAL_METHODS,
     TaskMetrics,
-    correlations,
     internal_measures,
     load_table,
     task_metrics,
 )
+from bioprobe.summary import correlations as compute_correlations
 
 __all__ = [
     "build_attention_by_layer",
     "build_attention_heatmaps",
     "build_blurb",
-    "build_cka",
     "build_correlations",
     "build_downstream",
+    "build_probe_sweep",
     "build_probes",
+    "build_probes_mdl",
+    "build_representation_similarity",
     "internal_measures",
     "plot_attention_by_layer",
     "plot_attention_heatmaps",
     "plot_blurb",
-    "plot_cka",
     "plot_correlations",
     "plot_downstream",
+    "plot_probe_sweep",
     "plot_probes",
+    "plot_probes_mdl",
+    "plot_representation_similarity",
 ]
 
 #: Metrics drawn per task: one metric for all, or {task: metric or [metrics, headline first]}.
@@ -310,15 +315,19 @@ def _draw_curves(ax, panel: pd.DataFrame, order: list[str], palette: dict[str, t
         )
 
 
-def _style_handles(kinds: set[str]) -> list[Line2D]:
+#: the legend's names of the solid (task) and dashed (control) lines of a probe figure
+TARGET_LABELS = ("task labels", "control task")
+
+
+def _style_handles(kinds: set[str], labels: tuple[str, str] = TARGET_LABELS) -> list[Line2D]:
     """A legend entry for each control line style drawn: the control task, and random-init's
     control (random-init's task line has its variant entry)."""
     if "control" not in kinds and "random control" not in kinds:
         return []
-    handles = [Line2D([], [], color="0.35", dashes=(), label="task labels")]
+    handles = [Line2D([], [], color="0.35", dashes=(), label=labels[0])]
     if "control" in kinds:
         handles.append(
-            Line2D([], [], color="0.35", dashes=_DASHES["control"], lw=0.9, label="control task")
+            Line2D([], [], color="0.35", dashes=_DASHES["control"], lw=0.9, label=labels[1])
         )
     if "random control" in kinds:
         handles.append(
@@ -335,7 +344,12 @@ def _style_handles(kinds: set[str]) -> list[Line2D]:
 
 
 def _curve_legend(
-    fig: Figure, order: list[str], palette: dict, kinds: set[str], chance: bool
+    fig: Figure,
+    order: list[str],
+    palette: dict,
+    kinds: set[str],
+    chance: bool,
+    target_labels: tuple[str, str] = TARGET_LABELS,
 ) -> None:
     """One entry per variant (in its own line style), then the line styles of the task and
     control lines when there are controls, then the chance level when drawn."""
@@ -350,7 +364,7 @@ def _curve_legend(
         )
         for v in order
     ]
-    styles = _style_handles(kinds)
+    styles = _style_handles(kinds, target_labels)
     if styles:
         handles += [_spacer(), *styles]
     if chance:
@@ -366,6 +380,8 @@ def _layer_curves_figure(
     sharey: str | bool,
     chance: Mapping[str, float] | None = None,
     note: str = "",
+    target_labels: tuple[str, str] = TARGET_LABELS,
+    zero_line: bool = False,
 ) -> Figure:
     """Lines of ``value`` against layer, a line per variant (colour) and target (dashes).
 
@@ -373,6 +389,8 @@ def _layer_curves_figure(
     and layer (seeds give the sd band of the task lines). `y_label`: one for every row of
     panels, or one per task. `chance`: per task, a chance level to draw (tasks it lacks get
     none). `suptitle` gets a second line: `note`, then whether there is a band.
+    `target_labels`: the legend's names of the solid and dashed lines; `zero_line`: a grey
+    line at 0 (for differences).
     """
     data, normalised = _curve_data(data)
     order = [label for label, _, _ in _variant_order(data)]
@@ -399,6 +417,8 @@ def _layer_curves_figure(
             if panel.empty:
                 _no_data(ax)
                 continue
+            if zero_line:
+                ax.axhline(0.0, color="0.6", lw=0.8, zorder=0)
             _draw_curves(ax, panel, order, palette)
             level = (chance or {}).get(task)
             if _chance_line(ax, level):
@@ -410,7 +430,8 @@ def _layer_curves_figure(
             if i < n_rows - 1:
                 ax.set_xlabel("")
     _shade_below_chance(shaded)
-    _curve_legend(fig, order, palette, set(data["kind"]) - {"task"}, chance=bool(shaded))
+    kinds = set(data["kind"]) - {"task"}
+    _curve_legend(fig, order, palette, kinds, bool(shaded), target_labels)
     second = "; ".join(x for x in (note, _band_note(data)) if x)
     _suptitle(fig, f"{suptitle}\n{second}", LEGEND_W)
     return fig
@@ -502,6 +523,38 @@ def _draw_downstream_panel(
         )
 
 
+def _draw_intervals(ax, part: pd.DataFrame, models: list[str], colors: dict) -> None:
+    """Each point's confidence interval (``ci_low``, ``ci_high``) as an error bar in its
+    model's colour, the models' bars nudged apart (1 % of the size axis) so that none hides
+    another; points without one get none."""
+    part = part.dropna(subset=["ci_low", "ci_high"])
+    drawn = [m for m in models if m in set(part["model"])]
+    step = 0.01 * max(float(part["size"].max()), 1.0) if len(part) else 0.0
+    for k, model in enumerate(drawn):
+        g = part[part["model"] == model]
+        ax.errorbar(
+            g["size"] + (k - (len(drawn) - 1) / 2) * step,
+            g["value"],
+            yerr=[g["value"] - g["ci_low"], g["ci_high"] - g["value"]],
+            fmt="none",
+            ecolor=colors[model],
+            elinewidth=0.8,
+            capsize=2.0,
+            alpha=0.8,
+        )
+
+
+def _downstream_band_note(d: pd.DataFrame, confidence: float) -> str:
+    """What the bands or bars around the lines mean: the sd over seeds with several seeds,
+    else each run's bootstrap interval over test examples where the table has them."""
+    n = _n_seeds(d)
+    if n > 1:
+        return f"band = sd over seeds (up to {n} per point)"
+    if d[["ci_low", "ci_high"]].notna().to_numpy().any():
+        return f"one seed; bars = {confidence:.0%} bootstrap CI over test examples"
+    return "one seed, no band"
+
+
 #: a dash pattern per fine-tuning method where lines are coloured by model
 _METHOD_DASHES = ["", (4, 2), (1.5, 1.5), (5, 1.5, 1, 1.5)] * 4
 
@@ -540,16 +593,20 @@ def build_downstream(
     metrics: DrawnMetrics,
     split: str = "test",
     chance: pd.DataFrame | str | Path | None = None,
+    confidence: float = 0.95,
 ) -> Figure:
     """Downstream score vs training size: a panel per task × metric, a line per model.
 
     `metrics`: per task the metric (or metrics, headline first) to draw; the workflow gives each
     task type's ``main_metric`` and, where it differs, its ``blurb_metric``. `chance`: the
     chance table (`bioprobe.chance`); a panel whose metric has a chance level on `split` gets
-    its line.
+    its line. With several seeds a band shows the sd over seeds (training randomness); with
+    one, error bars show each score's bootstrap interval over test examples (``ci_low``,
+    ``ci_high``; `confidence` is its level, for the title).
     """
     d, panels = _downstream_rows(df, metrics, split)
     d, methods = _with_pretrained_start(d)
+    intervals = _n_seeds(d) == 1
     table = read_chance(chance)
     models = sorted(d["model"].unique())
     colors, markers = model_colors(models), model_markers(models)
@@ -577,6 +634,8 @@ def build_downstream(
             metric = task_metrics[j]
             part = d[(d["task"] == task) & (d["metric"] == metric)]
             _draw_downstream_panel(ax, part, models, colors, markers, method_dashes)
+            if intervals:
+                _draw_intervals(ax, part, models, colors)
             level = chance_value(table, task, split, metric)
             if _chance_line(ax, level):
                 shaded.append((ax, level))
@@ -589,7 +648,8 @@ def build_downstream(
             ax.xaxis.set_tick_params(labelbottom=True)
     _shade_below_chance(shaded)
     _downstream_legend(fig, models, colors, markers, methods, chance=bool(shaded))
-    title = f"Downstream score ({split} split) vs training data\n{_band_note(d)}"
+    note = _downstream_band_note(d, confidence)
+    title = f"Downstream score ({split} split) vs training data\n{note}"
     _suptitle(fig, title, legend_w)
     return fig
 
@@ -600,9 +660,11 @@ def plot_downstream(
     metrics: DrawnMetrics,
     split: str = "test",
     chance: pd.DataFrame | str | Path | None = None,
+    confidence: float = 0.95,
 ) -> list[Path]:
     """`build_downstream`, saved as ``<out_stem>.png`` and ``.pdf``."""
-    return _save(build_downstream(df, metrics, split=split, chance=chance), out_stem)
+    fig = build_downstream(df, metrics, split=split, chance=chance, confidence=confidence)
+    return _save(fig, out_stem)
 
 
 # --------------------------------------------------------------------------------- BLURB
@@ -734,6 +796,30 @@ def plot_probes(
 ) -> list[Path]:
     """`build_probes`, saved as ``<out_stem>.png`` and ``.pdf``."""
     return _save(build_probes(df, probe=probe, metric=metric, chance=chance, split=split), out_stem)
+
+
+@_styled
+def build_probes_mdl(df, split: str = "validation") -> Figure:
+    """MDL compression (uniform / online codelength, `bioprobe.probing.mdl`) vs layer on the
+    probes' fit split `split`: a panel per task × model, a line per variant, the control task
+    dashed; a line at 1 (no better than the uniform code), shaded below."""
+    df = load_table(df, "probes")
+    d = df[(df["probe"] == "mdl") & (df["metric"] == "compression")]
+    _require(d, "probes", "probe 'mdl', metric 'compression'", {"probes": df["probe"]})
+    d = d[[*KEY, "layer", "target", "value"]]
+    return _layer_curves_figure(
+        d,
+        y_label="MDL compression",
+        suptitle="MDL compression per layer",
+        sharey="row",
+        chance=dict.fromkeys(d["task"].unique(), 1.0),
+        note=f"{split} split; shaded: below the uniform code",
+    )
+
+
+def plot_probes_mdl(df, out_stem: str | Path, split: str = "validation") -> list[Path]:
+    """`build_probes_mdl`, saved as ``<out_stem>.png`` and ``.pdf``."""
+    return _save(build_probes_mdl(df, split=split), out_stem)
 
 
 # ----------------------------------------------------------------------------- attention
@@ -897,37 +983,65 @@ def plot_attention_by_layer(df, out_stem: str | Path, metric: str = "cosine") ->
     return _save(build_attention_by_layer(df, metric=metric), out_stem)
 
 
-# ----------------------------------------------------------------------------------- CKA
+# ------------------------------------------------------------- representation similarity
+
+#: per measure (analysis.repsim.METRICS): axis label, title, and which way is "more similar"
+_SIMILARITY_TEXT = {
+    "cka": (
+        "linear CKA to pretrained",
+        "Linear CKA to the pretrained model per layer",
+        "1 = same geometry, lower = moved",
+    ),
+    "procrustes": (
+        "Procrustes distance (rad)",
+        "Procrustes distance to the pretrained model per layer",
+        "0 = same shape, π/2 = unrelated",
+    ),
+    "svcca": (
+        "SVCCA with pretrained",
+        "SVCCA with the pretrained model per layer",
+        "1 = same 99 % subspace, lower = moved",
+    ),
+}
 
 
 @_styled
-def build_cka(df) -> Figure:
-    """Linear CKA to the pretrained model per layer, a line per variant; a panel per
-    task (rows) × model (columns)."""
-    d = load_table(df, "cka")
+def build_representation_similarity(df, metric: str = "cka") -> Figure:
+    """One representation-similarity measure to the pretrained model per layer, a line per
+    variant; a panel per task (rows) × model (columns)."""
+    if metric not in _SIMILARITY_TEXT:
+        raise ValueError(
+            f"unknown similarity metric {metric!r} (known: {', '.join(_SIMILARITY_TEXT)})"
+        )
+    d = load_table(df, "representation_similarity")
+    rows = d[d["metric"] == metric]
+    _require(rows, "representation_similarity", f"metric {metric!r}", {"metric": d["metric"]})
+    y_label, title, reading = _SIMILARITY_TEXT[metric]
     return _layer_curves_figure(
-        d[CKA_COLUMNS].assign(target="task"),
-        y_label="linear CKA to pretrained",
-        suptitle="Linear CKA to the pretrained model per layer",
+        rows[[*KEY, "layer", "value"]].assign(target="task"),
+        y_label=y_label,
+        suptitle=title,
         sharey=True,
+        note=reading,
     )
 
 
-def plot_cka(df, out_stem: str | Path) -> list[Path]:
-    """`build_cka`, saved as ``<out_stem>.png`` and ``.pdf``."""
-    return _save(build_cka(df), out_stem)
+def plot_representation_similarity(df, out_stem: str | Path, metric: str = "cka") -> list[Path]:
+    """`build_representation_similarity`, saved as ``<out_stem>.png`` and ``.pdf``."""
+    return _save(build_representation_similarity(df, metric=metric), out_stem)
 
 
 # -------------------------------------------------------------------------- correlations
 
 
 def _format_corr(res: Mapping[str, float]) -> str:
-    """ρ, p and n of one correlation, compact enough for a line of an in-panel legend."""
+    """ρ, its Holm-adjusted permutation p and n of one correlation, compact enough for a line
+    of an in-panel legend."""
     n = int(res["n"])
-    rho, p = res["spearman_rho"], res["spearman_p"]
+    rho, p = res["spearman_rho"], res["spearman_p_holm"]
     if not np.isfinite(rho):
         return f"ρ n/a, n={n}"
-    p_text = "p<0.001" if p < 0.001 else f"p={p:.2f}"
+    p_text = "p_Holm<0.001" if p < 0.001 else f"p_Holm={p:.2f}"
     return f"ρ={rho:+.2f}, {p_text}, n={n}"
 
 
@@ -1005,10 +1119,10 @@ def _draw_scatter(
         )
 
 
-def _add_statistics(ax, part: pd.DataFrame, measure: str, models: list[str], colors: dict) -> None:
-    """The panel's Spearman ρ, p and n per model (a line in its colour), then over the models
-    pooled, as in `correlations.tsv`; where it covers the fewest points."""
-    stats = correlations(part.assign(task="_"), [measure]).set_index("model")
+def _add_statistics(ax, stats: pd.DataFrame, models: list[str], colors: dict) -> None:
+    """The panel's Spearman ρ, Holm-adjusted p and n per model (a line in its colour), then
+    over the models pooled: its rows of `correlations.tsv`, indexed by model; where it covers
+    the fewest points."""
     present = [m for m in models if m in stats.index]
     handles = [
         Line2D([], [], color=colors[m], marker="o", linestyle="none", markersize=4) for m in present
@@ -1070,16 +1184,38 @@ def _measure_ticks(ax) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
 
 
+def _correlation_table(
+    table: pd.DataFrame | str | Path | None, d: pd.DataFrame, measures: Sequence[str]
+) -> pd.DataFrame:
+    """The correlations (`summary.correlations`' columns) indexed by measure, task and model:
+    read from `table` (a path or frame), else computed from the measures `d`."""
+    if table is None:
+        table = compute_correlations(d, measures)
+    elif isinstance(table, (str, Path)):
+        table = pd.read_csv(table, sep="\t")
+    missing = [c for c in CORRELATION_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"the correlations table lacks columns {missing}")
+    return table.set_index(["measure", "task", "model"]).sort_index()
+
+
 @_styled
-def build_correlations(measures_df: pd.DataFrame, measures: Sequence[str] | None = None) -> Figure:
+def build_correlations(
+    measures_df: pd.DataFrame,
+    measures: Sequence[str] | None = None,
+    correlations: pd.DataFrame | str | Path | None = None,
+) -> Figure:
     """Downstream score against each internal measure (see `internal_measures`): a row per task
     (tasks score on different metrics, so they are never pooled), a column per measure; colour
     = model, marker area = training size, marker = fine-tuning method when there are several.
-    Each panel states Spearman's ρ, p and n per model and over its models pooled: the numbers
-    of `correlations.tsv`. Training size moves both axes, so a pooled ρ mostly says which
+    Each panel states Spearman's ρ, its permutation p after Holm's adjustment over the task's
+    row (every measure × model, pooled included) and n, per model and over its models pooled:
+    the numbers of `correlations` (`correlations.tsv`; computed with the default permutation
+    settings when not given). Training size moves both axes, so a pooled ρ mostly says which
     model and which size score higher; the per-model ρ says whether the measure tracks the
     score within a model."""
     d, measures = _correlation_inputs(measures_df, measures)
+    table = _correlation_table(correlations, d, measures)
     methods = _finetune_methods(d["method"]) if "method" in d.columns else []
     method_markers = model_markers(methods) if len(methods) > 1 else {}
     models, tasks = sorted(d["model"].unique()), sorted(d["task"].unique())
@@ -1104,21 +1240,216 @@ def build_correlations(measures_df: pd.DataFrame, measures: Sequence[str] | None
             ax.set_ylabel(f"{task}\n{metric or 'downstream score'}" if j == 0 else "")
             _measure_ticks(ax)
             if not part.empty:
-                _add_statistics(ax, part, measure, models, colors)
+                _add_statistics(ax, table.loc[(measure, task)], models, colors)
     _correlation_legend(fig, models, colors, areas, method_markers)
     title = (
         "Downstream score (test split) against internal measures, per task\n"
-        "Spearman ρ per model, then pooled over models (training size drives a pooled ρ)"
+        "Spearman ρ per model, then pooled over models (training size drives a pooled ρ);\n"
+        "p: permutation test, Holm-adjusted over each task's row; points of one model are not"
+        " independent"
     )
     _suptitle(fig, title, LEGEND_W)
     return fig
 
 
 def plot_correlations(
-    measures_df: pd.DataFrame, out_stem: str | Path, measures: Sequence[str] | None = None
+    measures_df: pd.DataFrame,
+    out_stem: str | Path,
+    measures: Sequence[str] | None = None,
+    correlations: pd.DataFrame | str | Path | None = None,
 ) -> list[Path]:
     """`build_correlations`, saved as ``<out_stem>.png`` and ``.pdf``."""
-    return _save(build_correlations(measures_df, measures=measures), out_stem)
+    return _save(build_correlations(measures_df, measures, correlations), out_stem)
+
+
+# --------------------------------------------------------------------------- probe sweep
+
+#: the two sweeps of `probing.sweep`: line style and marker, legend name
+_SWEEP_STYLES = {
+    "C": ({"linestyle": "-", "marker": "o"}, "C sweep (full rank)"),
+    "rank": ({"linestyle": (0, (3.5, 2.0)), "marker": "s"}, "rank sweep (at the default C)"),
+}
+
+
+def _sweep_points(d: pd.DataFrame, default_C: float) -> pd.DataFrame:
+    """Per variant (seeds averaged), complexity and setting: the task and control scores at
+    one layer, the variant's best by task score at the C swept nearest `default_C`."""
+    wide = (
+        d.groupby([*GROUP, "layer", "complexity", "setting", "target"])["value"]
+        .mean()
+        .unstack("target")
+        .rename(columns={"task": "task_score", "control": "control_score"})
+        .reset_index()
+    )
+    c_rows = wide[wide["complexity"] == "C"]
+    nearest = c_rows.loc[(np.log(c_rows["setting"]) - np.log(default_C)).abs().idxmin(), "setting"]
+    at_default = c_rows[c_rows["setting"] == nearest]
+    best = at_default.loc[at_default.groupby(GROUP)["task_score"].idxmax(), [*GROUP, "layer"]]
+    return wide.merge(best, on=[*GROUP, "layer"])
+
+
+def _draw_sweep(ax, points: pd.DataFrame, color, label_settings: bool, default_C: float) -> None:
+    """One variant's sweeps, each a line through its settings in order; where
+    `label_settings`, the first and last setting named, but on the default's point (its star)
+    or an earlier label's (ranks from K - 1 up are all the full-rank probe's point)."""
+    default = points[(points["complexity"] == "C") & np.isclose(points["setting"], default_C)]
+    labelled = list(zip(default["control_score"], default["task_score"], strict=True))
+    for complexity, (style, _) in _SWEEP_STYLES.items():
+        line = points[points["complexity"] == complexity].sort_values("setting")
+        if line.empty:
+            continue
+        ax.plot(line["control_score"], line["task_score"], color=color, lw=1.2, ms=3.5, **style)
+        ends = line.iloc[[0, -1]].drop_duplicates(["control_score", "task_score"])
+        for _, p in ends.iterrows() if label_settings else ():
+            xy = (p["control_score"], p["task_score"])
+            if any(np.allclose(xy, seen) for seen in labelled):
+                continue
+            labelled.append(xy)
+            name = "C" if complexity == "C" else "rank "
+            ax.annotate(
+                f"{name}={p['setting']:g}" if name == "C" else f"{name}{p['setting']:g}",
+                xy,
+                xytext=(4, -9 if complexity == "C" else 4),
+                textcoords="offset points",
+                fontsize=6.5,
+                color="0.3",
+            )
+
+
+def _sweep_panel(ax, panel: pd.DataFrame, order, palette, default_C: float) -> bool:
+    """A panel's curves, its y = x line (selectivity 0, control at least as good below it)
+    and the default setting starred; whether a default was found."""
+    scores = panel[["control_score", "task_score"]]
+    lo, hi = scores.min().min(), scores.max().max()
+    pad = 0.05 * max(hi - lo, 0.05)
+    lo, hi = lo - pad, hi + pad
+    ax.fill_between([lo, hi], [lo, lo], [lo, hi], color="0.93", lw=0, zorder=0)
+    ax.plot([lo, hi], [lo, hi], color="0.55", lw=0.8, ls=":", zorder=0.5)
+    starred = False
+    drawn = [v for v in order if v in set(panel["variant"])]
+    named = PRETRAINED if PRETRAINED in drawn else drawn[0]  # whose settings are labelled
+    for variant in drawn:
+        points = panel[panel["variant"] == variant]
+        _draw_sweep(ax, points, palette[variant], variant == named, default_C)
+        default = points[(points["complexity"] == "C") & np.isclose(points["setting"], default_C)]
+        for _, p in default.iterrows():
+            xy = (p["control_score"], p["task_score"])
+            ax.plot(*xy, marker="*", ms=11, color=palette[variant], mec="w")
+            starred = True
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal", adjustable="box")
+    return starred
+
+
+@_styled
+def build_probe_sweep(
+    df, metric: TaskMetrics = "macro_f1", default_C: float = 1.0, split: str = "test"
+) -> Figure:
+    """The linear probe along its complexity (Hewitt & Liang 2019): control-task score (x)
+    against task score (y) in each task's `metric` on `split`, a point per setting, the C
+    sweep (full rank) and the rank sweep (at `default_C`) each a line in sweep order, a colour
+    per variant, at the variant's best layer at `default_C` (starred); a panel per task ×
+    model. Above the diagonal the probe is selective (task > control)."""
+    if df is None or (isinstance(df, pd.DataFrame) and df.empty):
+        raise ValueError("the probe_sweep table is missing or empty")
+    d = pd.read_csv(df, sep="\t") if isinstance(df, str | Path) else df
+    missing = [c for c in PROBE_SWEEP_COLUMNS if c not in d.columns]
+    if missing:
+        raise ValueError(f"the probe_sweep table lacks column(s) {', '.join(missing)}")
+    chosen = task_metrics(metric, d["task"], "metric")
+    rows = d[(d["metric"] == d["task"].map(chosen)) & d["target"].isin(["task", "control"])]
+    _require(rows, "probe_sweep", f"metrics {chosen}", {"metrics": d["metric"]})
+    points = pd.concat(
+        [_sweep_points(part, default_C) for _, part in rows.groupby(["task", "model"])],
+        ignore_index=True,
+    )
+    points["variant"] = [
+        _variant_label(m, s) for m, s in zip(points["method"], points["size"], strict=True)
+    ]
+    order = [label for label, _, _ in _variant_order(points)]
+    palette = _variant_colors(points)
+    tasks, models = sorted(points["task"].unique()), sorted(points["model"].unique())
+    size = figure_size(
+        len(tasks), len(models), panel_w=PANEL_W + 0.3, panel_h=PANEL_W, legend_w=LEGEND_W + 0.6
+    )
+    fig, axes = plt.subplots(len(tasks), len(models), figsize=size, squeeze=False)
+    starred = False
+    for i, task in enumerate(tasks):
+        for j, model in enumerate(models):
+            ax = axes[i, j]
+            ax.set_title(_panel_title(task, model))
+            panel = points[(points["task"] == task) & (points["model"] == model)]
+            if panel.empty:
+                _no_data(ax)
+                continue
+            starred |= _sweep_panel(ax, panel, order, palette, default_C)
+            ax.set_xlabel(f"control task {chosen[task]}")
+            ax.set_ylabel(f"task {chosen[task]}" if j == 0 else "")
+    handles = [Line2D([], [], color=palette[v], lw=1.6, label=v) for v in order]
+    handles += [_spacer()]
+    handles += [
+        Line2D([], [], color="0.35", lw=1.2, ms=3.5, label=label, **style)
+        for style, label in _SWEEP_STYLES.values()
+    ]
+    if starred:
+        star = {"marker": "*", "ms": 10, "color": "0.35", "linestyle": "none"}
+        handles.append(Line2D([], [], label=f"default (C = {default_C:g})", **star))
+    handles.append(Line2D([], [], color="0.55", lw=0.8, ls=":", label="task = control"))
+    _outside_legend(fig, handles, title="training data")
+    _suptitle(
+        fig,
+        f"Probe complexity vs selectivity ({split} split)\n"
+        f"layer: best at C = {default_C:g}; shaded: control ≥ task",
+        LEGEND_W + 0.6,
+    )
+    return fig
+
+
+def plot_probe_sweep(
+    df,
+    out_stem: str | Path,
+    metric: TaskMetrics = "macro_f1",
+    default_C: float = 1.0,
+    split: str = "test",
+) -> list[Path]:
+    """`build_probe_sweep`, saved as ``<out_stem>.png`` and ``.pdf``."""
+    return _save(build_probe_sweep(df, metric=metric, default_C=default_C, split=split), out_stem)
+
+
+# ------------------------------------------------------------------------------- erasure
+
+
+_MIN_DROP_RANGE = 0.05
+
+
+@_styled
+def build_erasure(df, metrics: TaskMetrics) -> Figure:
+    """Causal erasure: per layer, how much each fine-tuned variant's test score (each task's
+    `metrics`) drops when the layer's task information is erased (LEACE, solid) and when a
+    random subspace of the same rank is (control, dashed); a panel per task × model."""
+    d = load_table(df, "erasure")
+    wanted = task_metrics(metrics, d["task"], "metrics")
+    names = {task: f"{metric}_drop" for task, metric in wanted.items()}
+    rows = d[d["metric"] == d["task"].map(names)]
+    _require(rows, "erasure", "drop rows of the main metrics", {"metric": d["metric"]})
+    fig = _layer_curves_figure(
+        rows[[*KEY, "layer", "target", "value"]],
+        y_label={task: f"{metric} drop" for task, metric in wanted.items()},
+        suptitle="Score drop when a layer is erased",
+        sharey=False,
+        target_labels=("LEACE (task labels)", "random subspace"),
+        zero_line=True,
+    )
+    for ax in fig.axes:  # at least ±0.05: a drop of one test example must not fill a panel
+        low, high = ax.get_ylim()
+        ax.set_ylim(min(low, -_MIN_DROP_RANGE), max(high, _MIN_DROP_RANGE))
+    return fig
+
+
+def plot_erasure(df, out_stem: str | Path, metrics: TaskMetrics) -> list[Path]:
+    """`build_erasure`, saved as ``<out_stem>.png`` and ``.pdf``."""
+    return _save(build_erasure(df, metrics), out_stem)
 
 
 # ------------------------------------------------------------------------------- saving

@@ -27,7 +27,7 @@ from bioprobe.probing.estimators import PROBE_KINDS, make_probe
 from bioprobe.probing.rows import TARGETS, LayerScores, probe_rows, shuffled_control
 from bioprobe.probing.softmax import fit_layers_linear
 
-__all__ = ["ProbeData", "bio_to_type", "probe_all_layers", "split_sentences"]
+__all__ = ["ProbeData", "bio_to_type", "probe_all_layers", "split_sentences", "target_labels"]
 
 LABEL_MODES = ("type", "bio")
 _ENTITY_METRICS = ("entity_precision", "entity_recall", "entity_f1")
@@ -148,10 +148,7 @@ def probe_all_layers(
     """
     hyper = dict(hyper or {})  # a copy: the joblib path adds random_state to it
     targets = _check_inputs(train, test, kind, hyper, targets, label_mode)
-    names, y_fit, y_eval = _probe_labels(train, test, label_mode)
-    labels = {"task": (y_fit, y_eval)}
-    if "control" in targets:
-        labels["control"] = _control_labels(train, test, y_fit, y_eval, seed, len(names))
+    names, labels = target_labels(train, test, targets, label_mode, seed)
     if kind == "linear":
         preds = _predict_linear(train, test, hyper, targets, labels)
     else:
@@ -166,6 +163,18 @@ def probe_all_layers(
             for layer in range(train.features.shape[0])
         ),
     )
+
+
+def target_labels(
+    train: ProbeData, test: ProbeData, targets: Sequence[str], label_mode: str, seed: int
+) -> tuple[list[str], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The label names and, per target, the (fit, eval) label ids the probes see: NER tags as
+    `label_mode` says, the control task's labels seeded by `seed`."""
+    names, y_fit, y_eval = _probe_labels(train, test, label_mode)
+    labels = {"task": (y_fit, y_eval)}
+    if "control" in targets:
+        labels["control"] = _control_labels(train, test, y_fit, y_eval, seed, len(names))
+    return names, labels
 
 
 def _check_inputs(

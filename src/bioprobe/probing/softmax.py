@@ -31,13 +31,20 @@ __all__ = [
     "as_float32",
     "fit_layers_linear",
     "fit_softmax",
+    "log_proba_softmax",
     "preconditioner",
     "predict_softmax",
+    "second_moments",
+    "softmax_curvature",
     "standardise_",
     "torch_threads",
+    "whitening",
 ]
 
 _DEFAULT_MAX_BYTES = 2 * 1024**3
+#: the logit offset that takes an excluded class out of a softmax: finite, so that a zero
+#: one-hot entry times its log-probability is 0, not NaN
+_EXCLUDED = 1e30
 
 
 @contextlib.contextmanager
@@ -106,7 +113,9 @@ def _line_search(fg, rows, theta, f, g, gmax, d, gd, active):
     for _ls in range(40):
         trial = theta + step.unsqueeze(1) * d
         tf, tg, tgmax = fg(trial, rows)
-        ok = (tf <= f + 1e-4 * step * gd) & torch.isfinite(tf) & ~done
+        # a step must lower f measurably: near the optimum of a tol below float32's resolution
+        # f stops changing, and accepting equal values would spin to max_iter
+        ok = (tf <= f + 1e-4 * step * gd) & (tf < f) & torch.isfinite(tf) & ~done
         if bool(ok.any()):
             new_theta = torch.where(ok.unsqueeze(1), trial, new_theta)
             new_f = torch.where(ok, tf, new_f)
@@ -191,15 +200,26 @@ def preconditioner(x: torch.Tensor, max_rows: int = 2048) -> torch.Tensor | None
     n, h = x.shape[1], x.shape[2]
     if n < 4 * h:
         return None
+    return whitening(second_moments(x, max_rows), 1e-3)
+
+
+def second_moments(x: torch.Tensor, max_rows: int = 2048) -> torch.Tensor:
+    """[L, H, H]: the second moments of x [L, N, H] from at most max(`max_rows`, 4H) evenly
+    spaced examples (they only shape a solver's path)."""
+    n, h = x.shape[1], x.shape[2]
     xs = x[:, :: max(1, n // max(max_rows, 4 * h))]
-    sigma = torch.bmm(xs.transpose(1, 2), xs) / xs.shape[1]
-    sigma.diagonal(dim1=1, dim2=2).add_(1e-3)  # standardised features: Sigma's diagonal is ~1
+    return torch.bmm(xs.transpose(1, 2), xs) / xs.shape[1]
+
+
+def whitening(sigma: torch.Tensor, ridge: float) -> torch.Tensor:
+    """[L, H, H] lower-triangular M with M (sigma + ridge I) M^T = I per layer; the identity
+    for a layer where that is not positive definite in float32 (plain gradients)."""
+    eye = torch.eye(sigma.shape[-1], dtype=sigma.dtype, device=sigma.device).expand_as(sigma)
     # one thread: LAPACK's multi-threaded Cholesky rounds differently with the thread count,
     # and a probe table must not depend on how many cores its job got (local vs SLURM)
     with torch_threads(1):
-        chol, info = torch.linalg.cholesky_ex(sigma)
-        eye = torch.eye(h, dtype=x.dtype, device=x.device).expand_as(sigma)
-        bad = (info != 0)[:, None, None]  # not positive definite in float32: plain gradients
+        chol, info = torch.linalg.cholesky_ex(sigma + ridge * eye)
+        bad = (info != 0)[:, None, None]
         return torch.linalg.solve_triangular(torch.where(bad, eye, chol), eye, upper=False)
 
 
@@ -221,10 +241,18 @@ def _layer_selector(x: torch.Tensor, m: torch.Tensor | None):
     return layers
 
 
-def _softmax_objective(x, ys, n_classes: int, l2: float, m, b_scale: float):
+def _class_offsets(exclude: torch.Tensor, binary: bool, dtype: torch.dtype) -> torch.Tensor:
+    """[T, P] logit offsets that give each target's excluded classes probability 0: -big on a
+    multiclass logit; a binary logit (class 1 vs 0) is pinned to the class left."""
+    big = exclude.to(dtype) * _EXCLUDED
+    return big[:, :1] - big[:, 1:] if binary else -big
+
+
+def _softmax_objective(x, ys, n_classes: int, l2: float, m, b_scale: float, offset=None):
     """`fg(theta, rows)` for `_batched_lbfgs`: the penalised mean cross-entropy of every
     (layer, target) row, with gradients in the solver's (preconditioned) coordinates and gmax
-    in W's, so that `tol` means what it does in scikit-learn."""
+    in W's, so that `tol` means what it does in scikit-learn. `offset` [T, P]: fixed logit
+    offsets (`_class_offsets`)."""
     _, n, h = x.shape
     n_targets = ys.shape[0]
     binary = n_classes == 2
@@ -243,6 +271,8 @@ def _softmax_objective(x, ys, n_classes: int, l2: float, m, b_scale: float):
         b = theta[:, p * h :].reshape(g, tp) * b_scale
         # x @ w^T with w stored [T*P, H]: on CPU several times faster than x @ [H, T*P]
         z = (torch.bmm(xr, w.transpose(1, 2)) + b.unsqueeze(1)).view(g, n, n_targets, p)
+        if offset is not None:
+            z = z + offset
         if binary:
             z = torch.cat([torch.zeros_like(z), z], dim=-1)
         logp = torch.log_softmax(z, dim=-1)  # [G, N, T, K]
@@ -262,6 +292,12 @@ def _softmax_objective(x, ys, n_classes: int, l2: float, m, b_scale: float):
     return fg
 
 
+def softmax_curvature(n_classes: int) -> float:
+    """The curvature of `n_classes`' softmax cross-entropy at zero logits (one logit for two
+    classes): what `fit_softmax` scales its preconditioner by."""
+    return 0.25 if n_classes == 2 else (1.0 / n_classes) * (1.0 - 1.0 / n_classes)
+
+
 def fit_softmax(
     x: torch.Tensor,
     ys: torch.Tensor,
@@ -271,12 +307,16 @@ def fit_softmax(
     max_iter: int,
     tol: float,
     precondition: torch.Tensor | None = None,
+    exclude: torch.Tensor | None = None,
 ):
     """Fit every (layer, target) problem of standardised x [L, N, H] float32 and targets
     ys [T, N] (class indices 0..K-1, K = `n_classes` for all of them).
 
-    `precondition`: `preconditioner(x)` (None: plain gradients). Returns W [L, T, P, H],
-    b [L, T, P] (P = 1 for two classes, else K) and n_iter [L, T].
+    `precondition`: `preconditioner(x)` (None: plain gradients). `exclude` [T, K] bool: classes
+    a target's model leaves out (probability 0; weights 0), e.g. those absent from ys, whose
+    unpenalised intercept would otherwise run to -inf: the rest is scikit-learn's problem on
+    the classes present. Returns W [L, T, P, H], b [L, T, P] (P = 1 for two classes, else K)
+    and n_iter [L, T].
     """
     n_layers, n, h = x.shape
     n_targets = ys.shape[0]
@@ -284,10 +324,11 @@ def fit_softmax(
     p = 1 if binary else n_classes
     tp = n_targets * p
     l2 = 1.0 / (C * n)
-    curvature = 0.25 if binary else (1.0 / p) * (1.0 - 1.0 / p)  # the softmax's, at zero
+    curvature = softmax_curvature(n_classes)
     m = None if precondition is None else precondition * curvature**-0.5  # w = v @ m
     b_scale = 1.0 if m is None else curvature**-0.5  # b = b_scale * v_b: its curvature is c
-    fg = _softmax_objective(x, ys, n_classes, l2, m, b_scale)
+    offset = None if exclude is None else _class_offsets(exclude, binary, x.dtype)
+    fg = _softmax_objective(x, ys, n_classes, l2, m, b_scale, offset)
     theta0 = torch.zeros(n_layers * n_targets, p * h + p, dtype=x.dtype, device=x.device)
     with torch.no_grad():
         theta, n_iter = _batched_lbfgs(
@@ -309,6 +350,21 @@ def predict_softmax(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.
     z = (z + b.reshape(n_layers, 1, n_targets * p)).view(n_layers, -1, n_targets, p)
     pred = (z[..., 0] > 0).long() if p == 1 else z.argmax(-1)  # [L, M, T]
     return pred.permute(2, 0, 1)
+
+
+def log_proba_softmax(
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, exclude: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Log-probabilities [L, M, T, K] of every class for standardised x [L, M, H] under
+    `fit_softmax`'s W, b (and the `exclude` it was fitted with)."""
+    n_layers, n_targets, p, h = w.shape
+    z = torch.bmm(x, w.reshape(n_layers, n_targets * p, h).transpose(1, 2))
+    z = (z + b.reshape(n_layers, 1, n_targets * p)).view(n_layers, -1, n_targets, p)
+    if exclude is not None:
+        z = z + _class_offsets(exclude, p == 1, z.dtype)
+    if p == 1:
+        z = torch.cat([torch.zeros_like(z), z], dim=-1)
+    return torch.log_softmax(z, dim=-1)
 
 
 def _layer_chunks(n_layers: int, bytes_per_layer: int, max_bytes: int) -> list[range]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # heavy imports only where a method needs them
     from bioprobe.analysis.extract import AttentionSet, DumpSettings
+    from bioprobe.bootstrap import Resampling
     from bioprobe.data.readers import LabelCheck
     from bioprobe.training.features import FeatureSet
 
@@ -45,6 +46,10 @@ class TaskType(ABC):
     probe_metric: ClassVar[str] = "macro_f1"
     #: the probe kinds that fit this type's targets (others are skipped, with a log line)
     probe_kinds: ClassVar[tuple[str, ...]] = ("linear", "svc", "mlp")
+    #: whether `probe.mdl` applies (MDL codes class labels: not a real-valued score)
+    mdl_probe: ClassVar[bool] = True
+    #: whether `probe_sweep` applies (a single-label linear probe, whose C and rank it sweeps)
+    sweep_probe: ClassVar[bool] = True
     #: BLURB's task category of this type (None: not one of BLURB's) and its official metric,
     #: the defaults of `tasks.<id>.blurb`
     blurb_category: ClassVar[str | None] = None
@@ -185,9 +190,30 @@ class TaskType(ABC):
         first = flat[0]
         return str(labels[first]) if all(p == first for p in flat) else None
 
+    def prediction_rows(
+        self, labels: Sequence[str], records: Sequence[dict], predicted: list
+    ) -> list[dict]:
+        """Per example, in order, what its score reads: `id`, `gold` and `predicted` (label
+        names, tag lists, label sets or real scores; a run's predictions file holds them).
+        One label per example by default."""
+        return [
+            {"id": r["id"], "gold": r["label"], "predicted": labels[p]}
+            for r, p in zip(records, predicted, strict=True)
+        ]
+
     @abstractmethod
+    def score_rows(self, labels: Sequence[str], rows: Sequence[dict]) -> dict[str, float]:
+        """Downstream scores (the task's metrics) of `prediction_rows`."""
+
     def score(self, labels: Sequence[str], records: Sequence[dict], predicted: list) -> dict:
-        """Downstream scores of a split's predictions (the task's metrics)."""
+        """Downstream scores of a split's predictions (`predicted`: `batch_predictions`'
+        values, in the order of `records`)."""
+        return self.score_rows(labels, self.prediction_rows(labels, records, predicted))
+
+    @abstractmethod
+    def resampling(self, labels: Sequence[str], rows: Sequence[dict]) -> Resampling:
+        """`score_rows` as a function of which units of `rows` a bootstrap resample draws
+        (`bioprobe.bootstrap`): examples, or the groups the scores treat as one."""
 
     # --- dumps and probes ---
 
@@ -249,6 +275,40 @@ class TaskType(ABC):
             label_mode=settings.label_mode,
             seed=seed,
             n_jobs=threads,
+            extra_scores=self.extra_probe_scores(),
+        )
+
+    def probe_mdl(self, fit: Any, score: Any, settings: Any, seed: int, threads: int):
+        """MDL rows (probe `mdl`: online codelengths of `fit`'s labels, `probing.mdl`) with the
+        linear probe's settings; class labels of the probing units by default."""
+        from bioprobe.probing.mdl import mdl_rows
+
+        return mdl_rows(
+            fit,
+            score,
+            hyper=settings.hyper("linear"),
+            targets=settings.targets,
+            label_mode=settings.label_mode,
+            seed=seed,
+            num_threads=threads,
+        )
+
+    def probe_sweep(
+        self, fit: Any, score: Any, settings: Any, sweep: Any, seed: int, threads: int
+    ) -> list[dict]:
+        """The linear probe's rows along its complexity (`probing.sweep`; `settings`:
+        `ProbeSettings`, `sweep`: `ProbeSweepSettings`): C at full rank, rank at its C."""
+        from bioprobe.probing.sweep import sweep_rows
+
+        return sweep_rows(
+            fit,
+            score,
+            Cs=sweep.C,
+            ranks=sweep.rank,
+            hyper=settings.hyper("linear"),
+            label_mode=settings.label_mode,
+            seed=seed,
+            num_threads=threads,
             extra_scores=self.extra_probe_scores(),
         )
 

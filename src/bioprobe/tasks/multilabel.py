@@ -129,6 +129,11 @@ def multi_hot(label_sets: Sequence[Sequence[str]], labels: Sequence[str]) -> np.
     return out
 
 
+def _multi_hot_rows(labels: Sequence[str], rows: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """The gold and predicted label sets of prediction rows, multi-hot [N, K] each."""
+    return tuple(multi_hot([r[side] for r in rows], labels) for side in ("gold", "predicted"))
+
+
 def _natural(name: str) -> tuple[int, int | str]:
     """Index names in numeric order ("2" before "10"), then any other names."""
     return (0, int(name)) if name.isdigit() else (1, name)
@@ -145,6 +150,7 @@ class MultiLabel(TaskType):
     main_metric = "document_micro_f1"
     probe_metric = "micro_f1"
     probe_kinds = ("linear",)  # one-vs-rest logistic regressions (probing.multilabel)
+    sweep_probe = False  # one binary probe per label: no multiclass weight matrix to sweep
     blurb_category = "document classification"
     blurb_metric = "document_micro_f1"
 
@@ -229,14 +235,28 @@ class MultiLabel(TaskType):
             return None
         return ", ".join(labels[i] for i in predicted[0]) or "no label"
 
-    def score(self, labels, records, predicted) -> dict:
+    def prediction_rows(self, labels, records, predicted) -> list[dict]:
+        """Label sets (names), with the document each example belongs to."""
+        return [
+            {
+                "id": r["id"],
+                "document": r["document"],
+                "gold": list(r["labels"]),
+                "predicted": [labels[i] for i in ids],
+            }
+            for r, ids in zip(records, predicted, strict=True)
+        ]
+
+    def score_rows(self, labels, rows) -> dict:
         from bioprobe.metrics import multilabel_scores
 
-        gold = multi_hot([r["labels"] for r in records], labels)
-        pred = np.zeros_like(gold)
-        for row, ids in enumerate(predicted):
-            pred[row, ids] = 1
-        return multilabel_scores(gold, pred, [r["document"] for r in records])
+        return multilabel_scores(*_multi_hot_rows(labels, rows), [r["document"] for r in rows])
+
+    def resampling(self, labels, rows):
+        """Whole documents are drawn: BLURB's score merges a document's examples."""
+        from bioprobe import bootstrap
+
+        return bootstrap.multilabel(*_multi_hot_rows(labels, rows), [r["document"] for r in rows])
 
     # --- dumps and probes ---
 
@@ -270,4 +290,17 @@ class MultiLabel(TaskType):
             seed=seed,
             num_threads=threads,
             kind=kind,
+        )
+
+    def probe_mdl(self, fit, score, settings, seed, threads):
+        """MDL of the label sets: one online code per label (`probing.mdl`), summed."""
+        from bioprobe.probing.mdl import mdl_multilabel_rows
+
+        return mdl_multilabel_rows(
+            fit,
+            score,
+            hyper=settings.hyper("linear"),
+            targets=settings.targets,
+            seed=seed,
+            num_threads=threads,
         )

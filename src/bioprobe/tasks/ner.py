@@ -164,13 +164,26 @@ class NER(TaskType):
         pred = logits[:, logits.shape[1] - labels.shape[1] :].argmax(-1)
         return [pred[row][labels[row] != -100].tolist() for row in range(pred.shape[0])]
 
-    def score(self, labels, records, predicted) -> dict:
-        gold = [r["tags"] for r in records]
-        pred = [
-            [labels[t] for t in ids] + ["O"] * (len(r["tags"]) - len(ids))
+    def prediction_rows(self, labels, records, predicted) -> list[dict]:
+        """Each sentence's gold and predicted tags; words cut off by `max_length` are
+        predicted `O`."""
+        return [
+            {
+                "id": r["id"],
+                "gold": list(r["tags"]),
+                "predicted": [labels[t] for t in ids] + ["O"] * (len(r["tags"]) - len(ids)),
+            }
             for r, ids in zip(records, predicted, strict=True)
         ]
-        return self.tag_scores(labels, gold, pred)
+
+    def score_rows(self, labels, rows) -> dict:
+        return self.tag_scores(labels, [r["gold"] for r in rows], [r["predicted"] for r in rows])
+
+    def resampling(self, labels, rows):
+        """Whole sentences are drawn: an entity never crosses one."""
+        from bioprobe import bootstrap
+
+        return bootstrap.tags([r["gold"] for r in rows], [r["predicted"] for r in rows])
 
     # --- dumps ---
 

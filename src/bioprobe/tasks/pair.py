@@ -95,10 +95,15 @@ class Pair(TaskType):
     def batch_predictions(self, logits, labels) -> list:
         return [int(p) for p in logits.argmax(-1)]
 
-    def score(self, labels, records, predicted) -> dict:
+    def score_rows(self, labels, rows) -> dict:
         from bioprobe.metrics import classification_scores
 
-        return classification_scores([r["label"] for r in records], [labels[i] for i in predicted])
+        return classification_scores([r["gold"] for r in rows], [r["predicted"] for r in rows])
+
+    def resampling(self, labels, rows):
+        from bioprobe import bootstrap
+
+        return bootstrap.classification(*class_ids(labels, rows), len(labels))
 
     # --- dumps ---
 
@@ -107,6 +112,12 @@ class Pair(TaskType):
 
     def dump(self, model, tokenizer, splits, out: Path, settings, is_decoder: bool):
         return dump_examples(model, tokenizer, splits, out, settings, is_decoder)
+
+
+def class_ids(labels: Sequence[str], rows: Sequence[dict]) -> tuple[list[int], list[int]]:
+    """The gold and predicted class ids of prediction rows of label names."""
+    index = {label: i for i, label in enumerate(labels)}
+    return [index[r["gold"]] for r in rows], [index[r["predicted"]] for r in rows]
 
 
 def _label_units(records: Sequence[dict]) -> dict[str, list]:

@@ -70,6 +70,13 @@ class Pico(NER):
 
         return pico_scores(gold, pred, entity_types(labels))
 
+    def resampling(self, labels, rows):
+        """Whole sentences are drawn, as for NER."""
+        from bioprobe import bootstrap
+
+        gold, pred = [r["gold"] for r in rows], [r["predicted"] for r in rows]
+        return bootstrap.pico(gold, pred, entity_types(labels))
+
     # --- probes ---
 
     def probe(self, fit: Any, score: Any, kind: str, settings: Any, seed: int, threads: int):
@@ -77,6 +84,11 @@ class Pico(NER):
             fit, score, kind, dataclasses.replace(settings, label_mode="type"), seed, threads
         )
         return rows + selectivity_rows(rows, self.probe_metric)
+
+    def probe_sweep(self, fit, score, settings, sweep, seed, threads):
+        """The sweep on the types, as `probe`."""
+        settings = dataclasses.replace(settings, label_mode="type")
+        return super().probe_sweep(fit, score, settings, sweep, seed, threads)
 
 
 def selectivity_rows(rows: Sequence[dict], metric: str) -> list[dict]:

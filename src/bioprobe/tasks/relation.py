@@ -185,16 +185,22 @@ class Relation(TaskType):
     def batch_predictions(self, logits, labels) -> list:
         return [int(p) for p in logits.argmax(-1)]
 
-    def score(self, labels, records, predicted) -> dict:
+    def score_rows(self, labels, rows) -> dict:
         """Accuracy, macro-F1 (and `micro_f1`, which equals accuracy with one label per
         sentence) and BLURB's positive-class precision, recall and `positive_micro_f1`."""
         from bioprobe.metrics import classification_scores, positive_class_scores
 
-        gold = [r["label"] for r in records]
-        pred = [labels[i] for i in predicted]
+        gold = [r["gold"] for r in rows]
+        pred = [r["predicted"] for r in rows]
         return classification_scores(gold, pred) | positive_class_scores(
             gold, pred, labels[NEGATIVE_ID]
         )
+
+    def resampling(self, labels, rows):
+        from bioprobe import bootstrap
+        from bioprobe.tasks.pair import class_ids
+
+        return bootstrap.classification(*class_ids(labels, rows), len(labels), NEGATIVE_ID)
 
     # --- dumps and probes ---
 

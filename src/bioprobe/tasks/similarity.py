@@ -57,6 +57,8 @@ class Similarity(TaskType):
     main_metric = "pearson"
     probe_metric = "pearson"
     probe_kinds = ("linear",)  # a ridge regression (probing.ridge): no classifier fits a score
+    mdl_probe = False  # an online code of real-valued scores is not implemented
+    sweep_probe = False  # a ridge probe: its complexity is `probe.ridge.alphas`
     blurb_category = "sentence similarity"
     blurb_metric = "pearson"
 
@@ -120,10 +122,21 @@ class Similarity(TaskType):
     def batch_predictions(self, logits, labels) -> list:
         return [float(v) for v in logits[..., 0]]
 
-    def score(self, labels, records, predicted) -> dict:
+    def prediction_rows(self, labels, records, predicted) -> list[dict]:
+        return [
+            {"id": r["id"], "gold": r["score"], "predicted": p}
+            for r, p in zip(records, predicted, strict=True)
+        ]
+
+    def score_rows(self, labels, rows) -> dict:
         from bioprobe.metrics import regression_scores
 
-        return regression_scores([r["score"] for r in records], predicted)
+        return regression_scores([r["gold"] for r in rows], [r["predicted"] for r in rows])
+
+    def resampling(self, labels, rows):
+        from bioprobe import bootstrap
+
+        return bootstrap.regression([r["gold"] for r in rows], [r["predicted"] for r in rows])
 
     # --- dumps and probes ---
 
