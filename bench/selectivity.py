@@ -1,19 +1,21 @@
 """Selectivity of the linear probe along its complexity (Hewitt & Liang 2019) on the real
 corpora in ../shared/data, with the real all-MiniLM-L6-v2 (pretrained): the measurements behind
-the default `probe.linear.C` (README, "Probe selectivity").
+the default `probe.linear.C` (README, "Probe complexity and selectivity").
 
     python bench/selectivity.py                 # 6 corpora, <= 500 + 500 sentences each
     python bench/selectivity.py --max 200       # smaller caps, to check the script
-    python bench/selectivity.py --corpora ncbi gad
+    python bench/selectivity.py --corpora ncbi gad --seeds 1 2
 
 Per corpus: bioprobe prepares the task, caps its validation (probe fit) and test (probe score)
 splits to `--max` sentences each (a seeded stratified sample, kept in corpus order), dumps the
-pretrained model with `dump_variant` (cached under --work) and runs the sweep
-(`probing.sweep.sweep_rows`, the `probe_sweep` rule's function) with the workflow's defaults
-but for the swept setting. Prints, per corpus and setting, the task score, the control score
-and the selectivity in the task type's probe metric (and in accuracy) at the best layer (the
-layer of the best task score at that setting) and per layer; writes every row to
-<work>/probe_sweep.tsv.
+pretrained model with `dump_variant` (cached under --work) and fits the linear probe at every
+setting of the sweep (`probing.sweep.fit_layers_sweep`, what the `probe_sweep` rule runs) for
+the task and for the control task drawn with each of `--seeds` (one solve), with the
+workflow's label mode and splits. Prints, per corpus and setting, at the layer of the best
+task score: the task score, the control score (mean and sd over the seeds), the selectivity
+(mean, first seed's, in accuracy) in the task type's probe metric, the best layer's mean
+selectivity; then per C and layer task/control/selectivity. Every row goes to
+<work>/probe_sweep.tsv. About 35 min on 2 busy CPU cores (JNLPBA's six classes: 17).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from bioprobe.probing.crf import LinearChainCRF
 from bioprobe.probing.softmax import (
     as_float32,
     fit_softmax,
+    penalty_ridge,
     preconditioner,
     standardise_,
     torch_threads,
@@ -96,7 +97,9 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             C=self.C,
             max_iter=self.max_iter,
             tol=self.tol,
-            precondition=preconditioner(x),
+            precondition=preconditioner(
+                x, ridge=penalty_ridge(self.C, len(y_idx), len(self.classes_))
+            ),
         )
         self.coef_ = w[0, 0].cpu().numpy()
         self.intercept_ = b[0, 0].cpu().numpy()

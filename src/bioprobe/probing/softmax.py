@@ -32,6 +32,7 @@ __all__ = [
     "fit_layers_linear",
     "fit_softmax",
     "log_proba_softmax",
+    "penalty_ridge",
     "preconditioner",
     "predict_softmax",
     "second_moments",
@@ -187,20 +188,32 @@ def _batched_lbfgs(
     return out, n_iter
 
 
-def preconditioner(x: torch.Tensor, max_rows: int = 2048) -> torch.Tensor | None:
-    """[L, H, H] lower-triangular M with M (Sigma + 1e-3 I) M^T = I per layer, or None.
+def preconditioner(
+    x: torch.Tensor, max_rows: int = 2048, ridge: float = 1e-3
+) -> torch.Tensor | None:
+    """[L, H, H] lower-triangular M with M (Sigma + ridge I) M^T = I per layer, or None.
 
     For a softmax of curvature c at zero, the weights' Hessian there is about c * Sigma + l2 * I
     (Sigma: the standardised features' second moments), so solving for v with
     w = v @ M / sqrt(c) is solving a problem whose Hessian starts near the identity: the same
-    optimum, fewer iterations. Sigma only shapes the path, so it comes from at most `max_rows`
-    evenly spaced examples, with a small ridge. None (plain gradients) when N < 4H: there M's
-    products would cost as much as the features' own, and an evaluation is cheap anyway.
+    optimum, fewer iterations; `penalty_ridge` gives the ridge l2 / c adds. Sigma only shapes
+    the path, so it comes from at most `max_rows` evenly spaced examples. None (plain
+    gradients) when N < 4H: there M's products would cost as much as the features' own, and an
+    evaluation is cheap anyway.
     """
     n, h = x.shape[1], x.shape[2]
     if n < 4 * h:
         return None
-    return whitening(second_moments(x, max_rows), 1e-3)
+    return whitening(second_moments(x, max_rows), ridge)
+
+
+def penalty_ridge(C: float, n: int, n_classes: int) -> float:
+    """The preconditioner's ridge for the penalty of `C` on `n` examples: 1e-3 + l2 / c. A
+    strong penalty (small C) dominates the Hessian; whitened without it, the Hessian in the
+    solver's coordinates is near I + Sigma^-1 l2 / c, badly conditioned (MiniLM's 3363 NCBI
+    demo words: 99 iterations a layer instead of 7 at C = 0.001, 51 instead of 12 at C = 0.01,
+    the same 30 at C = 1)."""
+    return 1e-3 + 1.0 / (C * n * softmax_curvature(n_classes))
 
 
 def second_moments(x: torch.Tensor, max_rows: int = 2048) -> torch.Tensor:
@@ -427,14 +440,14 @@ def _fit_layers_linear(X, y, X_eval, C, max_iter, tol, device, max_bytes) -> np.
             lo, hi = chunk.start, chunk.stop
             x = as_float32(X[lo:hi], device)
             mean, scale = standardise_(x)
-            pre = preconditioner(x)
             fits = {}
             for k, targets in groups.items():
                 idx = np.stack([encoded[t][1] for t in targets]).astype(np.int64)
                 yt = torch.from_numpy(idx).to(device)
+                pre = preconditioner(x, ridge=penalty_ridge(C, n, k))
                 w, b, _ = fit_softmax(x, yt, k, C=C, max_iter=max_iter, tol=tol, precondition=pre)
                 fits[k] = (w, b)
-            del x, pre
+            del x
             xe = as_float32(X_eval[lo:hi], device).sub_(mean).div_(scale)
             with torch.no_grad():
                 for k, targets in groups.items():
