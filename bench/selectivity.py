@@ -15,7 +15,8 @@ workflow's label mode and splits. Prints, per corpus and setting, at the layer o
 task score: the task score, the control score (mean and sd over the seeds), the selectivity
 (mean, first seed's, in accuracy) in the task type's probe metric, the best layer's mean
 selectivity; then per C and layer task/control/selectivity. Every row goes to
-<work>/probe_sweep.tsv. About 35 min on 2 busy CPU cores (JNLPBA's six classes: 17).
+<work>/probe_sweep.tsv. 30-65 min on 2 shared CPU cores, most of it the rank sweeps of the
+multi-class corpora (JNLPBA: 17-39 min), after 3 min of dumps.
 """
 
 from __future__ import annotations
