@@ -309,13 +309,17 @@ def variant_runs():
 
 
 def erasure_runs():
-    """Fine-tuned runs, whose layers are erased (erasure.enabled)."""
+    """Fine-tuned runs, whose layers are erased (erasure.enabled, its sizes and seeds)."""
     erasure = config["erasure"]
     if not erasure["enabled"]:
         return []
-    sizes = erasure["sizes"]
+    sizes, seeds = erasure["sizes"], erasure["seeds"]
     return [
-        r for r in variant_runs() if r.size > 0 and (sizes is None or r.size in sizes)
+        r
+        for r in variant_runs()
+        if r.size > 0
+        and (sizes is None or r.size in sizes)
+        and (seeds is None or r.seed in seeds)
     ]
 
 

@@ -51,6 +51,7 @@ rule prepare_task:
         grid.log("prepare_task", "{task}"),
     benchmark:
         grid.benchmark("prepare_task", "{task}")
+    priority: 3  # as subsample's
     conda:
         "../envs/bioprobe.yaml"
     params:
@@ -69,6 +70,9 @@ rule subsample:
         grid.log("subsample", "{task}/seed{seed}"),
     benchmark:
         grid.benchmark("subsample", "{task}/seed{seed}")
+    # fine-tuning's priority (rules/finetune.smk): a rule's priority does not pass to the jobs
+    # it waits for, and a subsample queued behind the analyses held its fine-tunings back
+    priority: 3
     conda:
         "../envs/bioprobe.yaml"
     script:

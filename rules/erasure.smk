@@ -13,6 +13,7 @@ rule erasure:
         grid.benchmark("erasure", grid.RUN)
     wildcard_constraints:
         size=r"100|[1-9]\d?",  # fine-tuned runs only: a pretrained head is untrained
+    priority: 2  # after fine-tuning, the next longest (rules/finetune.smk)
     conda:
         "../envs/bioprobe.yaml"
     threads: 1

@@ -9,6 +9,7 @@ rule extract:
         grid.log("extract", grid.RUN),
     benchmark:
         grid.benchmark("extract", grid.RUN)
+    priority: 1  # before the short analyses (rules/finetune.smk)
     conda:
         "../envs/bioprobe.yaml"
     threads: 1

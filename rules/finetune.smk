@@ -31,6 +31,9 @@ rule finetune:
         grid.benchmark("finetune", grid.RUN)
     wildcard_constraints:
         size=r"100|[1-9]\d?",  # size 0 is the pretrained model: nothing to train
+    # the longest jobs first, then the analyses fill the cores around them: started as soon as
+    # they can be, the last fine-tuning is not left alone at the end with its analyses behind it
+    priority: 3
     conda:
         "../envs/bioprobe.yaml"
     threads: finetune_threads

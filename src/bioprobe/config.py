@@ -150,7 +150,7 @@ REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb"}
 def _check_semantics(config: dict) -> None:
     check_method_ids(config["methods"])
     _check_report_to(config)
-    _check_erasure_sizes(config)
+    _check_erasure_runs(config)
     for task_id, task in config["tasks"].items():
         _check_task(task_id, task)
     for model_id, model in config["models"].items():
@@ -162,14 +162,20 @@ def _check_semantics(config: dict) -> None:
             )
 
 
-def _check_erasure_sizes(config: dict) -> None:
-    """An erasure size that is not trained would silently erase nothing."""
+def _check_erasure_runs(config: dict) -> None:
+    """An erasure size or seed that is not trained would silently erase nothing."""
     trained = {s for s in config["sizes"] if s > 0}
     missing = sorted(set(config["erasure"]["sizes"] or ()) - trained)
     if missing:
         raise ConfigError(
             f"size {missing[0]} is not a fine-tuned size of `sizes` ({sorted(trained)})",
             "erasure.sizes",
+        )
+    missing = sorted(set(config["erasure"]["seeds"] or ()) - set(config["seeds"]))
+    if missing:
+        raise ConfigError(
+            f"seed {missing[0]} is not one of `seeds` ({sorted(config['seeds'])})",
+            "erasure.seeds",
         )
 
 

@@ -97,8 +97,9 @@ class ProbeSettings(Settings):
     fit_split: str = "validation"
     score_split: str = "test"
     control: bool = True
+    control_draws: int = 3  # control tasks drawn per run; the control's score is their mean
     mdl: bool = True  # MDL online codelengths (probing.mdl), on the fit split
-    linear: Mapping[str, Any] = field(default_factory=dict)
+    linear: Mapping[str, Any] = field(default_factory=lambda: {"C": 0.01})  # the schema's C
     svc: Mapping[str, Any] = field(default_factory=dict)
     mlp: Mapping[str, Any] = field(default_factory=dict)
     bilstm_crf: Mapping[str, Any] = field(default_factory=dict)
@@ -166,6 +167,7 @@ class ErasureSettings(Settings):
 
     enabled: bool = True
     sizes: tuple[int, ...] | None = None  # the erased runs' sizes (the rule's); None: all
+    seeds: tuple[int, ...] | None = None  # the erased runs' seeds; None: all
     fit_split: str = "validation"  # the erasers are fitted here (the probes' fit split)
     split: str = "test"  # the erased model is scored here
 
@@ -175,7 +177,7 @@ class ProbeSweepSettings(Settings):
     """`probe_sweep:`: the linear probe's task and control scores along its complexity
     (`probing.sweep`): C at full rank, the weight matrix's rank at `probe.linear.C`."""
 
-    enabled: bool = True
+    enabled: bool = False  # each variant costs ~16 linear probes: off in the demo's time budget
     C: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
     rank: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     sizes: tuple[int, ...] | None = (0,)  # the swept variants' sizes (0: size-0 ones); None: all

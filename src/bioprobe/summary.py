@@ -78,7 +78,12 @@ MEASURES = {
     "probe_last": "last-layer probe score",
     "attention_similarity": "mean attention similarity",
     "cka": "mean CKA",
+    "procrustes": "mean Procrustes distance",
+    "svcca": "mean SVCCA",
 }
+#: The representation-similarity measures (`metric` of that table) among `MEASURES`: each is a
+#: run's mean over layers, NaN where `cka.metrics` left it out.
+SIMILARITY_MEASURES = ("cka", "procrustes", "svcca")
 
 # the collectors' column lists (bioprobe.pipeline.tables): what each tidy table must have
 _REQUIRED = {
@@ -273,8 +278,9 @@ def internal_measures(
     ``downstream`` (its value on `split`), ``probe_best`` (the best layer's probe score, that
     seed's curve), ``probe_best_layer``, ``probe_last`` (the last layer's), both for `probe`,
     target ``task`` and the task's metric in `probe_metrics`; ``attention_similarity`` (mean of
-    `attention_metric` over layers and heads); ``cka`` (mean over layers 0..L of the ``cka`` rows
-    of the representation-similarity table `similarity`). A measure
+    `attention_metric` over layers and heads); ``cka``, ``procrustes`` and ``svcca`` (each the
+    mean over layers 0..L of that metric's rows of the representation-similarity table
+    `similarity`). A measure
     whose table is missing is NaN. Rows are the fine-tuned variants (the pretrained model too with
     `include_pretrained`: its head is untrained, and it has no attention similarity or CKA).
     """
@@ -283,7 +289,8 @@ def internal_measures(
     out = _add_probe_scores(out, probes, probe, probe_metrics)
     attention_means = _run_means(attention, "attention_similarity", attention_metric)
     out = _merge_measure(out, attention_means, "attention_similarity", on=KEY)
-    out = _merge_measure(out, _run_means(similarity, "cka", "cka"), "cka", on=KEY)
+    for measure in SIMILARITY_MEASURES:
+        out = _merge_measure(out, _run_means(similarity, measure, measure), measure, on=KEY)
 
     cols = [*KEY, "metric", "downstream", "probe_best_layer", *MEASURES]
     out = out[cols].sort_values(KEY, kind="mergesort").reset_index(drop=True)
@@ -482,7 +489,7 @@ _SUMMARY_COLUMNS = [
     "probe_score",
     "selectivity",
     "attention_similarity",
-    "cka",
+    *SIMILARITY_MEASURES,
 ]
 
 
@@ -508,17 +515,18 @@ def summary_table(
     curve of the task's metric in `probe_metrics` peaks), ``probe_score`` (that mean),
     ``selectivity`` (seed-mean selectivity at that layer: ``selectivity_<probe metric>``
     where the table has it, else the accuracy-based ``selectivity``); ``attention_similarity``
-    (mean of `attention_metric` over layers, heads and seeds); ``cka`` (mean CKA over layers
-    and seeds). Variants without downstream rows (random-init) keep NaN scores.
+    (mean of `attention_metric` over layers, heads and seeds); ``cka``, ``procrustes``,
+    ``svcca`` (each measure's mean over layers and seeds). Variants without downstream rows
+    (random-init) keep NaN scores.
     """
     down, probes, attention, similarity = _load_inputs(downstream, probes, attention, similarity)
     out = _variants(down, probes, attention, similarity)
     out = out.merge(_seed_mean_scores(down, split, main_metrics), on=GROUP, how="left")
     out = _add_best_layer(out, probes, probe, probe_metrics)
-    attention_runs = _run_means(attention, "attention_similarity", attention_metric)
-    cka_runs = _run_means(similarity, "cka", "cka")
-    for col, runs in (("attention_similarity", attention_runs), ("cka", cka_runs)):
-        out = _merge_measure(out, _variant_means(runs, col), col, on=GROUP)
+    runs = {"attention_similarity": _run_means(attention, "attention_similarity", attention_metric)}
+    runs |= {m: _run_means(similarity, m, m) for m in SIMILARITY_MEASURES}
+    for col, means in runs.items():
+        out = _merge_measure(out, _variant_means(means, col), col, on=GROUP)
 
     out = out[_SUMMARY_COLUMNS].sort_values(GROUP, kind="mergesort").reset_index(drop=True)
     out["n_seeds"] = out["n_seeds"].astype("Int64")

@@ -206,8 +206,11 @@ def test_an_unusable_label_set_is_refused_before_any_job():
     assert validate_config(cfg)["tasks"]["ner"]["labels"] == ["O", "B-Disease", "I-Disease"]
 
 
-def test_erasure_sizes_must_be_fine_tuned_sizes():
-    assert validate_config(minimal(sizes=[0, 10, 50]))["erasure"]["sizes"] is None  # all
-    validate_config(minimal(sizes=[0, 10, 50], erasure={"sizes": [50]}))
+def test_erasure_sizes_and_seeds_must_be_trained_ones():
+    erasure = validate_config(minimal(sizes=[0, 10, 50]))["erasure"]
+    assert erasure["sizes"] is None and erasure["seeds"] is None  # all
+    validate_config(minimal(sizes=[0, 10, 50], erasure={"sizes": [50], "seeds": [1]}))
     with pytest.raises(ConfigError, match=r"'erasure.sizes': size 30 is not a fine-tuned size"):
         validate_config(minimal(sizes=[0, 10, 50], erasure={"sizes": [30]}))
+    with pytest.raises(ConfigError, match=r"'erasure.seeds': seed 7 is not one of `seeds`"):
+        validate_config(minimal(seeds=[1, 2], erasure={"seeds": [7]}))

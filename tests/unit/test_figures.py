@@ -535,19 +535,26 @@ def panel_stats(ax) -> list[str]:
 def test_correlations_figure(measures, tmp_path):
     fig = F.build_correlations(measures)
     axes = visible_axes(fig)
-    assert len(axes) == 8  # a row per task (never pooled: their metrics differ) x 4 measures
-    assert axes[4].get_xlabel().startswith("best-layer probe score")
+    assert len(axes) == 12  # a row per task (never pooled: their metrics differ) x 6 measures
+    assert axes[6].get_xlabel().startswith("best-layer probe score")
     assert axes[0].get_xlabel() == ""  # measure named once, under the bottom row
     assert axes[0].get_ylabel().startswith("ner-a\n")
-    assert axes[4].get_ylabel().startswith("pair-b\n")
+    labels = [ax.get_xlabel() for ax in axes[8:]]  # the similarity measures, each its own panel
+    assert [label.split("\n")[0] for label in labels] == [
+        "mean attention cosine",
+        "mean CKA",
+        "mean Procrustes distance",
+        "mean SVCCA",
+    ]
+    assert axes[6].get_ylabel().startswith("pair-b\n")
     # a line per model (sorted: dec, enc), then the pooled one: the numbers of correlations.tsv
     table = correlations(measures, ["probe_best"]).set_index(["task", "model"])
-    lines = panel_stats(axes[4])
+    lines = panel_stats(axes[6])
     assert len(lines) == 3 and lines[2].startswith("pooled: ρ=")
     for line, model in zip(lines, ["dec", "enc", POOLED], strict=True):
         row = table.loc[("pair-b", model)]
         assert f"ρ={row['spearman_rho']:+.2f}" in line and line.endswith(f"n={row['n']}")
-    # p is Holm's over the task's whole row (4 measures x 3), not over the panel
+    # p is Holm's over the task's whole row (6 measures x 3), not over the panel
     holm_p = correlations(measures).set_index(["measure", "task", "model"])["spearman_p_holm"]
     p = holm_p.loc[("probe_best", "pair-b", "dec")]
     assert (f"p_Holm={p:.2f}" if p >= 0.001 else "p_Holm<0.001") in lines[0]
@@ -605,8 +612,8 @@ def test_correlations_figure_marks_each_method(tmp_path):
 def test_correlations_figure_without_measures(measures):
     with pytest.raises(ValueError, match="no internal measure"):
         F.build_correlations(
-            measures.drop(columns=["probe_best", "probe_last", "cka"]).assign(
-                attention_similarity=np.nan
+            measures.drop(columns=["probe_best", "probe_last", "cka", "svcca"]).assign(
+                attention_similarity=np.nan, procrustes=np.nan
             )
         )
 

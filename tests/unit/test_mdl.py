@@ -27,6 +27,7 @@ from bioprobe.probing.mdl import (
     online_codelengths,
 )
 from bioprobe.probing.multilabel import MultiLabelProbeData
+from bioprobe.probing.rows import control_seeds
 from bioprobe.settings import ProbeSettings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -110,13 +111,19 @@ def test_block_ends_follow_voita_and_titov():
     assert block_ends(3).tolist() == [1, 2, 3]  # small n: merged blocks, the first non-empty
 
 
-def test_mdl_rows_of_ner_words_code_the_probes_labels():
-    n, h = 240, 10
+def ner_words(n=240, h=10):
+    """Features [2, n, h] of n words in sentences of 10, BIO labels linear in layer 0, word
+    types from a 40-word vocabulary."""
     x = features(6, n, h, 2)
     rng = np.random.default_rng(7)
     labels = (x[0] @ rng.normal(size=(h, 3))).argmax(1)
     words = [f"w{i}" for i in rng.integers(0, 40, n)]
-    fit = ProbeData(x, labels, ["O", "B-D", "I-D"], np.full(24, 10), words)
+    return x, labels, words, ProbeData(x, labels, ["O", "B-D", "I-D"], np.full(n // 10, 10), words)
+
+
+def test_mdl_rows_of_ner_words_code_the_probes_labels():
+    n = 240
+    x, labels, words, fit = ner_words(n)
     score = ProbeData(x[:, :50], labels[:50], ["O", "B-D", "I-D"], np.full(5, 10), words[:50])
     rows = mdl_rows(fit, score, {"C": 0.5}, label_mode="bio", seed=3)
     assert {r["probe"] for r in rows} == {PROBE}
@@ -153,3 +160,26 @@ def test_task_types_route_mdl_to_their_code_and_skip_scores():
     assert uniform == {120 * 2}  # one bit per label and unit
     # similarity's targets are real-valued scores: no MDL rows (the log says so)
     assert _mdl_rows(tasks.get("similarity"), None, None, ProbeSettings(), 0, 1) == []
+
+
+def test_the_control_codelength_is_the_mean_over_its_draws():
+    x, labels, words, fit = ner_words()
+    rows = mdl_rows(fit, fit, {"C": 0.5}, label_mode="bio", seed=3, control_draws=2)
+    value = {(r["layer"], r["target"], r["metric"]): r["value"] for r in rows}
+    controls = [
+        control_labels_ner_pair(words, labels, words, labels, s, n_labels=3)[0]
+        for s in control_seeds(3, 2).values()
+    ]
+    expected = online_codelengths(x, np.stack([labels, *controls]), 3, seed=3, C=0.5)
+    for layer in range(2):
+        assert value[(layer, "task", "mdl_online_bits")] == pytest.approx(expected[0, layer])
+        mean = expected[1:, layer].mean()
+        assert value[(layer, "control", "mdl_online_bits")] == pytest.approx(mean)
+    # multi-label: each draw one shuffle of the label rows
+    sets = MultiLabelProbeData(x, (x[0][:, :3] > 0).astype(int), ["a", "b", "c"])
+    one = mdl_multilabel_rows(sets, sets, seed=2, control_draws=1)
+    two = mdl_multilabel_rows(sets, sets, seed=2, control_draws=2)
+    bits = {(r["layer"], r["target"]): r["value"] for r in two if r["metric"] == "mdl_online_bits"}
+    first = {(r["layer"], r["target"]): r["value"] for r in one if r["metric"] == "mdl_online_bits"}
+    assert bits[0, "task"] == pytest.approx(first[0, "task"])
+    assert bits[0, "control"] != pytest.approx(first[0, "control"])

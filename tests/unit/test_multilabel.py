@@ -18,6 +18,7 @@ from bioprobe.data.subsample import subset_order
 from bioprobe.errors import ConfigError, InputError
 from bioprobe.metrics import merge_by_document, multilabel_scores
 from bioprobe.probing.multilabel import MultiLabelProbeData, probe_multilabel
+from bioprobe.probing.rows import control_seeds
 from bioprobe.settings import ProbeSettings
 
 HOC_FIELDS = {"id": "index", "text": "sentence"}
@@ -294,6 +295,17 @@ def test_one_vs_rest_probe_separates_the_labels_and_its_control_does_not():
     assert value[1, "task", "selectivity"] == pytest.approx(
         value[1, "task", "accuracy"] - value[1, "control", "accuracy"]
     )
+    # several control draws: the control rows are the mean over the draws' shuffles
+    hyper = {"C": 10.0, "max_iter": 300}
+    drawn = probe_multilabel(fit, score, hyper, seed=2, control_draws=2)
+    singles = [probe_multilabel(fit, score, hyper, seed=s) for s in control_seeds(2, 2).values()]
+    control = {(r["layer"], r["metric"]): r["value"] for r in drawn if r["target"] == "control"}
+    for (layer, metric), v in control.items():
+        one = [
+            next(r["value"] for r in rows if (r["layer"], r["target"], r["metric"]) == key)
+            for rows, key in ((s, (layer, "control", metric)) for s in singles)
+        ]
+        assert v == pytest.approx(np.mean(one), abs=2e-3)
 
 
 def test_a_label_constant_in_the_fit_split_is_predicted_constant():

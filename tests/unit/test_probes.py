@@ -24,6 +24,7 @@ from bioprobe.probing import (
     probe_all_layers,
     split_sentences,
 )
+from bioprobe.probing.rows import control_seeds
 
 H = 24  # a hidden size no real model has: nothing may assume 768
 
@@ -392,3 +393,38 @@ def test_linear_probe_fits_25_layers_fast():
     pred = fit_layers_linear(X, y, X[:, :100])
     assert pred.shape == (25, 100)
     assert time.perf_counter() - start < 20
+
+
+def _control_rows(rows):
+    return {(r["layer"], r["metric"]): r["value"] for r in rows if r["target"] == "control"}
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_control_is_the_mean_over_its_draws(kind):
+    """With control_draws=3 a run's control rows are the mean of the three one-draw runs whose
+    control seeds `control_seeds` gives; the task's rows do not change."""
+    train, test = ner_data(0, 120), ner_data(1, 80)
+    # the MLP's own seed fixed: a one-draw run seeds it with its (the draw's) seed otherwise
+    hyper = {"C": 1.0} if kind == "linear" else {"hidden_size": 16, "max_epochs": 20}
+    hyper |= {"random_state": 5} if kind == "mlp" else {}
+    drawn = probe_all_layers(train, test, kind, hyper, seed=5, control_draws=3)
+    seeds = control_seeds(5, 3)
+    assert list(seeds) == ["control", "control/2", "control/3"]
+    assert seeds["control"] == 5 and len(set(seeds.values())) == 3
+    singles = [
+        _control_rows(probe_all_layers(train, test, kind, hyper, seed=s, control_draws=1))
+        for s in seeds.values()
+    ]
+    got = _control_rows(drawn)
+    assert set(got) == set(singles[0])
+    # the linear probe solves every draw in one batch (tolerance: the solver's)
+    tol = 2e-3 if kind == "linear" else 1e-9
+    for key, value in got.items():
+        assert value == pytest.approx(np.mean([s[key] for s in singles]), abs=tol)
+    one = probe_all_layers(train, test, kind, hyper, seed=5, control_draws=1)
+    task = {k: v for k, v in by_key(drawn).items() if k[1] == "task" and "selectivity" not in k[2]}
+    assert task == pytest.approx({k: by_key(one)[k] for k in task}, abs=tol)
+    # the draws differ: one draw's control is not their mean
+    assert any(abs(singles[0][k] - got[k]) > 1e-3 for k in got)
+    with pytest.raises(ValueError, match="control_draws must be at least 1"):
+        probe_all_layers(train, test, kind, hyper, seed=5, control_draws=0)

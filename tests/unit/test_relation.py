@@ -23,6 +23,7 @@ from bioprobe.data.readers import read_hf, read_tsv
 from bioprobe.errors import ConfigError, InputError
 from bioprobe.metrics import positive_class_scores
 from bioprobe.probing import ProbeData
+from bioprobe.settings import ProbeSettings
 from bioprobe.tasks.relation import encode, entity_words, words
 from bioprobe.tokenization import load_tokenizer
 
@@ -366,11 +367,7 @@ def test_probe_rows_carry_the_blurb_score_and_its_selectivity():
         noise = rng.normal(size=(len(y), 4))
         return ProbeData(np.stack([noise, noise + 5 * np.eye(4)[y]]), y, names)
 
-    settings = SimpleNamespace(
-        hyper=lambda kind: {"C": 1.0, "max_iter": 100},
-        targets=("task", "control"),
-        label_mode="type",
-    )
+    settings = ProbeSettings(linear={"C": 1.0, "max_iter": 100})  # 3 control draws
     rows = RELATION.probe(data(y_fit), data(y_score), "linear", settings, seed=1, threads=1)
     got = {(r["layer"], r["target"], r["metric"]): r["value"] for r in rows}
     assert got[1, "task", "positive_micro_f1"] > 0.9

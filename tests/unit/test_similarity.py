@@ -19,6 +19,7 @@ from bioprobe.data.subsample import subset_order
 from bioprobe.errors import ConfigError, InputError
 from bioprobe.metrics import regression_scores
 from bioprobe.probing.ridge import RegressionProbeData, fit_layers_ridge, probe_regression
+from bioprobe.probing.rows import control_seeds
 from bioprobe.settings import ProbeSettings
 
 BIOSSES_FIELDS = {"id": "pair_id", "text_a": "sent1", "text_b": "sent2"}
@@ -214,6 +215,16 @@ def test_ridge_probe_recovers_a_linear_signal_and_its_control_does_not():
     assert value[2, "task", "selectivity"] == value[2, "task", "selectivity_pearson"]
     assert value[2, "task", "alpha"] < value[2, "control", "alpha"]  # the control shrinks
     assert {r["probe"] for r in rows} == {"linear"}
+    # several control draws: the control rows are the mean over the draws' shuffles
+    drawn = probe_regression(fit, score, seed=4, control_draws=3)
+    singles = [probe_regression(fit, score, seed=s) for s in control_seeds(4, 3).values()]
+    got = {(r["layer"], r["metric"]): r["value"] for r in drawn if r["target"] == "control"}
+    for (layer, metric), v in got.items():
+        one = [
+            next(r["value"] for r in rows if (r["layer"], r["target"], r["metric"]) == key)
+            for rows, key in ((s, (layer, "control", metric)) for s in singles)
+        ]
+        assert v == pytest.approx(np.mean(one))
 
 
 def test_ridge_matches_scikit_learn_ridge_on_standardised_features():

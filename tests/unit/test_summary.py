@@ -147,6 +147,9 @@ def test_internal_measures(tables):
     assert row["probe_last"] == pytest.approx(0.7)
     assert row["attention_similarity"] == pytest.approx(0.99)  # cosine only, not entropy
     assert row["cka"] == pytest.approx((1.0 + 0.99 + 0.98) / 3)
+    # each similarity measure is its own column, from its own rows; one the table lacks is NaN
+    assert row["procrustes"] == pytest.approx(1.5)
+    assert m["svcca"].isna().all()
     assert set(m.loc[m["task"] == "nli", "metric"]) == {"macro_f1"}
     with_pre = internal_measures(
         tables["downstream"], tables["probes"], main_metrics=MAIN, include_pretrained=True
@@ -158,7 +161,8 @@ def test_internal_measures(tables):
 
 def test_internal_measures_optional_tables(tables):
     m = internal_measures(tables["downstream"], main_metrics=MAIN)
-    assert m[["probe_best", "probe_last", "attention_similarity", "cka"]].isna().all().all()
+    measures = ["probe_best", "probe_last", "attention_similarity", "cka", "procrustes", "svcca"]
+    assert m[measures].isna().all().all()
     with pytest.raises(ValueError, match="downstream table is missing"):
         internal_measures(None, main_metrics=MAIN)
     with pytest.raises(ValueError, match="downstream table has no rows for split 'dev'"):
@@ -319,6 +323,8 @@ def test_summary_table(tables):
         "selectivity",
         "attention_similarity",
         "cka",
+        "procrustes",
+        "svcca",
     ]
     # 2 tasks × (random-init, pretrained, full 10, full 100)
     assert len(s) == 8

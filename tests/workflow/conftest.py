@@ -60,6 +60,8 @@ TINY_CONFIG = {
     },
     "attention": {"max_examples": 8},
 }
+# The shared tiny run also sweeps its probes (off by default; the other grids leave it off).
+TINY_RUN_CONFIG = {**TINY_CONFIG, "probe_sweep": {"enabled": True}}
 
 
 def write_config(workdir: Path, config: dict) -> Path:
@@ -122,7 +124,7 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
 def tiny_run(tmp_path_factory):
     """The tiny grid run to completion once; tests read or extend it."""
     workdir = tmp_path_factory.mktemp("tiny-run")
-    write_config(workdir, TINY_CONFIG)
+    write_config(workdir, TINY_RUN_CONFIG)
     result = snakemake(workdir, "--cores", "2")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir

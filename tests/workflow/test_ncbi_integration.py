@@ -124,8 +124,7 @@ def test_pretrained_minilm_probes_above_random_init(ncbi, capsys):
         "pair_mode": "separate",
         "fit_split": "validation",
         "score_split": "test",
-        "control": True,
-        "linear": {"C": 1.0, "max_iter": 200},
+        "control": True,  # the defaults: C = 0.01, three control draws (README)
     }
     best = {}
     for method in ("pretrained", "random-init"):
@@ -136,11 +135,19 @@ def test_pretrained_minilm_probes_above_random_init(ncbi, capsys):
         )
         task = rows[(rows.target == "task") & (rows.metric == "macro_f1")]
         layer = int(task.loc[task.value.idxmax(), "layer"])
-        sel = rows[(rows.metric == "selectivity") & (rows.layer == layer)].value.item()
-        best[method] = (float(task.value.max()), layer, sel)
+        at = rows[rows.layer == layer].set_index("metric").value
+        best[method] = (float(task.value.max()), layer, at["selectivity_macro_f1"])
+        best[method] += (at["selectivity"],)  # accuracy's: O words dominate both accuracies
     with capsys.disabled():
-        print(f"\nbest-layer linear-probe macro-F1 (score, layer, selectivity): {best}")
+        print(
+            "\nbest-layer linear-probe macro-F1 (score, layer, macro-F1 selectivity, accuracy "
+            f"selectivity): {best}"
+        )
     pretrained, random_init = best["pretrained"], best["random-init"]
     assert pretrained[0] >= random_init[0] + 0.05
+    # Hewitt & Liang's criterion with the defaults (C = 0.01, three control draws), on the
+    # macro-F1 the probe is read by: positive (0.042 measured; single draws range from -0.05 to
+    # 0.23 at this layer, README "Probe complexity and selectivity"); with C = 1 and seed 1's
+    # draw alone it was 0.004 on accuracy and -0.07 on macro-F1
     assert pretrained[2] > 0
     assert np.isfinite(random_init[0])

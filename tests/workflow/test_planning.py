@@ -44,8 +44,6 @@ PAPER_JOBS = {
     "representation_similarity": _T * _M * (_VARIANTS - _SEEDS),  # every variant but pretrained
     "erasure": _T * _M * _SIZES * _SEEDS,  # every fine-tuned run (erasure.sizes: all)
     **dict.fromkeys(["collect_erasure", "plot_erasure"], 1),
-    "probe_sweep": _T * _M * _SEEDS * 2,  # probe_sweep.sizes [0]: pretrained and random-init
-    **dict.fromkeys(["collect_probe_sweep", "plot_probe_sweep"], 1),
     **dict.fromkeys(["collect_downstream", "collect_probes", "collect_attention"], 1),
     **dict.fromkeys(["collect_representation_similarity", "summarise", "all"], 1),
     **dict.fromkeys(["plot_downstream", "plot_probes", "plot_attention_heatmaps"], 1),
@@ -55,7 +53,7 @@ PAPER_JOBS = {
     **dict.fromkeys(["collect_blurb", "plot_blurb"], 1),
     # the report: chance levels, every table as HTML, attention examples per task and model
     "chance_levels": 1,
-    "render_table": 11,  # erasure.tsv and probe_sweep.tsv too
+    "render_table": 10,  # erasure.tsv too (the probe sweep is off by default)
     "plot_attention_examples": _T * _M,
 }
 

@@ -13,11 +13,11 @@ from bioprobe.pipeline.tables import KEY, PROBE_SWEEP_COLUMNS
 from bioprobe.predictions import rescore
 from bioprobe.settings import ProbeSweepSettings
 
-from .conftest import TINY_CONFIG, planned_jobs, snakemake, write_config
+from .conftest import TINY_RUN_CONFIG, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
-TASKS, MODELS = sorted(TINY_CONFIG["tasks"]), sorted(TINY_CONFIG["models"])
+TASKS, MODELS = sorted(TINY_RUN_CONFIG["tasks"]), sorted(TINY_RUN_CONFIG["models"])
 
 
 def table(workdir, name):
@@ -84,7 +84,7 @@ def test_second_dry_run_schedules_nothing(tiny_run):
 
 
 def _changed(workdir, change):
-    config = copy.deepcopy(TINY_CONFIG)
+    config = copy.deepcopy(TINY_RUN_CONFIG)
     change(config)
     write_config(workdir, config)
     try:
@@ -92,7 +92,7 @@ def _changed(workdir, change):
         assert result.returncode == 0, result.stderr[-3000:]
         return planned_jobs(result)
     finally:
-        write_config(workdir, TINY_CONFIG)
+        write_config(workdir, TINY_RUN_CONFIG)
 
 
 def test_probe_setting_reruns_only_probes_and_their_tables(tiny_run):
@@ -180,7 +180,7 @@ def test_probe_sweep_covers_the_size_0_variants_and_matches_the_default_probe(ti
     assert set(sweep.target) == {"task", "control", "selectivity"}
     # the default C's rows are the linear probe's own (the same objective, labels and splits;
     # solved from another start, so near-ties may fall the other way)
-    default_c = validate_config(copy.deepcopy(TINY_CONFIG))["probe"]["linear"]["C"]
+    default_c = validate_config(copy.deepcopy(TINY_RUN_CONFIG))["probe"]["linear"]["C"]
     probes = table(tiny_run, "probes")
     probes = probes[(probes.probe == "linear") & (probes.metric == "macro_f1")]
     at_default = sweep[(sweep.complexity == "C") & (sweep.setting == default_c)]

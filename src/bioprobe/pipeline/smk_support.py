@@ -62,12 +62,11 @@ def _configure(log_path: str | None, threads: int) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # bars are noise in a log file
     if "transformers" in sys.modules:
         sys.modules["transformers"].utils.logging.disable_progress_bar()
-    try:
-        import torch
-
-        torch.set_num_threads(max(1, threads))
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        pass
+    # torch sizes its thread pool from OMP_NUM_THREADS when it is first imported; importing it
+    # here only to cap the pool cost every job 2-3 s, torch-free ones (tables, figures) included
+    os.environ["OMP_NUM_THREADS"] = str(max(1, threads))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(max(1, threads))
 
 
 def _redirect_fds(log_path: str) -> None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from bioprobe.probing.rows import check_targets, probe_row, shuffled_control
+from bioprobe.probing.rows import check_targets, label_draws, probe_row, shuffled_controls
 from bioprobe.probing.run import target_labels
 from bioprobe.probing.softmax import (
     _DEFAULT_MAX_BYTES,
@@ -189,17 +189,21 @@ def mdl_rows(
     label_mode: str = "bio",
     seed: int = 0,
     num_threads: int | None = None,
+    control_draws: int = 1,
 ) -> list[dict]:
     """MDL rows of class labels on `fit`'s units (NER: words; pairs: pairs), with the linear
     probe's `hyper`. The task's labels are those its probes see (`label_mode`), the control's
     those of the control task (`score` only fixes the NER control's word-type mapping, as for
-    the probes)."""
+    the probes); the control's codelength is the mean over its `control_draws` draws."""
     targets = check_targets(targets)
-    names, labels = target_labels(fit, score, targets, label_mode, seed)
-    ys = np.stack([labels[t][0] for t in targets])
+    names, labels = target_labels(fit, score, targets, label_mode, seed, control_draws)
+    keys = [k for t in targets for k in label_draws(t, labels)]
+    ys = np.stack([labels[k][0] for k in keys])
     online = online_codelengths(
         fit.features, ys, len(names), seed=seed, num_threads=num_threads, **_solver(hyper)
     )
+    by_key = dict(zip(keys, online, strict=True))
+    online = np.stack([np.mean([by_key[k] for k in label_draws(t, labels)], 0) for t in targets])
     return _rows(online, len(ys[0]) * math.log2(len(names)), targets)
 
 
@@ -210,18 +214,23 @@ def mdl_multilabel_rows(
     targets: Sequence[str] = ("task", "control"),
     seed: int = 0,
     num_threads: int | None = None,
+    control_draws: int = 1,
 ) -> list[dict]:
     """MDL rows of label sets: each of the K labels sent by its own one-vs-rest probe (the
     multilabel linear probe's), the set's codelength their sum; uniform: N K bits. The
-    control: the shuffled label rows the multilabel probes' control fits on."""
+    control: the shuffled label rows the multilabel probes' control fits on (the mean over
+    `control_draws` shuffles)."""
     targets = check_targets(targets)
     gold = {"task": fit.targets}
     if "control" in targets:
-        gold["control"] = shuffled_control(fit.targets, score.targets, seed)[0]
+        controls = shuffled_controls(fit.targets, score.targets, seed, control_draws)
+        gold |= {key: fit_gold for key, (fit_gold, _) in controls.items()}
     k = len(fit.label_names)
-    ys = np.concatenate([gold[t].T for t in targets])  # [T*K, N]: target t's label j at t*K + j
+    keys = [key for t in targets for key in label_draws(t, gold)]
+    ys = np.concatenate([gold[key].T for key in keys])  # [S*K, N]: set s's label j at s*K + j
     online = online_codelengths(
         fit.features, ys, 2, seed=seed, num_threads=num_threads, **_solver(hyper)
     )
-    online = online.reshape(len(targets), k, -1).sum(1)
+    by_key = dict(zip(keys, online.reshape(len(keys), k, -1).sum(1), strict=True))
+    online = np.stack([np.mean([by_key[key] for key in label_draws(t, gold)], 0) for t in targets])
     return _rows(online, float(fit.targets.shape[0] * k), targets)

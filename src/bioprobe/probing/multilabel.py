@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 
 from bioprobe.metrics import multilabel_scores
-from bioprobe.probing.rows import check_targets, probe_rows, shuffled_control
+from bioprobe.probing.rows import (
+    check_targets,
+    label_draws,
+    mean_over_draws,
+    probe_rows,
+    shuffled_controls,
+)
 from bioprobe.probing.softmax import fit_layers_linear
 
 __all__ = ["MultiLabelProbeData", "probe_multilabel"]
@@ -64,9 +70,11 @@ def probe_multilabel(
     seed: int = 0,
     num_threads: int | None = None,
     kind: str = "linear",
+    control_draws: int = 1,
 ) -> list[dict]:
     """Rows (layer, probe, target, metric, value) of one-vs-rest linear probes fitted on
-    `train` and scored on `test` (`hyper`: the linear probe's `C`, `max_iter`, `tol`)."""
+    `train` and scored on `test` (`hyper`: the linear probe's `C`, `max_iter`, `tol`); the
+    control's scores are the mean over `control_draws` shuffles."""
     if list(train.label_names) != list(test.label_names):
         raise ValueError("train and test have different label_names")
     if train.features.shape[0] != test.features.shape[0]:
@@ -74,23 +82,26 @@ def probe_multilabel(
     targets = check_targets(targets)
     gold = {"task": (train.targets, test.targets)}
     if "control" in targets:  # whole rows shuffled: label frequencies and co-occurrence kept
-        gold["control"] = shuffled_control(train.targets, test.targets, seed)
+        gold |= shuffled_controls(train.targets, test.targets, seed, control_draws)
     solver = {k: v for k, v in (hyper or {}).items() if k != "random_state"}  # deterministic
     k = len(train.label_names)
-    # [T*K, N]: target t's label j is row t*K + j; labels constant in `train` predict that value
-    ys = np.concatenate([gold[t][0].T for t in targets])
+    keys = [key for t in targets for key in label_draws(t, gold)]
+    # [S*K, N]: label set s's label j is row s*K + j; labels constant in `train` predict that
+    ys = np.concatenate([gold[key][0].T for key in keys])
     pred = fit_layers_linear(
         train.features, ys, test.features, num_threads=num_threads, **solver
-    )  # [T*K, L+1, M]
+    )  # [S*K, L+1, M]
 
     def layer_scores(layer: int) -> dict[str, dict[str, float]]:
-        scores = {
-            t: multilabel_scores(gold[t][1], pred[i * k : (i + 1) * k, layer].T)
-            for i, t in enumerate(targets)
+        per_set = {
+            key: multilabel_scores(gold[key][1], pred[i * k : (i + 1) * k, layer].T)
+            for i, key in enumerate(keys)
         }
-        return {
-            t: {m: s[m] for m in ("accuracy", "macro_f1", "micro_f1")} for t, s in scores.items()
+        per_set = {
+            key: {m: s[m] for m in ("accuracy", "macro_f1", "micro_f1")}
+            for key, s in per_set.items()
         }
+        return mean_over_draws(targets, per_set)
 
     return probe_rows(
         kind, ((layer_scores(layer), _SELECTIVITY) for layer in range(train.features.shape[0]))

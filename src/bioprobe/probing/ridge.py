@@ -19,7 +19,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bioprobe.metrics import regression_scores
-from bioprobe.probing.rows import check_targets, probe_rows, shuffled_control
+from bioprobe.probing.rows import (
+    check_targets,
+    label_draws,
+    mean_over_draws,
+    probe_rows,
+    shuffled_controls,
+)
 
 __all__ = ["DEFAULT_ALPHAS", "RegressionProbeData", "fit_layers_ridge", "probe_regression"]
 
@@ -97,27 +103,31 @@ def probe_regression(
     seed: int = 0,
     num_threads: int | None = None,
     kind: str = "linear",
+    control_draws: int = 1,
 ) -> list[dict]:
     """Rows (layer, probe, target, metric, value): a ridge probe per layer and target fitted on
     `train`, scored on `test`; with both targets, selectivity per layer under target `task`.
-    Each row also records the penalty chosen (metric `alpha`)."""
+    Each row also records the penalty chosen (metric `alpha`). The control's rows are the mean
+    over `control_draws` shuffles."""
     if train.features.shape[0] != test.features.shape[0]:
         raise ValueError("train and test have different numbers of layers")
     targets = check_targets(targets)
     gold = {"task": (train.targets, test.targets)}
     if "control" in targets:
-        gold["control"] = shuffled_control(train.targets, test.targets, seed)
+        gold |= shuffled_controls(train.targets, test.targets, seed, control_draws)
+    keys = [key for t in targets for key in label_draws(t, gold)]
     # the job's threads for the BLAS calls inside scikit-learn (None: leave them alone)
     with threadpool_limits(limits=num_threads):
         pred, chosen = fit_layers_ridge(
-            train.features, np.stack([gold[t][0] for t in targets]), test.features, alphas
+            train.features, np.stack([gold[key][0] for key in keys]), test.features, alphas
         )
 
     def layer_scores(layer: int) -> dict[str, dict[str, float]]:
-        return {
-            t: regression_scores(gold[t][1], pred[i, layer]) | {"alpha": chosen[i, layer]}
-            for i, t in enumerate(targets)
+        per_set = {
+            key: regression_scores(gold[key][1], pred[i, layer]) | {"alpha": chosen[i, layer]}
+            for i, key in enumerate(keys)
         }
+        return mean_over_draws(targets, per_set)
 
     return probe_rows(
         kind, ((layer_scores(layer), _SELECTIVITY) for layer in range(train.features.shape[0]))

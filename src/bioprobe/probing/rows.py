@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from bioprobe.probing.control import control_labels_pairs
+from bioprobe.seeding import derive_seed
 
 #: the probes' targets, in their canonical order: the task's gold and the control task's
 TARGETS = ("task", "control")
@@ -26,6 +27,47 @@ def check_targets(targets: Sequence[str]) -> list[str]:
     if not targets or not set(targets) <= set(TARGETS):
         raise ValueError(f"targets must be a non-empty subset of {TARGETS}: {targets}")
     return [t for t in TARGETS if t in targets]
+
+
+def control_seeds(seed: int, draws: int) -> dict[str, int]:
+    """The control task's draws of a run: label-set key (`control`, `control/2`, ...) -> seed,
+    the first the run's `seed`, the others derived from it.
+
+    One control draw is a lottery: a word type's control label is a fixed function of (seed,
+    word), and a draw that gives `the` or `,` an entity label is a control that is trivial to
+    learn (README, "Probe complexity and selectivity"); the probes score the control as the
+    mean over the draws (`mean_over_draws`)."""
+    if draws < 1:
+        raise ValueError(f"control_draws must be at least 1, got {draws}")
+    return {
+        "control" if d == 1 else f"control/{d}": seed
+        if d == 1
+        else derive_seed(f"control-draw-{d}", seed)
+        for d in range(1, draws + 1)
+    }
+
+
+def label_draws(target: str, labels: Mapping[str, object]) -> list[str]:
+    """The label sets of `target` among `labels`' keys (its draws, the first first)."""
+    return [k for k in labels if k == target or k.startswith(f"{target}/")]
+
+
+def mean_over_draws(
+    targets: Sequence[str], per_set: Mapping[str, Mapping[str, float]]
+) -> dict[str, dict[str, float]]:
+    """Per target, each metric's mean over the target's label sets (`label_draws`)."""
+    out = {}
+    for t in targets:
+        draws = [per_set[k] for k in label_draws(t, per_set)]
+        out[t] = {m: float(np.mean([d[m] for d in draws])) for m in draws[0]}
+    return out
+
+
+def shuffled_controls(
+    fit: np.ndarray, score: np.ndarray, seed: int, draws: int = 1
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`shuffled_control` once per control draw (`control_seeds`), by label-set key."""
+    return {k: shuffled_control(fit, score, s) for k, s in control_seeds(seed, draws).items()}
 
 
 def shuffled_control(

@@ -24,10 +24,24 @@ import numpy as np
 from bioprobe.metrics import classification_scores, entity_type, ner_scores, token_type_scores
 from bioprobe.probing.control import control_labels_ner_pair
 from bioprobe.probing.estimators import PROBE_KINDS, make_probe
-from bioprobe.probing.rows import TARGETS, LayerScores, probe_rows, shuffled_control
+from bioprobe.probing.rows import (
+    TARGETS,
+    LayerScores,
+    control_seeds,
+    label_draws,
+    mean_over_draws,
+    probe_rows,
+    shuffled_control,
+)
 from bioprobe.probing.softmax import fit_layers_linear
 
-__all__ = ["ProbeData", "bio_to_type", "probe_all_layers", "split_sentences", "target_labels"]
+__all__ = [
+    "ProbeData",
+    "bio_to_type",
+    "probe_all_layers",
+    "split_sentences",
+    "target_labels",
+]
 
 LABEL_MODES = ("type", "bio")
 _ENTITY_METRICS = ("entity_precision", "entity_recall", "entity_f1")
@@ -138,6 +152,7 @@ def probe_all_layers(
     seed: int = 0,
     n_jobs: int = 1,
     extra_scores: ExtraScores | None = None,
+    control_draws: int = 1,
 ) -> list[dict]:
     """Fit a `kind` probe per layer and target on `train`, score on `test`; tidy rows.
 
@@ -145,10 +160,11 @@ def probe_all_layers(
     them to entity types first (the paper's setting). Pair tasks ignore it. `seed` seeds the
     probes and the control task. `extra_scores(gold_ids, predicted_ids)` adds a task type's
     own metrics to every target's rows (and, with both targets, `selectivity_<metric>`).
+    The control's scores are the mean over `control_draws` control tasks (`target_labels`).
     """
     hyper = dict(hyper or {})  # a copy: the joblib path adds random_state to it
     targets = _check_inputs(train, test, kind, hyper, targets, label_mode)
-    names, labels = target_labels(train, test, targets, label_mode, seed)
+    names, labels = target_labels(train, test, targets, label_mode, seed, control_draws)
     if kind == "linear":
         preds = _predict_linear(train, test, hyper, targets, labels)
     else:
@@ -166,14 +182,22 @@ def probe_all_layers(
 
 
 def target_labels(
-    train: ProbeData, test: ProbeData, targets: Sequence[str], label_mode: str, seed: int
+    train: ProbeData,
+    test: ProbeData,
+    targets: Sequence[str],
+    label_mode: str,
+    seed: int,
+    control_draws: int = 1,
 ) -> tuple[list[str], dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """The label names and, per target, the (fit, eval) label ids the probes see: NER tags as
-    `label_mode` says, the control task's labels seeded by `seed`."""
+    """The label names and the (fit, eval) label ids the probes see, per label set: `task`
+    (NER tags as `label_mode` says) and the control task's draws, `control` (seeded by `seed`)
+    and `control/2` ... `control/<control_draws>` (`rows.control_seeds`); a target's score is
+    the mean over its label sets (`rows.label_draws`)."""
+    seeds = control_seeds(seed, control_draws) if "control" in targets else {}
     names, y_fit, y_eval = _probe_labels(train, test, label_mode)
     labels = {"task": (y_fit, y_eval)}
-    if "control" in targets:
-        labels["control"] = _control_labels(train, test, y_fit, y_eval, seed, len(names))
+    for key, draw_seed in seeds.items():
+        labels[key] = _control_labels(train, test, y_fit, y_eval, draw_seed, len(names))
     return names, labels
 
 
@@ -242,12 +266,14 @@ def _predict_linear(
     targets: Sequence[str],
     labels: Mapping[str, tuple[np.ndarray, np.ndarray]],
 ) -> dict[str, np.ndarray]:
-    """Predictions [L+1, M] per target; all targets in one solve: they share every feature pass."""
+    """Predictions [L+1, M] per label set (every draw of each target); all in one solve: they
+    share every feature pass."""
     solver = {k: v for k, v in hyper.items() if k != "random_state"}  # deterministic
+    keys = [k for t in targets for k in label_draws(t, labels)]
     fitted = fit_layers_linear(
-        train.features, np.stack([labels[t][0] for t in targets]), test.features, **solver
+        train.features, np.stack([labels[k][0] for k in keys]), test.features, **solver
     )
-    return dict(zip(targets, fitted, strict=True))
+    return dict(zip(keys, fitted, strict=True))
 
 
 def _predict_per_layer(
@@ -260,11 +286,13 @@ def _predict_per_layer(
     seed: int,
     n_jobs: int,
 ) -> dict[str, np.ndarray]:
-    """Predictions [L+1, M] per target: one probe per (target, layer), spread over joblib."""
+    """Predictions [L+1, M] per label set: one probe per (label set, layer), spread over
+    joblib."""
     from joblib import Parallel, delayed
 
     hyper.setdefault("random_state", seed)
-    jobs = [(t, layer) for t in targets for layer in range(train.features.shape[0])]
+    keys = [k for t in targets for k in label_draws(t, labels)]
+    jobs = [(k, layer) for k in keys for layer in range(train.features.shape[0])]
     # split the cores between workers rather than oversubscribing them
     threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else 0
     out = Parallel(n_jobs=n_jobs)(
@@ -280,16 +308,16 @@ def _predict_per_layer(
         )
         for t, layer in jobs
     )
-    return {
-        t: np.stack([p for (tt, _), p in zip(jobs, out, strict=True) if tt == t]) for t in targets
-    }
+    return {k: np.stack([p for (kk, _), p in zip(jobs, out, strict=True) if kk == k]) for k in keys}
 
 
 def _layer_scores(layer, targets, labels, preds, names, lengths, bio, extra) -> LayerScores:
-    """One layer's scores per target and its selectivity rows (task − control): accuracy
-    (`selectivity`), macro-F1 and the task type's own metrics."""
-    scores = {t: _score(labels[t][1], preds[t][layer], names, lengths, bio) for t in targets}
-    added = {t: dict(extra(labels[t][1], preds[t][layer])) if extra else {} for t in targets}
+    """One layer's scores per target, each the mean over the target's label draws, and its
+    selectivity rows (task − control): accuracy (`selectivity`), macro-F1 and the task type's
+    own metrics."""
+    keys = [k for t in targets for k in label_draws(t, labels)]
+    own = {k: dict(extra(labels[k][1], preds[k][layer])) if extra else {} for k in keys}
+    per_set = {k: _score(labels[k][1], preds[k][layer], names, lengths, bio) | own[k] for k in keys}
     selectivity = {"selectivity": "accuracy", "selectivity_macro_f1": "macro_f1"}
-    selectivity |= {f"selectivity_{m}": m for m in added.get("task", {})}
-    return {t: scores[t] | added[t] for t in targets}, selectivity
+    selectivity |= {f"selectivity_{m}": m for m in own.get("task", {})}
+    return mean_over_draws(targets, per_set), selectivity

@@ -314,16 +314,20 @@ def sweep_rows(
     seed: int = 0,
     num_threads: int | None = None,
     extra_scores: ExtraScores | None = None,
+    control_draws: int = 1,
 ) -> list[dict]:
     """Tidy rows of the sweep: the linear probe (`hyper`: its C, max_iter, tol) fitted on
-    `train` for the task and its control task, scored on `test`, at every setting, per layer:
-    `{"layer", "complexity", "setting", "target", "metric", "value"}` (see the module)."""
+    `train` for the task and its control task (the mean over `control_draws` draws), scored on
+    `test`, at every setting, per layer: `{"layer", "complexity", "setting", "target",
+    "metric", "value"}` (see the module)."""
+    from bioprobe.probing.rows import label_draws
     from bioprobe.probing.run import _is_bio, _layer_scores, target_labels
 
-    names, labels = target_labels(train, test, TARGETS, label_mode, seed)
+    names, labels = target_labels(train, test, TARGETS, label_mode, seed, control_draws)
+    keys = [k for t in TARGETS for k in label_draws(t, labels)]
     preds = fit_layers_sweep(
         train.features,
-        np.stack([labels[t][0] for t in TARGETS]),
+        np.stack([labels[k][0] for k in keys]),
         test.features,
         Cs=Cs,
         ranks=ranks,
@@ -333,7 +337,7 @@ def sweep_rows(
     bio = train.is_sequence and _is_bio(names)
     rows = []
     for (complexity, setting), pred in preds.items():
-        per_target = dict(zip(TARGETS, pred, strict=True))
+        per_target = dict(zip(keys, pred, strict=True))
         for layer in range(pred.shape[1]):
             scores, _ = _layer_scores(
                 layer, TARGETS, labels, per_target, names, test.sentence_lengths, bio, extra_scores

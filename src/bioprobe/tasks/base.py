@@ -276,6 +276,7 @@ class TaskType(ABC):
             seed=seed,
             n_jobs=threads,
             extra_scores=self.extra_probe_scores(),
+            control_draws=settings.control_draws,
         )
 
     def probe_mdl(self, fit: Any, score: Any, settings: Any, seed: int, threads: int):
@@ -291,6 +292,7 @@ class TaskType(ABC):
             label_mode=settings.label_mode,
             seed=seed,
             num_threads=threads,
+            control_draws=settings.control_draws,
         )
 
     def probe_sweep(
@@ -310,6 +312,7 @@ class TaskType(ABC):
             seed=seed,
             num_threads=threads,
             extra_scores=self.extra_probe_scores(),
+            control_draws=settings.control_draws,
         )
 
 

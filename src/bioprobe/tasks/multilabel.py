@@ -290,6 +290,7 @@ class MultiLabel(TaskType):
             seed=seed,
             num_threads=threads,
             kind=kind,
+            control_draws=settings.control_draws,
         )
 
     def probe_mdl(self, fit, score, settings, seed, threads):
@@ -303,4 +304,5 @@ class MultiLabel(TaskType):
             targets=settings.targets,
             seed=seed,
             num_threads=threads,
+            control_draws=settings.control_draws,
         )

@@ -165,4 +165,5 @@ class Similarity(TaskType):
             seed=seed,
             num_threads=threads,
             kind=kind,
+            control_draws=settings.control_draws,
         )
