@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from bioprobe.probing.rows import check_targets, label_draws, probe_row, shuffled_controls
+from bioprobe.probing.rows import (
+    check_targets,
+    draw_keys,
+    mean_rows_over_draws,
+    probe_row,
+    shuffled_controls,
+)
 from bioprobe.probing.run import target_labels
 from bioprobe.probing.softmax import (
     _DEFAULT_MAX_BYTES,
@@ -39,8 +45,8 @@ from bioprobe.probing.softmax import (
     as_float32,
     fit_softmax,
     log_proba_softmax,
+    penalty_ridge,
     second_moments,
-    softmax_curvature,
     standardise_,
     torch_threads,
     whitening,
@@ -149,7 +155,7 @@ def _block_fit(x, y, n_classes, exclude, sigma, solver) -> tuple[torch.Tensor, t
     space and the penalty is rotation-invariant) at n instead of H columns, whitened by the
     prefix's own second moments (exact where the small blocks need it)."""
     n_layers, n, h = x.shape
-    ridge = 1e-3 + 1.0 / (solver["C"] * n * softmax_curvature(n_classes))
+    ridge = penalty_ridge(solver["C"], n, n_classes)
     if n >= h:
         pre = whitening(sigma, ridge)
         w, b, _ = fit_softmax(x, y, n_classes, precondition=pre, exclude=exclude, **solver)
@@ -197,13 +203,12 @@ def mdl_rows(
     the probes); the control's codelength is the mean over its `control_draws` draws."""
     targets = check_targets(targets)
     names, labels = target_labels(fit, score, targets, label_mode, seed, control_draws)
-    keys = [k for t in targets for k in label_draws(t, labels)]
+    keys = draw_keys(targets, labels)
     ys = np.stack([labels[k][0] for k in keys])
     online = online_codelengths(
         fit.features, ys, len(names), seed=seed, num_threads=num_threads, **_solver(hyper)
     )
-    by_key = dict(zip(keys, online, strict=True))
-    online = np.stack([np.mean([by_key[k] for k in label_draws(t, labels)], 0) for t in targets])
+    online = mean_rows_over_draws(targets, keys, online)
     return _rows(online, len(ys[0]) * math.log2(len(names)), targets)
 
 
@@ -226,11 +231,10 @@ def mdl_multilabel_rows(
         controls = shuffled_controls(fit.targets, score.targets, seed, control_draws)
         gold |= {key: fit_gold for key, (fit_gold, _) in controls.items()}
     k = len(fit.label_names)
-    keys = [key for t in targets for key in label_draws(t, gold)]
+    keys = draw_keys(targets, gold)
     ys = np.concatenate([gold[key].T for key in keys])  # [S*K, N]: set s's label j at s*K + j
     online = online_codelengths(
         fit.features, ys, 2, seed=seed, num_threads=num_threads, **_solver(hyper)
     )
-    by_key = dict(zip(keys, online.reshape(len(keys), k, -1).sum(1), strict=True))
-    online = np.stack([np.mean([by_key[key] for key in label_draws(t, gold)], 0) for t in targets])
+    online = mean_rows_over_draws(targets, keys, online.reshape(len(keys), k, -1).sum(1))
     return _rows(online, float(fit.targets.shape[0] * k), targets)

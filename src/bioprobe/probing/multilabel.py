@@ -22,7 +22,7 @@ import numpy as np
 from bioprobe.metrics import multilabel_scores
 from bioprobe.probing.rows import (
     check_targets,
-    label_draws,
+    draw_keys,
     mean_over_draws,
     probe_rows,
     shuffled_controls,
@@ -85,7 +85,7 @@ def probe_multilabel(
         gold |= shuffled_controls(train.targets, test.targets, seed, control_draws)
     solver = {k: v for k, v in (hyper or {}).items() if k != "random_state"}  # deterministic
     k = len(train.label_names)
-    keys = [key for t in targets for key in label_draws(t, gold)]
+    keys = draw_keys(targets, gold)
     # [S*K, N]: label set s's label j is row s*K + j; labels constant in `train` predict that
     ys = np.concatenate([gold[key][0].T for key in keys])
     pred = fit_layers_linear(

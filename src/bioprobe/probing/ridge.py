@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from bioprobe.metrics import regression_scores
 from bioprobe.probing.rows import (
     check_targets,
-    label_draws,
+    draw_keys,
     mean_over_draws,
     probe_rows,
     shuffled_controls,
@@ -115,7 +115,7 @@ def probe_regression(
     gold = {"task": (train.targets, test.targets)}
     if "control" in targets:
         gold |= shuffled_controls(train.targets, test.targets, seed, control_draws)
-    keys = [key for t in targets for key in label_draws(t, gold)]
+    keys = draw_keys(targets, gold)
     # the job's threads for the BLAS calls inside scikit-learn (None: leave them alone)
     with threadpool_limits(limits=num_threads):
         pred, chosen = fit_layers_ridge(

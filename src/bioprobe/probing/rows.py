@@ -39,17 +39,19 @@ def control_seeds(seed: int, draws: int) -> dict[str, int]:
     mean over the draws (`mean_over_draws`)."""
     if draws < 1:
         raise ValueError(f"control_draws must be at least 1, got {draws}")
-    return {
-        "control" if d == 1 else f"control/{d}": seed
-        if d == 1
-        else derive_seed(f"control-draw-{d}", seed)
-        for d in range(1, draws + 1)
-    }
+    later = {f"control/{d}": derive_seed(f"control-draw-{d}", seed) for d in range(2, draws + 1)}
+    return {"control": seed} | later
 
 
 def label_draws(target: str, labels: Mapping[str, object]) -> list[str]:
     """The label sets of `target` among `labels`' keys (its draws, the first first)."""
     return [k for k in labels if k == target or k.startswith(f"{target}/")]
+
+
+def draw_keys(targets: Sequence[str], labels: Mapping[str, object]) -> list[str]:
+    """Every label set of `targets` among `labels`' keys, target by target: the order in which
+    the probes stack them into one solve."""
+    return [k for t in targets for k in label_draws(t, labels)]
 
 
 def mean_over_draws(
@@ -61,6 +63,15 @@ def mean_over_draws(
         draws = [per_set[k] for k in label_draws(t, per_set)]
         out[t] = {m: float(np.mean([d[m] for d in draws])) for m in draws[0]}
     return out
+
+
+def mean_rows_over_draws(
+    targets: Sequence[str], keys: Sequence[str], values: np.ndarray
+) -> np.ndarray:
+    """`values` [S, ...] of the label sets `keys` (`draw_keys`) -> [T, ...]: per target, the mean
+    over its label sets."""
+    by_key = dict(zip(keys, values, strict=True))
+    return np.stack([np.mean([by_key[k] for k in label_draws(t, by_key)], 0) for t in targets])
 
 
 def shuffled_controls(

@@ -28,20 +28,14 @@ from bioprobe.probing.rows import (
     TARGETS,
     LayerScores,
     control_seeds,
-    label_draws,
+    draw_keys,
     mean_over_draws,
     probe_rows,
     shuffled_control,
 )
 from bioprobe.probing.softmax import fit_layers_linear
 
-__all__ = [
-    "ProbeData",
-    "bio_to_type",
-    "probe_all_layers",
-    "split_sentences",
-    "target_labels",
-]
+__all__ = ["ProbeData", "bio_to_type", "probe_all_layers", "split_sentences", "target_labels"]
 
 LABEL_MODES = ("type", "bio")
 _ENTITY_METRICS = ("entity_precision", "entity_recall", "entity_f1")
@@ -192,7 +186,7 @@ def target_labels(
     """The label names and the (fit, eval) label ids the probes see, per label set: `task`
     (NER tags as `label_mode` says) and the control task's draws, `control` (seeded by `seed`)
     and `control/2` ... `control/<control_draws>` (`rows.control_seeds`); a target's score is
-    the mean over its label sets (`rows.label_draws`)."""
+    the mean over its label sets (`rows.draw_keys`)."""
     seeds = control_seeds(seed, control_draws) if "control" in targets else {}
     names, y_fit, y_eval = _probe_labels(train, test, label_mode)
     labels = {"task": (y_fit, y_eval)}
@@ -269,7 +263,7 @@ def _predict_linear(
     """Predictions [L+1, M] per label set (every draw of each target); all in one solve: they
     share every feature pass."""
     solver = {k: v for k, v in hyper.items() if k != "random_state"}  # deterministic
-    keys = [k for t in targets for k in label_draws(t, labels)]
+    keys = draw_keys(targets, labels)
     fitted = fit_layers_linear(
         train.features, np.stack([labels[k][0] for k in keys]), test.features, **solver
     )
@@ -291,7 +285,7 @@ def _predict_per_layer(
     from joblib import Parallel, delayed
 
     hyper.setdefault("random_state", seed)
-    keys = [k for t in targets for k in label_draws(t, labels)]
+    keys = draw_keys(targets, labels)
     jobs = [(k, layer) for k in keys for layer in range(train.features.shape[0])]
     # split the cores between workers rather than oversubscribing them
     threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else 0
@@ -315,7 +309,7 @@ def _layer_scores(layer, targets, labels, preds, names, lengths, bio, extra) -> 
     """One layer's scores per target, each the mean over the target's label draws, and its
     selectivity rows (task − control): accuracy (`selectivity`), macro-F1 and the task type's
     own metrics."""
-    keys = [k for t in targets for k in label_draws(t, labels)]
+    keys = draw_keys(targets, labels)
     own = {k: dict(extra(labels[k][1], preds[k][layer])) if extra else {} for k in keys}
     per_set = {k: _score(labels[k][1], preds[k][layer], names, lengths, bio) | own[k] for k in keys}
     selectivity = {"selectivity": "accuracy", "selectivity_macro_f1": "macro_f1"}

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from bioprobe.probing.rows import TARGETS
+from bioprobe.probing.rows import TARGETS, draw_keys
 from bioprobe.probing.softmax import (
     _DEFAULT_MAX_BYTES,
     _batched_lbfgs,
@@ -320,11 +320,10 @@ def sweep_rows(
     `train` for the task and its control task (the mean over `control_draws` draws), scored on
     `test`, at every setting, per layer: `{"layer", "complexity", "setting", "target",
     "metric", "value"}` (see the module)."""
-    from bioprobe.probing.rows import label_draws
     from bioprobe.probing.run import _is_bio, _layer_scores, target_labels
 
     names, labels = target_labels(train, test, TARGETS, label_mode, seed, control_draws)
-    keys = [k for t in TARGETS for k in label_draws(t, labels)]
+    keys = draw_keys(TARGETS, labels)
     preds = fit_layers_sweep(
         train.features,
         np.stack([labels[k][0] for k in keys]),
