@@ -32,6 +32,7 @@ from bioprobe.config import (
     validate_config,
 )
 from bioprobe.methods import require_supported
+from bioprobe.training.distributed import check_processes, require_training_supported
 from bioprobe.models import resolve_model
 
 # The config is config.yaml (the demo) or, INSTEAD of it, the files given with --configfile:
@@ -50,10 +51,16 @@ if not workflow.overwrite_configfiles:
 _validated = validate_config(config)
 config.clear()
 config.update(_validated)
-# qlora needs CUDA and bitsandbytes: without them, one error now rather than failed jobs later.
-# BIOPROBE_NO_CUDA_CHECK=1 lets a GPU-less SLURM login node plan (the jobs check again).
+# A batch must split evenly over a fine-tuning job's processes (training.processes). qlora and
+# the 8-bit optimisers (training.optim) need CUDA and bitsandbytes: without them, one error now
+# rather than failed jobs later. BIOPROBE_NO_CUDA_CHECK=1 lets a GPU-less SLURM login node plan
+# (the jobs check again). Snakemake would cap a job of N processes at --resources gpu=M < N
+# without a word (the job then fails): that is an error now too.
+_gpu_limit = workflow.global_resources.get("gpu")
+check_processes(config, gpus=getattr(_gpu_limit, "value", _gpu_limit))
 if not os.environ.get("BIOPROBE_NO_CUDA_CHECK"):
     require_supported(config["methods"])
+    require_training_supported(config)
 # The tasks that count towards the BLURB score, with their category and metric: an unknown
 # category or a type without a BLURB metric is one error naming the key, before any job.
 BLURB_TASKS = blurb_tasks(config)
@@ -164,10 +171,18 @@ def adapter_base_location(wildcards):
 def finetune_threads(wildcards):
     """Half the cores of a local run: thread scaling is sublinear, so two fine-tunings side by
     side get more done than one with every core (bench/RESULTS.md). Without --cores (a cluster
-    executor) 2; the GPU and SLURM profiles set their own with set-threads.
+    executor) 2; the GPU and SLURM profiles set their own with set-threads. At least one a
+    process (training.processes: on a CPU the processes share the job's threads).
     """
     cores = workflow.resource_settings.cores
-    return max(1, cores // 2) if isinstance(cores, int) else 2
+    half = max(1, cores // 2) if isinstance(cores, int) else 2
+    return max(half, finetune_processes(wildcards))
+
+
+def finetune_processes(wildcards):
+    """A fine-tuning job's processes (training.processes), one per GPU: its `gpu` resource."""
+    grid.check_defined(config, wildcards)
+    return training_config(config, wildcards.task, wildcards.model)["processes"]
 
 
 # --- inputs ---
@@ -238,6 +253,7 @@ def check_models():
     scratch entry, a local or package directory, a downloaded or cached Hub model). The
     jobs check again.
     """
+    from bioprobe.methods import check_model_supported
     from bioprobe.models import check_max_length
 
     for model in sorted(config["models"]):
@@ -249,6 +265,11 @@ def check_models():
             length = training_config(config, task, model)["max_length"]
             key = training_key(config, task, model, "max_length")
             check_max_length(spec, length, key=key, location=where)
+            # the family is known now for a scratch entry, or a config.json found locally
+            if spec.family:
+                task_type = config["tasks"][task]["type"]
+                family = {"model_type": spec.family}
+                check_model_supported(config["methods"], family, task_type, spec.key)
 
 
 # A model that cannot load right is one error naming its config key, before any job is planned.
@@ -582,3 +603,35 @@ def report_targets():
             targets.append(grid.figure(f"attention_examples/{task}/{model}"))
             targets.append(grid.figure(f"attention_view/{task}/{model}", "html"))
     return targets
+
+
+def model_shape(model):
+    """Layers, width and heads of a model where its config can be read now (a scratch entry,
+    a local or downloaded config.json, the Hub cache); None otherwise."""
+    from bioprobe.analysis.disk import ModelShape, model_shape as shape_of
+    from bioprobe.models import read_model_config
+
+    spec = resolved_model(model)
+    if spec.kind == "scratch":
+        s = spec.scratch
+        return ModelShape(s["num_layers"], s["hidden_size"], s["num_heads"])
+    downloaded = Path(hub.MODEL_DIR.format(model=model))
+    where = downloaded if (downloaded / "config.json").is_file() else None
+    model_config = read_model_config(spec, where)
+    return shape_of(model_config) if model_config else None
+
+
+def dump_disk_estimate():
+    """The disk the grid's dumps will take (bioprobe.analysis.disk), printed at planning."""
+    from collections import Counter
+
+    from bioprobe.analysis.disk import estimate_config
+
+    counts = Counter((r.task, r.model) for r in variant_runs())
+    shapes = {m: model_shape(m) for m in config["models"]}
+    return estimate_config(config, counts, shapes, grid.TASK_DIR)
+
+
+# Before a run starts (and in a dry run), the dumps' disk: a user sees it before a full disk.
+if workflow.is_main_process:
+    print(f"bioprobe: {dump_disk_estimate().summary()}", file=sys.stderr)

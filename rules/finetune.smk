@@ -39,7 +39,8 @@ rule finetune:
     threads: finetune_threads
     resources:
         mem_mb=8000,
-        gpu=1,
+        # one GPU per process (training.processes; launched with torchrun)
+        gpu=finetune_processes,
         # the retry number: a retry after an out-of-memory error splits batches (bioprobe.pipeline.oom)
         attempt=lambda wc, attempt: attempt,
     params:

@@ -43,6 +43,7 @@ __all__ = [
     "check_max_length",
     "check_model_files",
     "check_weights",
+    "inference_half",
     "is_decoder_config",
     "load_model_for_task",
     "load_tokenizer_for",
@@ -52,10 +53,15 @@ __all__ = [
     "read_model_config",
     "resolve_model",
     "safetensors_problem",
+    "weights_dtype",
 ]
 
 Kind = Literal["scratch", "package", "local", "hub"]
 
+#: model types of encoder-decoders (where a config dict does not say is_encoder_decoder)
+ENCODER_DECODER_TYPES = frozenset({"t5", "mt5", "umt5", "bart", "mbart", "pegasus"})
+#: ``models.<id>.dtype`` values (:func:`weights_dtype`)
+WEIGHT_DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: model types whose models read left to right (sequence head pools the last non-pad token)
 DECODER_MODEL_TYPES = frozenset(
     {
@@ -125,6 +131,9 @@ PADDING_OFFSET_MODEL_TYPES = frozenset(
         "xmod",
     }
 )
+#: model types with relative position buckets and no position table (T5, FLAN-T5, UL2), though
+#: their configs may carry ``n_positions`` (512, the pretraining length)
+RELATIVE_POSITION_MODEL_TYPES = frozenset({"t5", "mt5", "umt5", "longt5"})
 #: config keys of rotary position embeddings: no table to run out of, no hard length limit
 ROTARY_KEYS = (
     "rope_theta",
@@ -155,6 +164,8 @@ class ModelSpec:
     #: "bert", "gpt2", "biogpt" or another ``config.model_type``; None if not readable offline
     family: str | None = None
     is_decoder: bool | None = None
+    #: ``models.<id>.dtype``: auto, float32, bfloat16 or float16 (:func:`weights_dtype`)
+    dtype: str = "auto"
 
     @property
     def key(self) -> str:
@@ -164,6 +175,12 @@ class ModelSpec:
 def _getter(config: Any) -> Any:
     """`get(key, default)` on a config object or a config.json dict alike."""
     return config.get if isinstance(config, Mapping) else lambda k, d=None: getattr(config, k, d)
+
+
+def is_encoder_decoder_config(config: Any) -> bool:
+    """Whether a model config (object or dict) describes an encoder-decoder (T5, BART)."""
+    get = _getter(config)
+    return bool(get("is_encoder_decoder", False)) or get("model_type") in ENCODER_DECODER_TYPES
 
 
 def is_decoder_config(config: Any) -> bool:
@@ -221,6 +238,7 @@ def resolve_model(
         "revision": model_cfg.get("revision"),
         "trust_remote_code": bool(model_cfg.get("trust_remote_code", False)),
         "allow_pickle": bool(model_cfg.get("allow_pickle", False)),
+        "dtype": _model_dtype(model_cfg.get("dtype", "auto"), key),
     }
     scratch = model_cfg.get("scratch")
     if source == "scratch":
@@ -239,6 +257,36 @@ def resolve_model(
     if kind in ("local", "package"):
         check_model_files(spec)
     return spec
+
+
+def _model_dtype(value: Any, key: str) -> str:
+    if value not in WEIGHT_DTYPES:
+        raise ConfigError(f"must be one of {', '.join(WEIGHT_DTYPES)}", f"{key}.dtype")
+    return value
+
+
+def weights_dtype(spec: ModelSpec, half: str | None = None) -> Any:
+    """The torch dtype a job loads `spec`'s weights in: ``models.<id>.dtype`` where set, else
+    `half` (``bfloat16``/``float16``: the half type the job computes in) or float32.
+
+    The weights are read in this dtype straight from the checkpoint (transformers builds the
+    model on the meta device), so an 8B model in bf16 is never materialised in float32 first.
+    Callers pass `half` only for weights no optimiser updates (an adapter's frozen base,
+    evaluation, dumps, erasure; :func:`inference_half`): full fine-tuning keeps float32 master
+    weights, because AdamW's small updates vanish in bf16's 8-bit mantissa; set
+    ``dtype: bfloat16`` to train pure bf16 anyway (with an 8-bit optimiser, say).
+    """
+    import torch
+
+    return getattr(torch, half or "float32") if spec.dtype == "auto" else getattr(torch, spec.dtype)
+
+
+def inference_half() -> str | None:
+    """The half type inference runs in: bf16 on a CUDA GPU that computes it, else None
+    (float32: on the CPU, and fp16 overflows the activations of some large models)."""
+    import torch
+
+    return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
 
 
 def _resolve_scratch(
@@ -476,6 +524,8 @@ def position_limit(config: Any) -> tuple[int, str] | None:
     model_type = get("model_type")
     if model_type in ("deberta", "deberta-v2") and not get("position_biased_input", True):
         return None  # relative attention only
+    if model_type in RELATIVE_POSITION_MODEL_TYPES:
+        return None  # relative position buckets; T5's n_positions only notes its pretraining
     for name in ("n_positions", "max_position_embeddings"):
         value = get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -743,10 +793,13 @@ def load_model_for_task(
     with `seed` when given (the global RNG is left as it was). Safetensors only unless
     ``spec.allow_pickle``; remote code only if ``spec.trust_remote_code``. The model's
     ``config.pad_token_id`` is set from the tokenizer (loaded from `location` if not passed):
-    without it a GPT-2 sequence head cannot pool a padded batch.
+    without it a GPT-2 sequence head cannot pool a padded batch. `dtype` defaults to the
+    inference dtype (:func:`weights_dtype` with :func:`inference_half`).
     """
     import torch
 
+    if dtype is None:
+        dtype = weights_dtype(spec, inference_half())
     where = _location(spec, location)
     check_weights(where, spec)
     kwargs: dict[str, Any] = {
@@ -820,11 +873,12 @@ def random_init_like(
             **_hub_kwargs(spec, where),
             **tasks.get(task_type).head_kwargs(labels),
         )
-    kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
+    kwargs: dict[str, Any] = {
+        "trust_remote_code": spec.trust_remote_code,
+        "dtype": weights_dtype(spec, inference_half()) if dtype is None else dtype,
+    }
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
-    if dtype is not None:
-        kwargs["dtype"] = dtype
     if tokenizer is None:
         tokenizer = load_tokenizer_for(spec, where)
     with torch.random.fork_rng(devices=[]):

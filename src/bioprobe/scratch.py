@@ -1,8 +1,15 @@
 """Scratch models: tiny random-weight transformers with a tokenizer trained on the task corpus.
 
-The demo cannot download BERT, GPT-2 or BioGPT, so it builds small models of the same families:
-same architecture classes, same tokenizer classes (a BERT WordPiece ``BertTokenizer``, a GPT-2
-byte-level BPE ``GPT2Tokenizer``, a slow Moses + fastBPE ``BioGptTokenizer``), random weights.
+The demo cannot download BERT, GPT-2, BioGPT, LLaMA or T5, so it builds small models of the same
+families: same architecture classes, same tokenizer classes (a BERT WordPiece ``BertTokenizer``,
+a GPT-2 byte-level BPE ``GPT2Tokenizer``, a slow Moses + fastBPE ``BioGptTokenizer``, LLaMA's
+SentencePiece-style BPE ``LlamaTokenizer`` and T5's SentencePiece-style Unigram ``T5Tokenizer``,
+both with ``▁`` word-start pieces), random weights. The LLaMA has grouped-query attention (half
+as many key/value heads as query heads where the head count is even), rotary positions and
+RMSNorm; the T5 is a T5 v1.1 / FLAN-T5 (gated-GELU feed-forward, decoder outputs not rescaled)
+with as many decoder as encoder layers. Neither has a position table: ``max_position`` is the
+LLaMA's ``max_position_embeddings`` (rotary: no hard limit) and only the T5 tokenizer's
+``model_max_length`` (relative position buckets).
 
 The `tokenizers` library's trainers are not deterministic across processes (they iterate Rust
 hash maps, so ties between equally frequent pairs break differently on every run), so the BPE
@@ -24,7 +31,7 @@ from bioprobe.errors import ConfigError
 from bioprobe.io import atomic_path
 from bioprobe.seeding import derive_seed
 
-FAMILIES = ("bert", "gpt2", "biogpt")
+FAMILIES = ("bert", "gpt2", "biogpt", "llama", "t5")
 SCRATCH_KEYS = (
     "family",
     "hidden_size",
@@ -37,6 +44,9 @@ SCRATCH_KEYS = (
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 GPT2_EOS = "<|endoftext|>"
 BIOGPT_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]  # fairseq dictionary order: ids 0..3
+LLAMA_SPECIALS = ["<unk>", "<s>", "</s>"]  # SentencePiece order of LLaMA-2 / Mistral: ids 0..2
+T5_SPECIALS = ["<pad>", "</s>", "<unk>"]  # T5's ids 0..2 (T5Config's pad, eos; decoder start = pad)
+WORD_START = "\u2581"  # SentencePiece's '▁': a piece that starts a word begins with it
 
 
 def validate_scratch(cfg: Mapping[str, Any], key: str = "scratch") -> dict[str, Any]:
@@ -56,7 +66,18 @@ def validate_scratch(cfg: Mapping[str, Any], key: str = "scratch") -> dict[str, 
             raise ConfigError("must be a positive integer", f"{key}.{k}")
     if cfg["hidden_size"] % cfg["num_heads"]:
         raise ConfigError("hidden_size must be a multiple of num_heads", f"{key}.hidden_size")
+    if cfg["family"] == "llama" and (cfg["hidden_size"] // cfg["num_heads"]) % 2:
+        raise ConfigError(
+            "llama: hidden_size / num_heads (the head size) must be even for rotary positions",
+            f"{key}.hidden_size",
+        )
     return dict(cfg)
+
+
+def key_value_heads(num_heads: int) -> int:
+    """A scratch LLaMA's key/value heads: half the query heads where that divides evenly
+    (grouped-query attention, as LLaMA-3 and Mistral use), all of them for one head."""
+    return num_heads // 2 if num_heads % 2 == 0 else num_heads
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,7 +191,7 @@ def _merge_everywhere(pair, new, seqs, counts, pair_counts, where, heap) -> None
 
 
 # --------------------------------------------------------------------------------------------
-# tokenizers of the three families
+# tokenizers of the families
 
 
 def _bert_tokenizer(corpus: list[str], vocab_size: int) -> Any:
@@ -221,6 +242,54 @@ def _biogpt_tokenizer(corpus: list[str], vocab_size: int, work_dir: Path) -> Any
     return BioGptTokenizer(vocab_file=str(vocab_file), merges_file=str(merges_file))
 
 
+def _sentencepiece_words(corpus: list[str]) -> Counter:
+    """Words as a SentencePiece tokenizer sees them: split at whitespace, each with ``▁`` in
+    front (LLaMA's Metaspace and T5's both mark every word's start, the sentence's first too)."""
+    return Counter(WORD_START + w for line in corpus for w in line.split())
+
+
+def _llama_tokenizer(corpus: list[str], vocab_size: int) -> Any:
+    from transformers import LlamaTokenizer
+
+    counts = _sentencepiece_words(corpus)
+    # LlamaTokenizer's BPE falls back to byte tokens for a character it does not know, and
+    # drops the character where they are missing: LLaMA-2's 256 of them follow the specials
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    budget = vocab_size - len(LLAMA_SPECIALS) - len(byte_tokens)
+    tokens, merges = train_bpe(counts, max_tokens=budget, alphabet=[WORD_START])
+    vocab = {t: i for i, t in enumerate([*LLAMA_SPECIALS, *byte_tokens, *tokens])}
+    # as LLaMA-2 / Mistral ship it: <s> in front, no eos appended, no pad token (bioprobe's
+    # load_tokenizer sets pad = eos, as for every decoder), Metaspace with prepend "first"
+    return LlamaTokenizer(
+        vocab=vocab, merges=merges, add_bos_token=True, add_eos_token=False, legacy=False
+    )
+
+
+def _t5_tokenizer(corpus: list[str], vocab_size: int) -> Any:
+    """T5's Unigram tokenizer over pieces learnt by `train_bpe`: each piece scored by the log
+    of its frequency in the corpus segmented by those merges (a unigram language model over
+    the BPE vocabulary; a piece the segmentation never produces gets the lowest score)."""
+    import math
+
+    from tokenizers import Tokenizer, models
+    from transformers import T5Tokenizer
+
+    counts = _sentencepiece_words(corpus)
+    tokens, merges = train_bpe(
+        counts, max_tokens=vocab_size - len(T5_SPECIALS), alphabet=[WORD_START]
+    )
+    bpe = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges))
+    used: Counter = Counter()
+    for word, n in sorted(counts.items()):
+        for piece in bpe.encode(word, add_special_tokens=False).tokens:
+            used[piece] += n
+    total = sum(used.values())
+    floor = math.log(1 / (total + 1))
+    scores = [(t, math.log(used[t] / total) if used[t] else floor) for t in tokens]
+    # no sentinel tokens (<extra_id_*>): they serve span-corruption pretraining, not bioprobe
+    return T5Tokenizer(vocab=[*((s, 0.0) for s in T5_SPECIALS), *scores], extra_ids=0)
+
+
 # --------------------------------------------------------------------------------------------
 # models
 
@@ -253,6 +322,37 @@ def _model(family: str, cfg: Mapping[str, Any], tokenizer: Any) -> Any:
             eos_token_id=eos,
         )
         return tf.GPT2LMHeadModel(config)
+    if family == "llama":
+        config = tf.LlamaConfig(
+            **common,
+            hidden_size=cfg["hidden_size"],
+            num_hidden_layers=cfg["num_layers"],
+            num_attention_heads=cfg["num_heads"],
+            num_key_value_heads=key_value_heads(cfg["num_heads"]),
+            intermediate_size=cfg["intermediate_size"],
+            max_position_embeddings=cfg["max_position"],
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            tie_word_embeddings=False,
+        )
+        return tf.LlamaForCausalLM(config)
+    if family == "t5":
+        config = tf.T5Config(
+            **common,
+            d_model=cfg["hidden_size"],
+            d_kv=cfg["hidden_size"] // cfg["num_heads"],
+            d_ff=cfg["intermediate_size"],
+            num_layers=cfg["num_layers"],
+            num_decoder_layers=cfg["num_layers"],
+            num_heads=cfg["num_heads"],
+            feed_forward_proj="gated-gelu",
+            # T5 v1.1's flag: transformers then leaves the decoder output unscaled
+            tie_word_embeddings=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.pad_token_id,
+        )
+        return tf.T5ForConditionalGeneration(config)
     config = tf.BioGptConfig(
         **common,
         hidden_size=cfg["hidden_size"],
@@ -291,6 +391,10 @@ def build_scratch(
             tokenizer = _bert_tokenizer(lines, cfg["vocab_size"])
         elif family == "gpt2":
             tokenizer = _gpt2_tokenizer(lines, cfg["vocab_size"])
+        elif family == "llama":
+            tokenizer = _llama_tokenizer(lines, cfg["vocab_size"])
+        elif family == "t5":
+            tokenizer = _t5_tokenizer(lines, cfg["vocab_size"])
         else:
             tokenizer = _biogpt_tokenizer(lines, cfg["vocab_size"], tmp)
         tokenizer.model_max_length = cfg["max_position"]

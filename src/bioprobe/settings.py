@@ -80,7 +80,13 @@ class TrainingSettings(Settings):
     save_steps: int | None = None
     precision: str = "auto"
     logging_steps: int = 10
+    gradient_checkpointing: bool = False
     report_to: str = "none"  # none | tensorboard | wandb
+    # one fine-tuning job on several processes (bioprobe.training.distributed): batch_size is
+    # the batch over all of them
+    processes: int = 1
+    strategy: str = "ddp"  # ddp | fsdp
+    optim: str = "adamw"  # adamw | adamw_8bit | paged_adamw_8bit
 
     @property
     def effective_batch_size(self) -> int:
@@ -159,6 +165,8 @@ class DumpSettings(Settings):
     attention_split: str = "test"
     attention_max_examples: int = 64
     virtual_tokens: int = 0  # prompt methods: leading positions that are not real tokens
+    layers: int | tuple[int, ...] | None = None  # hidden layers kept: all, every k-th, listed
+    max_units: int | None = None  # a seeded cap on each split's analysed units (None: all)
 
 
 @dataclass(frozen=True)

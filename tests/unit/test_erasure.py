@@ -1,6 +1,7 @@
 """Causal erasure: LEACE leaves a linear probe at chance on the erased layer, the control erases a
 random subspace of the same rank, and replaying the cached blocks gives exactly the logits of a
-full forward pass with the layer's output edited."""
+full forward pass with the layer's output edited (BERT, GPT-2, LLaMA, and T5's encoder with its
+decoder on top)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from bioprobe.analysis.erasure import (
     random_eraser,
     transformer_blocks,
 )
+from bioprobe.analysis.pooling import masked_mean
 
 
 def _batch(tokenizer, sentences):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"  # as bioprobe pads (LLaMA's tokenizer pads on the left)
     return dict(tokenizer(sentences, padding=True, return_tensors="pt"))
 
 
@@ -109,25 +112,47 @@ def test_a_word_task_erases_at_the_labelled_positions(tiny_bert_dir, bio_corpus)
     assert _probe_accuracy(erased, tags.numpy()) <= majority + 0.1
 
 
-@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def _first(out):
+    return out[0] if isinstance(out, tuple) else out
+
+
+@pytest.mark.parametrize(
+    ("family", "head"),
+    [
+        ("bert", "sequence"),
+        ("gpt2", "sequence"),
+        ("llama", "sequence"),
+        ("llama", "token"),
+        ("t5", "sequence"),  # the encoder's blocks replayed, the decoder and head run on top
+        ("t5", "token"),  # an encoder alone
+    ],
+)
 def test_replaying_cached_blocks_equals_a_full_forward_with_the_edit(
-    family, tiny_bert_dir, tiny_gpt2_dir, bio_corpus
+    family, head, request, bio_corpus
 ):
     torch.manual_seed(0)
-    location = {"bert": tiny_bert_dir, "gpt2": tiny_gpt2_dir}[family]
+    location = request.getfixturevalue(f"tiny_{family}_dir")
     tokenizer = AutoTokenizer.from_pretrained(location)
-    model = AutoModelForSequenceClassification.from_pretrained(location, num_labels=3).eval()
+    auto = AutoModelForSequenceClassification
+    if head == "token":
+        auto = AutoModelForTokenClassification
+    model = auto.from_pretrained(location, num_labels=3).eval()
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.eos_token_id
     blocks = transformer_blocks(model)
+    if family == "t5":  # the encoder's blocks, whatever the head
+        assert blocks is model.get_encoder().block and len(blocks) == 2
     batch = _batch(tokenizer, bio_corpus[:5])
     clean, sites, outputs = _clean_pass(model, blocks, batch)
     with torch.inference_mode():
         torch.testing.assert_close(clean, model(**batch).logits)
     hidden = sites[0].shape[-1]
-    fitted = fit_erasers(
-        model, blocks, [(batch, torch.tensor([0, 1, 2, 0, 1]))], "pair", n_labels=3, seed=0
-    )
+    if head == "token":
+        labels = torch.where(batch["attention_mask"].bool(), batch["input_ids"] % 3, -100)
+        fitted = fit_erasers(model, blocks, [(batch, labels)], "ner", n_labels=3, seed=0)
+    else:
+        labels = torch.tensor([0, 1, 2, 0, 1])
+        fitted = fit_erasers(model, blocks, [(batch, labels)], "pair", n_labels=3, seed=0)
     gen = torch.Generator().manual_seed(3)
     for site in range(len(blocks) + 1):
         eraser = random_eraser(fitted.task[site].eraser, 4, gen)
@@ -138,7 +163,11 @@ def test_replaying_cached_blocks_equals_a_full_forward_with_the_edit(
         if site == 0:
             hook = blocks[0].register_forward_pre_hook(lambda _m, a, e=eraser: (e(a[0]), *a[1:]))
         else:
-            hook = blocks[site - 1].register_forward_hook(lambda _m, _a, out, e=eraser: e(out))
+
+            def edit(_module, _args, out, e=eraser):  # a T5 block returns a tuple
+                return (e(out[0]), *out[1:]) if isinstance(out, tuple) else e(out)
+
+            hook = blocks[site - 1].register_forward_hook(edit)
         try:
             with torch.inference_mode():
                 reference = model(**batch).logits
@@ -147,3 +176,26 @@ def test_replaying_cached_blocks_equals_a_full_forward_with_the_edit(
         torch.testing.assert_close(replayed, reference, rtol=1e-5, atol=1e-5)
         assert not torch.allclose(replayed, clean)  # the edit changed something
     assert all("forward" not in vars(b) for b in blocks)  # the replay left no patch behind
+
+
+def test_t5_sequence_erasers_fit_the_encoders_mean_and_erase_it(tiny_t5_dir, bio_corpus):
+    """T5's sequence head reads its decoder: the erasers are fitted on the masked mean of the
+    encoder's states (the dumps' sentence vector), and erasing every position erases the mean."""
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_t5_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_t5_dir, num_labels=2).eval()
+    blocks = transformer_blocks(model)
+    vocab = sorted({w for s in bio_corpus for w in s.split()})
+    rng = np.random.default_rng(0)
+    batch = _batch(tokenizer, [" ".join(rng.choice(vocab, size=5)) for _ in range(200)])
+    _, sites, _ = _clean_pass(model, blocks, batch)
+    site = 1
+    mean = masked_mean(sites[site], batch["attention_mask"])
+    score = mean.double() @ torch.randn(mean.shape[1], dtype=torch.float64)
+    labels = (score > score.median()).long()
+    erasers = fit_erasers(model, blocks, [(batch, labels)], "pair", n_labels=2, seed=0)
+    assert erasers.ranks[site] == 1
+    erased_tokens = erasers.task[site](sites[site].double())
+    erased_mean = masked_mean(erased_tokens, batch["attention_mask"])
+    # (1e-6, not 1e-9: the eraser was fitted on the float32 mean of the float32 states)
+    assert _class_means_gap(erased_mean, labels) < 1e-6 < 1e-2 < _class_means_gap(mean, labels)

@@ -81,9 +81,10 @@ def test_lora_targets_per_family_and_an_unknown_family_names_the_key():
     assert lora_targets(lora, "gpt2", "methods.lora") == ["c_attn", "c_proj", "c_fc"]
     assert "q_proj" in lora_targets(lora, "biogpt", "methods.lora")
     assert "o_proj" in lora_targets(lora, "llama", "methods.lora")
+    assert {"q", "k", "v", "o", "wo"} <= set(lora_targets(lora, "t5", "methods.lora"))
     assert lora_targets({**lora, "target_modules": ["query"]}, "bert", "k") == ["query"]
     with pytest.raises(ConfigError, match=r"methods\.lora\.target_modules"):
-        lora_targets(lora, "t5", "methods.lora")
+        lora_targets(lora, "xlnet", "methods.lora")
 
 
 # --- qlora ------------------------------------------------------------------------------------

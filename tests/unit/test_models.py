@@ -5,9 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +22,8 @@ from bioprobe.models import (
 )
 from bioprobe.scratch import train_bpe
 from bioprobe.tokenization import encode_pair, encode_words
+
+from .conftest import outputs_under_hash_seeds
 
 TINY_BERT = {
     "family": "bert",
@@ -97,7 +96,7 @@ def test_resolve_package_local_and_hub(minilm_dir, tiny_biogpt_dir):
     ("cfg", "key"),
     [
         ({"source": "scratch"}, "models.m.scratch"),
-        ({"source": "scratch", "scratch": {**TINY_BERT, "family": "t5"}}, "family"),
+        ({"source": "scratch", "scratch": {**TINY_BERT, "family": "xlnet"}}, "family"),
         ({"source": "scratch", "scratch": {**TINY_BERT, "num_heads": 5}}, "hidden"),
         ({"source": "scratch", "scratch": {**TINY_BERT, "num_layers": 0}}, "num_layers"),
         ({"source": "scratch", "scratch": {**TINY_BERT, "extra": 1}}, "unknown"),
@@ -144,17 +143,7 @@ def test_train_bpe_deterministic_across_hash_seeds(bio_corpus):
         "c = Counter(w for s in json.load(sys.stdin) for w in s.split());"
         "print(json.dumps(train_bpe(c, max_tokens=200, suffix='</w>')))"
     )
-    outs = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            input=json.dumps(bio_corpus),
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for seed in ("1", "2", "3")
-    }
+    outs = outputs_under_hash_seeds(code, json.dumps(bio_corpus), ("1", "2", "3"))
     assert len(outs) == 1
 
 

@@ -8,8 +8,6 @@ import torch
 import transformers
 
 from bioprobe.analysis.extract import DumpSettings, dump_variant
-from bioprobe.data import prepare_task, write_subsets
-from bioprobe.data.prepare import load_split
 from bioprobe.models import resolve_model
 from bioprobe.pipeline.jobs import job_at
 from bioprobe.pipeline.oom import (
@@ -23,8 +21,6 @@ from bioprobe.pipeline.oom import (
 )
 from bioprobe.settings import TrainingSettings
 from bioprobe.training.finetune import finetune
-
-from .test_prepare import ner_task, tsv
 
 TRAINING = {"batch_size": 16, "gradient_accumulation": 1, "eval_batch_size": 64}
 
@@ -80,16 +76,6 @@ def test_split_factor_always_divides_and_dump_batches_halve():
 )
 def test_which_errors_are_out_of_memory(error, is_oom):
     assert is_out_of_memory(error) is is_oom
-
-
-@pytest.fixture(scope="module")
-def ner_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("oom")
-    sentences = [f"aspirin/B-Chemical cures/O gout/B-Disease number/O {i}/O" for i in range(8)]
-    cfg = ner_task(root / "raw", train=tsv(*sentences))
-    prepare_task(cfg, root / "task", "toy")
-    write_subsets(load_split(root / "task", "train"), "ner", 1, root / "subsets.json")
-    return root
 
 
 def _oom_forward(message: str, exc_type=RuntimeError):

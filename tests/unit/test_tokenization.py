@@ -1,4 +1,4 @@
-"""Tokenizer loading, word alignment, truncation and pair encoding for the three families."""
+"""Tokenizer loading, word alignment, truncation and pair encoding for every family."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bioprobe.errors import BioprobeError
 from bioprobe.tokenization import (
     IGNORE_INDEX,
     WordEncoding,
+    _piece_words,
     align_labels,
     encode_pair,
     encode_text,
@@ -22,17 +23,22 @@ from bioprobe.tokenization import (
     prepare_tokenizer,
     uses_token_types,
     word_pieces,
+    word_start_id,
 )
 
 X = IGNORE_INDEX
 
 
 @pytest.fixture(scope="module")
-def tokenizers(tiny_bert_dir, tiny_gpt2_dir, tiny_biogpt_dir, minilm_dir):
+def tokenizers(
+    tiny_bert_dir, tiny_gpt2_dir, tiny_biogpt_dir, tiny_llama_dir, tiny_t5_dir, minilm_dir
+):
     return {
         "bert": load_tokenizer(str(tiny_bert_dir)),
         "gpt2": load_tokenizer(str(tiny_gpt2_dir)),
         "biogpt": load_tokenizer(str(tiny_biogpt_dir)),
+        "llama": load_tokenizer(str(tiny_llama_dir)),
+        "t5": load_tokenizer(str(tiny_t5_dir)),
         "minilm": load_tokenizer(str(minilm_dir)),
     }
 
@@ -67,6 +73,19 @@ HAND_MADE = {
         ["[CLS]", "the", "patient", "inhibit", "##s", "[SEP]"],
         [-1, 0, 1, 2, 2, -1],
     ),
+    # LLaMA: <s> first, '▁' opens every word; '(' is not in the vocabulary: a bare '▁' and the
+    # byte-fallback token. The bare '▁' is the space before the word: no word, no label
+    "llama": (
+        ["The", "patient", "("],
+        ["<s>", "▁The", "▁p", "atient", "▁", "<0x28>"],
+        [-1, 0, 1, 1, -1, 2],
+    ),
+    # T5: </s> last; no piece '▁A...' or '▁S...': both words open with a bare '▁'
+    "t5": (
+        ["Aspirin", "reduces", "STAT3"],
+        ["▁", "Aspirin", "▁re", "duces", "▁", "STAT3", "</s>"],
+        [-1, 0, 1, 1, -1, 2, -1],
+    ),
 }
 
 
@@ -85,6 +104,8 @@ def test_word_index_and_labels_hand_made(tokenizers, family):
         "gpt2": [5, 6, X, 7],
         "biogpt": [X, 5, 6, X, 7],
         "minilm": [X, 5, 6, 7, X, X],
+        "llama": [X, 5, 6, X, X, 7],
+        "t5": [X, 5, 6, X, X, 7, X],
     }[family]
     assert labels == expected_labels
 
@@ -108,7 +129,7 @@ def test_fast_path_matches_transformers_word_ids(tokenizers, family):
     assert enc.word_index == [-1 if w is None else w for w in ref.word_ids()]
 
 
-@pytest.mark.parametrize("family", ["bert", "gpt2", "minilm"])
+@pytest.mark.parametrize("family", ["bert", "gpt2", "llama", "t5", "minilm"])
 @pytest.mark.parametrize("max_length", [4, 7, 10, 128])
 def test_word_by_word_path_equals_fast_path(tokenizers, family, max_length):
     tok = tokenizers[family]
@@ -117,6 +138,61 @@ def test_word_by_word_path_equals_fast_path(tokenizers, family, max_length):
     slow = encode_words(tok, words, max_length, word_by_word=True)
     assert slow == fast
     assert word_pieces(tok, words, word_by_word=True) == word_pieces(tok, words)
+
+
+@pytest.mark.parametrize("family", ["llama", "t5"])
+def test_sentencepiece_alignment_is_word_ids_less_the_bare_word_start(tokenizers, family):
+    """transformers' word_ids() give a bare '▁' to the word it opens; bioprobe gives it none
+    and is otherwise the same, with the same ids as the tokenizer's own call."""
+    tok = tokenizers[family]
+    space = word_start_id(tok)
+    assert tok.convert_ids_to_tokens(space) == "\u2581"
+    words = ["Aspirin", "inhibits", "(", "IL-2", ")", "in", "2019", "."]
+    enc = encode_words(tok, words, 128)
+    ref = tok(words, is_split_into_words=True)
+    assert enc.input_ids == ref["input_ids"]
+    expected = [
+        -1 if w is None or (tid == space and next_w == w) else w
+        for tid, w, next_w in zip(
+            ref["input_ids"], ref.word_ids(), [*ref.word_ids()[1:], None], strict=True
+        )
+    ]
+    assert enc.word_index == expected
+    bare = [w for i, w in zip(enc.input_ids, enc.word_index, strict=True) if i == space]
+    assert bare and set(bare) == {-1}  # '(' and '2019' open with a bare '▁' in both
+    assert sorted(set(enc.word_index) - {-1}) == list(range(len(words)))  # every word kept
+    # words encoded as in running text: each one opens with '▁', the first one too
+    assert enc.input_ids == tok(" ".join(words))["input_ids"]
+
+
+def test_word_start_is_only_for_sentencepiece_vocabularies(tokenizers):
+    assert {f: word_start_id(t) is not None for f, t in tokenizers.items()} == {
+        "bert": False,
+        "gpt2": False,
+        "biogpt": False,
+        "llama": True,
+        "t5": True,
+        "minilm": False,
+    }
+
+
+def test_a_word_of_a_bare_word_start_alone_keeps_it(tokenizers):
+    tok = tokenizers["t5"]
+    space = word_start_id(tok)
+    # a word that gives nothing but '▁' keeps it: every word owns at least one piece
+    assert _piece_words([space], 4, space) == [4]
+    assert _piece_words([space, space, 9], 4, space) == [-1, -1, 4]
+    assert _piece_words([space, 9], 4, None) == [4, 4]
+
+
+def test_llama_and_t5_pad_tokens(tokenizers):
+    llama, t5 = tokenizers["llama"], tokenizers["t5"]
+    # LLaMA ships without a pad token: pad = eos, as for every decoder; right padding
+    assert (llama.pad_token, llama.pad_token_id) == ("</s>", llama.eos_token_id)
+    assert llama.padding_side == "right"
+    # T5 has its own: <pad> = 0, </s> = 1, <unk> = 2 (T5Config's pad, eos, decoder start)
+    assert (t5.pad_token_id, t5.eos_token_id, t5.unk_token_id) == (0, 1, 2)
+    assert t5.padding_side == "right"
 
 
 def test_biogpt_scratch_tokenizer_is_slow_biogpt(tokenizers, tiny_biogpt_dir):
@@ -239,7 +315,7 @@ def test_prepare_tokenizer_keeps_existing_pad(tokenizers):
 # texts and pairs
 
 
-@pytest.mark.parametrize("family", ["bert", "gpt2", "biogpt", "minilm"])
+@pytest.mark.parametrize("family", ["bert", "gpt2", "biogpt", "llama", "t5", "minilm"])
 def test_encode_text_matches_tokenizer(tokenizers, family):
     tok = tokenizers[family]
     text = "Aspirin reduces fever in patients with arthritis."
@@ -328,6 +404,33 @@ def test_pair_biogpt_uses_sep(tokenizers):
     assert enc["input_ids"].count(sep) == 2
 
 
+def test_pair_llama_bos_and_eos_between(tokenizers):
+    tok = tokenizers["llama"]
+    assert tok.sep_token is None
+    a, b = "Aspirin reduces fever.", "The patient developed hepatitis."
+    enc = encode_pair(tok, a, b, 128)
+    ids_a = tok(a, add_special_tokens=False)["input_ids"]
+    ids_b = tok(b, add_special_tokens=False)["input_ids"]
+    # <s> a </s> b: no final eos, which pad = eos would hide from the sequence head
+    assert enc["input_ids"] == [tok.bos_token_id, *ids_a, tok.eos_token_id, *ids_b]
+    assert "token_type_ids" not in enc
+
+
+def test_pair_t5_holds_two_eos(tokenizers):
+    """T5's sequence head reads the decoder at the last eos and wants as many eos in every
+    example of a batch: a pair holds two, cut or not, a single text one."""
+    tok = tokenizers["t5"]
+    a, b = "Aspirin reduces fever.", "The patient developed hepatitis."
+    enc = encode_pair(tok, a, b, 128)
+    assert enc["input_ids"] == tok(a, b)["input_ids"]  # T5's own pair template: a </s> b </s>
+    eos = tok.eos_token_id
+    assert enc["input_ids"].count(eos) == 2 and enc["input_ids"][-1] == eos
+    for max_length in (4, 6, 9):
+        cut = encode_pair(tok, a, b, max_length)
+        assert len(cut["input_ids"]) == max_length and cut["input_ids"].count(eos) == 2
+    assert encode_text(tok, a, 5)["input_ids"].count(eos) == 1
+
+
 def test_longest_first_grid_matches_tokenizers(tokenizers):
     tok = tokenizers["minilm"]
     for la in range(1, 8):
@@ -342,7 +445,14 @@ def test_longest_first_grid_matches_tokenizers(tokenizers):
 # ---------------------------------------------------------------------------------------------
 # model inputs: the same for training features, scoring and dumps
 
-TOKEN_TYPES = {"bert": True, "minilm": True, "gpt2": False, "biogpt": False}
+TOKEN_TYPES = {
+    "bert": True,
+    "minilm": True,
+    "gpt2": False,
+    "biogpt": False,
+    "llama": False,
+    "t5": False,
+}
 
 
 @pytest.mark.parametrize("family", sorted(TOKEN_TYPES))
@@ -358,7 +468,7 @@ def test_model_inputs_carry_token_types_where_the_tokenizer_uses_them(tokenizers
     pair = model_inputs(encode_pair(tok, a, b, 128))
     assert list(pair) == keys  # no truncated_tokens
     assert pair["attention_mask"] == [1] * len(pair["input_ids"])
-    if family != "gpt2":  # GPT-2 has no sep: bioprobe puts an eos between the texts
+    if family not in ("gpt2", "llama"):  # no sep: bioprobe puts an eos between the texts
         assert pair == {k: tok(a, b)[k] for k in keys}
     if uses:
         n_a = len(tok(a)["input_ids"])

@@ -125,6 +125,7 @@ def test_pretrained_minilm_probes_above_random_init(ncbi, capsys):
         "fit_split": "validation",
         "score_split": "test",
         "control": True,  # the defaults: C = 0.01, three control draws (README)
+        "mdl": False,  # not asserted here (tests/unit/test_mdl.py)
     }
     best = {}
     for method in ("pretrained", "random-init"):

@@ -157,6 +157,7 @@ def test_pretrained_minilm_probes_pico_above_random_init(ebm, capsys):
             "fit_split": "validation",
             "score_split": "test",
             "control": True,
+            "mdl": False,  # not asserted here (tests/unit/test_mdl.py)
             "linear": {"C": 1.0, "max_iter": 200},
         }
     )

@@ -152,6 +152,33 @@ def test_blurb_grid_plans_without_its_data(tmp_path):
         assert f"'tasks.{task_id}.path': data directory '{task['path']}'" in result.stderr
 
 
+def test_llm_grid_plans_on_a_machine_without_cuda(tmp_path):
+    """configs/llm.yaml (LLaMA-3-8B, Mistral-7B, FLAN-T5-large x full, LoRA, QLoRA) plans on
+    a GPU-less login node as its header says; the dump estimate names what it cannot know yet."""
+    workdir = make_clone_dir(tmp_path)
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    result = subprocess.run(
+        [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "all",
+         "--configfile", str(ROOT / "configs" / "llm.yaml"), "-n"],
+        cwd=workdir, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PATH": path, "BIOPROBE_NO_CUDA_CHECK": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, output(result)[-3000:]
+    jobs = planned_jobs(result)
+    # 2 tasks x 3 models x 3 methods x sizes 10 and 100 x 2 seeds
+    assert jobs["finetune"] == 2 * 3 * 3 * 2 * 2
+    assert jobs["download_model"] == 3
+    assert planned_models(result) == {"llama3-8b", "mistral-7b", "flan-t5-large"}
+    assert "not counted" in result.stderr or "not estimated" in result.stderr
+    assert "config not downloaded yet" in result.stderr
+    # QLoRA's check stops a plain plan on this machine (no CUDA), naming the method
+    plain = readme_snakemake(workdir, "--cores", "all", "--configfile",
+                             str(ROOT / "configs" / "llm.yaml"), "-n")  # fmt: skip
+    if not plain.returncode:
+        pytest.skip("this machine has CUDA and bitsandbytes")
+    assert "config key 'methods.qlora'" in output(plain)
+
+
 def test_real_blurb_run_stops_before_any_job_without_its_data(tmp_path):
     workdir = make_clone_dir(tmp_path)
     result = readme_snakemake(workdir, "--cores", "2", "--configfile", str(BLURB))

@@ -80,6 +80,7 @@ PROBES = {
     "fit_split": "validation",
     "score_split": "test",
     "control": True,
+    "mdl": False,  # not asserted here (tests/unit/test_mdl.py)
     "linear": {"C": 1.0, "max_iter": 200},
 }
 

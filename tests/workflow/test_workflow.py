@@ -83,6 +83,24 @@ def test_second_dry_run_schedules_nothing(tiny_run):
     assert planned_jobs(result) == {}, result.stdout[-3000:]
 
 
+def test_planning_prints_the_dumps_disk_as_the_run_wrote_it(tiny_run):
+    """The plan-time estimate (bioprobe.analysis.disk) against the dumps on disk: the hidden
+    states to the rounding of the printed MB, the attention maps within a factor of two
+    (their token counts are estimated from the words: 1.4 tokens a word, and the scratch
+    models' 500-piece vocabularies cut words finer)."""
+    import re
+
+    result = snakemake(tiny_run, "-n", "--cores", "2")
+    line = next(x for x in result.stderr.splitlines() if "the dumps of this grid" in x)
+    found = re.search(r"hidden states ([\d.]+) MB, attention maps ([\d.]+) MB", line)
+    assert found, line
+    dumps = tiny_run / "results" / "dumps"
+    attention = sum(p.stat().st_size for p in dumps.rglob("attention.npy"))
+    hidden = sum(p.stat().st_size for p in dumps.rglob("*.npy")) - attention
+    assert float(found[1]) == pytest.approx(hidden / 1e6, abs=0.06)
+    assert 0.5 < float(found[2]) / (attention / 1e6) < 2
+
+
 def _changed(workdir, change):
     config = copy.deepcopy(TINY_RUN_CONFIG)
     change(config)

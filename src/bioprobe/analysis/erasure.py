@@ -17,6 +17,12 @@ head reads: the labelled word positions (their first sub-token) for token tasks,
 token for sequence tasks ([CLS] for encoders, the last real token for decoders). Concepts:
 one-hot classes, the multi-hot label set (multi-label) or the score (similarity).
 
+An encoder–decoder (T5) is erased in its encoder stack, the stack the dumps read: the sites are
+the encoder's, and the decoder and the head run on top of the edited encoder as they were
+trained. Its sequence head reads the decoder, which has no site here: a sequence task fits the
+erasers on the masked mean of the encoder's states (`pooling.sentence_pooling`, the dumps'
+sentence vector). LEACE is affine, so erasing every position erases that mean too.
+
 Speed: per test batch, one clean forward pass keeps every block's output; the erased pass for
 site l then replays blocks 0..l-1 from that cache (their `forward` returns the cached output, the
 last one erased) and computes only blocks l+1.. on top. Over all sites and both erasers a batch
@@ -36,6 +42,7 @@ from concept_erasure import LeaceEraser, LeaceFitter
 from torch import nn
 
 from bioprobe import tasks
+from bioprobe.analysis.pooling import last_token, masked_mean, sentence_pooling
 from bioprobe.data.task_data import TaskData
 from bioprobe.models import is_decoder_config
 from bioprobe.progress import Progress
@@ -60,10 +67,18 @@ ERASERS = ("task", "control")
 
 def transformer_blocks(model: nn.Module) -> nn.ModuleList:
     """The model's stack of transformer blocks (BERT `encoder.layer`, GPT-2 `h`, BioGPT and
-    LLaMA `layers`): the module list as long as `config.num_hidden_layers`."""
+    LLaMA `layers`, T5 `encoder.block`): the first list of `config.num_hidden_layers` modules of
+    one class. An encoder–decoder's blocks are its encoder's (`get_encoder`), the stack the
+    analysis reads (T5's `num_hidden_layers` is the encoder's `num_layers`)."""
     n = getattr(model.config, "num_hidden_layers", None) or model.config.n_layer
-    for module in model.modules():
-        if isinstance(module, nn.ModuleList) and len(module) == n:
+    stack = model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
+    for module in stack.modules():
+        # of one class: not a T5 block's own list of sub-layers (attention, feed-forward)
+        if (
+            isinstance(module, nn.ModuleList)
+            and len(module) == n
+            and len({type(block) for block in module}) == 1
+        ):
             return module
     raise ValueError(f"{type(model).__name__}: no list of {n} transformer blocks found")
 
@@ -130,12 +145,14 @@ def _replayed(blocks: nn.ModuleList, outputs: list, site: int, eraser):
             del block.forward
 
 
-def _head_positions(batch: dict, decoder: bool, offset: int) -> torch.Tensor:
-    """Per example, the position of the token the sequence head reads."""
-    mask = batch["attention_mask"]
-    if not decoder:
-        return torch.full((mask.shape[0],), offset, dtype=torch.long, device=mask.device)
-    return offset + mask.sum(dim=1) - 1  # right padding: the last real token
+def _sentence_units(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Per example, the vector a sequence task's eraser is fitted on [B, H] (`pooling`: the
+    `pooling.sentence_pooling` of the model), read from the real tokens' states [B, T, H]."""
+    if pooling == "last":
+        return last_token(hidden, mask)  # the decoders' sequence head reads it
+    if pooling == "mean":
+        return masked_mean(hidden, mask)
+    return hidden[:, 0]  # [CLS]
 
 
 def _units(
@@ -144,7 +161,7 @@ def _units(
     batch: dict,
     n_labels: int,
     word_task: bool,
-    decoder: bool,
+    pooling: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The fitted units' vectors [n, H] and concept [n, k] of one batch at one site.
 
@@ -154,7 +171,7 @@ def _units(
         kept = labels != -100
         x = hidden[:, offset:][kept]
         return x, nn.functional.one_hot(labels[kept], n_labels)
-    x = hidden[torch.arange(hidden.shape[0]), _head_positions(batch, decoder, offset)]
+    x = _sentence_units(hidden[:, offset:], batch["attention_mask"], pooling)
     if labels.is_floating_point():  # a score (similarity) or a multi-hot label set
         return x, labels.reshape(len(x), -1)
     return x, nn.functional.one_hot(labels, n_labels)
@@ -191,13 +208,15 @@ def fit_erasers(
     """Stream the fit split once: one LEACE fitter per site (float64 statistics), then each
     fitted eraser and its random control (seeded), in the model's dtype."""
     word_task = tasks.get(task_type).unit == "word"
-    decoder = is_decoder_config(model.config)
+    pooling = sentence_pooling(
+        is_decoder_config(model.config), getattr(model.config, "is_encoder_decoder", False)
+    )
     fitters: list[LeaceFitter] = []
     for batch, labels in batches:
         _, sites, _ = _clean_pass(model, blocks, batch)
         labels = labels.to(sites[0].device)
         for i, hidden in enumerate(sites):
-            x, z = _units(hidden, labels, batch, n_labels, word_task, decoder)
+            x, z = _units(hidden, labels, batch, n_labels, word_task, pooling)
             if len(fitters) <= i:
                 fitters.append(
                     LeaceFitter(x.shape[1], z.shape[1], dtype=torch.float64, device=x.device)

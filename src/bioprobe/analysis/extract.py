@@ -17,6 +17,13 @@ tokens. Dumps keep the real tokens only, so every variant has the same units and
 virtual positions are cut from the hidden states, and from the attention maps' rows and
 columns, each row then renormalised over the real tokens (`real_tokens_only`).
 
+An encoder–decoder (T5, FLAN-T5, UL2) is analysed through its encoder stack alone: layer 0 is the
+embeddings and layer l the encoder's block l (`forward` runs the encoder, never the decoder), so
+``n_layers`` counts encoder layers and every table keeps one row per layer, as for the other
+families. The decoder reads a target sequence that classification does not have: a T5's
+sequence head feeds it the input shifted right and reads its state at the last eos, while
+T5's token head has no decoder at all; the encoder is the part every task uses alike.
+
 Examples of all splits are processed together in length-sorted batches (little padding) but written
 back to their split in its original order, so every variant of a model has the same unit at the
 same row. Batches run longest first: the first batch sets the peak memory (and runs out of it at
@@ -42,6 +49,7 @@ from bioprobe.analysis.dumpio import (
     features_name,
     units_file,
 )
+from bioprobe.errors import ConfigError
 from bioprobe.io import atomic_path, write_json
 from bioprobe.methods import load_trained
 from bioprobe.models import (
@@ -53,6 +61,7 @@ from bioprobe.pipeline.grid import RANDOM_INIT
 from bioprobe.pipeline.jobs import JobContext
 from bioprobe.pipeline.oom import batch_for_attempt, explain_out_of_memory, extract_advice
 from bioprobe.progress import Progress
+from bioprobe.seeding import derive_seed
 from bioprobe.settings import DumpSettings
 
 log = logging.getLogger("bioprobe.extract")
@@ -118,16 +127,50 @@ def _set_attention(model, maps: bool) -> None:
         log.debug("attention implementation stays %s", config._attn_implementation)
 
 
+def is_encoder_decoder(model) -> bool:
+    """Whether `model` has a decoder stack beside its encoder (T5's sequence head; T5's token
+    head is an encoder alone, and says so in its config)."""
+    return bool(getattr(model.config, "is_encoder_decoder", False))
+
+
+def kept_layers(layers: int | Sequence[int] | None, n_layers: int) -> list[int]:
+    """The hidden-state layers a dump keeps (`extract.layers`), of 0 (the embeddings) .. L:
+    all (None); every k-th from 0 and the last (an integer k); or the layers listed."""
+    if layers is None:
+        return list(range(n_layers + 1))
+    if isinstance(layers, int):
+        return sorted({*range(0, n_layers + 1, layers), n_layers})
+    beyond = [layer for layer in layers if layer > n_layers]
+    if beyond:
+        raise ConfigError(
+            f"layer {beyond[0]} is past the model's last layer ({n_layers}: layers are 0, the "
+            f"embeddings, to {n_layers})",
+            "extract.layers",
+        )
+    return sorted(set(layers))
+
+
 @torch.inference_mode()
-def forward(model, batch: dict[str, torch.Tensor], attentions: bool, virtual: int = 0):
+def forward(
+    model,
+    batch: dict[str, torch.Tensor],
+    attentions: bool,
+    virtual: int = 0,
+    layers: int | Sequence[int] | None = None,
+):
+    """Hidden states [kept layers, B, T, H] (float32; `kept_layers`, default all L+1) and
+    attention maps (all L) of one batch; an encoder–decoder runs its encoder alone (the stack
+    the analysis reads)."""
     _set_attention(model, attentions)
     dev = _device()
-    out = model(
+    stack = model.get_encoder() if is_encoder_decoder(model) else model
+    out = stack(
         **{k: v.to(dev) for k, v in batch.items()},
         output_hidden_states=True,
         output_attentions=attentions,
     )
-    hidden = torch.stack(out.hidden_states).float()  # [L+1, B, T, H]
+    keep = kept_layers(layers, len(out.hidden_states) - 1)
+    hidden = torch.stack([out.hidden_states[i] for i in keep]).float()  # [kept, B, T, H]
     return real_tokens_only(hidden, out.attentions, virtual)
 
 
@@ -169,6 +212,7 @@ def _examples(sizes: dict[str, int], attention_split: str, n_attn: int) -> list[
 
 
 def _model_shape(model) -> tuple[int, int, int]:
+    # T5's config maps these names to its encoder's num_layers, num_heads and d_model
     cfg = model.config
     layers = getattr(cfg, "num_hidden_layers", None) or cfg.n_layer
     heads = getattr(cfg, "num_attention_heads", None) or cfg.n_head
@@ -191,6 +235,10 @@ class Stream:
 
     def __init__(self, model, out: Path, s: DumpSettings, lengths: dict[str, list[int]]):
         self.n_layers, self.n_heads, self.hidden = _model_shape(model)
+        #: the hidden-state layers written (`extract.layers`): the dumps' first axis
+        self.layers = kept_layers(s.layers, self.n_layers)
+        #: sentence vectors pool as an encoder–decoder's (`pooling.sentence_pooling`)
+        self.encoder_decoder = is_encoder_decoder(model)
         self.out, self.s = out, s
         self.n_attn = min(s.attention_max_examples, len(lengths.get(s.attention_split, ())))
         self.attn_lengths = lengths[s.attention_split][: self.n_attn] if self.n_attn else []
@@ -209,7 +257,7 @@ class Stream:
     def writer(self, split: str, file: str, rows: int, width: int) -> None:
         self.writers[split, file] = NpyWriter(
             self.out / features_name(split, file),
-            (self.n_layers + 1, rows, width),
+            (len(self.layers), rows, width),
             self.s.dtype,
             axis=1,
         )
@@ -264,6 +312,8 @@ def extract(
         "n_layers": n_layers,
         "num_heads": n_heads,
         "hidden_size": hidden,
+        # the hidden-state layers kept, in the order of the dumps' first axis
+        "layers": kept_layers(settings.layers, n_layers),
         "settings": asdict(settings),
         "splits": {},
     }
@@ -308,6 +358,9 @@ def dump_variant(
         "task_type": task.task_type,
     }
     splits = {name: task.split(name) for name in settings.splits}
+    if settings.max_units is not None:
+        unit_count = _unit_counter(task.task_type)
+        splits = {n: cap_units(r, settings.max_units, unit_count, n) for n, r in splits.items()}
     settings = replace(settings, batch_size=batch_for_attempt(settings.batch_size, job.attempt))
     with explain_out_of_memory(extract_advice(settings.batch_size, job.attempt)):
         return extract(
@@ -319,6 +372,42 @@ def dump_variant(
             out_dir=out_dir,
             provenance=provenance,
         )
+
+
+#: the fixed seed of `extract.max_units`' draw: every variant, seed and model of a task
+#: analyses the same examples (the draw reads words, not tokens)
+MAX_UNITS_SEED = 0
+
+
+def _unit_counter(task_type: str):
+    """Units an example gives the probes: its words (token tasks) or one."""
+    if tasks.get(task_type).token_labels:
+        return lambda record: len(record["tokens"])
+    return lambda record: 1
+
+
+def cap_units(records: list[dict], max_units: int, unit_count, split: str) -> list[dict]:
+    """A seeded sample of whole examples holding at most `max_units` probing units (words or
+    examples), in their split order; all of them where they fit. The draw depends on the split
+    and its records alone, so every variant of every model keeps the same units."""
+    total = sum(unit_count(r) for r in records)
+    if total <= max_units:
+        return records
+    order = np.random.default_rng(derive_seed(f"max_units:{split}", MAX_UNITS_SEED)).permutation(
+        len(records)
+    )
+    kept, units = [], 0
+    for i in order:
+        n = unit_count(records[i])
+        if units + n > max_units:
+            continue  # a shorter example further on may still fit
+        kept.append(int(i))
+        units += n
+    log.info(
+        "extract.max_units: %s keeps %d of %d examples, %d of %d units",
+        split, len(kept), len(records), units, total,
+    )  # fmt: skip
+    return [records[i] for i in sorted(kept)]
 
 
 def _load_variant(job: JobContext, task, variant: str, settings: DumpSettings, tokenizer):

@@ -161,12 +161,28 @@ def word_pool(
     return WordVectors(flat.index_select(-2, pick[:total]), offsets)
 
 
-def resolve_joint_pooling(pooling: JointPooling, is_decoder: bool) -> str:
-    """`auto` -> `last` for decoders (GPT-2, BioGPT), `cls` for encoders; others unchanged."""
+def sentence_pooling(is_decoder: bool, encoder_decoder: bool = False) -> str:
+    """How a sentence's vector is read from a model's states where nothing else is said (the
+    `auto` joint pooling, relation's `cls`, the units a sequence task's erasure fits): `last`
+    real token for decoders (GPT-2, BioGPT, LLaMA: the token their sequence head reads), `cls`
+    (the first token) for encoders, `mean` for encoder–decoders. T5's encoder has no CLS and its
+    sequence head reads the decoder at the last eos, which the analysis does not read (it reads
+    the encoder stack): the masked mean of the encoder's states is its sentence vector, as
+    Sentence-T5 (Ni et al. 2022) found best among T5 encoder poolings."""
+    if encoder_decoder:
+        return "mean"
+    return "last" if is_decoder else "cls"
+
+
+def resolve_joint_pooling(
+    pooling: JointPooling, is_decoder: bool, encoder_decoder: bool = False
+) -> str:
+    """`auto` -> :func:`sentence_pooling` (`last` for decoders, `mean` for encoder–decoders,
+    `cls` for encoders); others unchanged."""
     if pooling not in ("cls", "last", "mean", "auto"):
         raise ValueError(f"joint pooling must be cls, last, mean or auto, got {pooling!r}")
     if pooling == "auto":
-        return "last" if is_decoder else "cls"
+        return sentence_pooling(is_decoder, encoder_decoder)
     return pooling
 
 
@@ -175,9 +191,10 @@ def pool_pair_joint(
     attention_mask: torch.Tensor,
     pooling: JointPooling = "auto",
     is_decoder: bool = False,
+    encoder_decoder: bool = False,
 ) -> torch.Tensor:
     """`joint` pair mode (premise and hypothesis encoded together): `[..., B, H]`."""
-    how = resolve_joint_pooling(pooling, is_decoder)
+    how = resolve_joint_pooling(pooling, is_decoder, encoder_decoder)
     if how == "cls":
         return first_token(hidden)
     if how == "last":
@@ -206,6 +223,7 @@ def entity_pair(
     attention_mask: torch.Tensor,
     positions: torch.Tensor,
     is_decoder: bool = False,
+    encoder_decoder: bool = False,
 ) -> torch.Tensor:
     """The two entities of a relation sentence: the vectors at their first sub-tokens,
     concatenated, `[..., B, 2H]` (the entity-start representation of relation probing).
@@ -227,7 +245,9 @@ def entity_pair(
         raise ValueError("an entity position falls outside the example's real tokens")
     picked = hidden[..., rows, at, :]  # [..., B, 2, H]
     if bool(missing.any()):
-        sentence = pool_pair_joint(hidden, attention_mask, "auto", is_decoder).unsqueeze(-2)
+        sentence = pool_pair_joint(
+            hidden, attention_mask, "auto", is_decoder, encoder_decoder
+        ).unsqueeze(-2)
         picked = torch.where(missing[:, None, None], sentence, picked)
     return picked.flatten(-2)
 
@@ -238,14 +258,15 @@ def pool_relation(
     positions: torch.Tensor,
     mode: RelationPooling = "entity",
     is_decoder: bool = False,
+    encoder_decoder: bool = False,
 ) -> torch.Tensor:
     """A relation sentence's probing vector: `entity` (`entity_pair`, `[..., B, 2H]`), `cls`
-    (the sequence head's token: CLS for encoders, the last real token for decoders) or `mean`
-    (the masked mean), both `[..., B, H]`."""
+    (the sentence vector of :func:`sentence_pooling`: CLS for encoders, the last real token for
+    decoders, the mean for encoder–decoders) or `mean` (the masked mean), both `[..., B, H]`."""
     if mode == "entity":
-        return entity_pair(hidden, attention_mask, positions, is_decoder)
+        return entity_pair(hidden, attention_mask, positions, is_decoder, encoder_decoder)
     if mode == "cls":
-        return pool_pair_joint(hidden, attention_mask, "auto", is_decoder)
+        return pool_pair_joint(hidden, attention_mask, "auto", is_decoder, encoder_decoder)
     if mode == "mean":
         return masked_mean(hidden, attention_mask)
     raise ValueError(f"relation pooling must be entity, cls or mean, got {mode!r}")

@@ -86,7 +86,17 @@ def probe_variant(
     )
     if probe.mdl:
         rows += _mdl_rows(task_type, fit, score, probe, seed, threads)
-    return rows
+    return with_model_layers(rows, dump_dir)
+
+
+def with_model_layers(rows: list[dict], dump_dir: str | Path) -> list[dict]:
+    """Rows whose `layer` is a row of the dumps' first axis, numbered as the model's layers
+    (0 = embeddings): the same where the dump kept every layer, else `extract.layers`' kept
+    layers (the dump's meta)."""
+    layers = read_meta(dump_dir).get("layers")
+    if layers is None or layers == list(range(len(layers))):
+        return rows
+    return [{**r, "layer": layers[r["layer"]]} for r in rows]
 
 
 def _mdl_rows(task_type, fit, score, probe: ProbeSettings, seed: int, threads: int) -> list[dict]:
@@ -125,7 +135,9 @@ def sweep_variant(
     fit = load_probe_data(dump_dir, probe.fit_split, labels_info, probe.pair_mode)
     score = load_probe_data(dump_dir, probe.score_split, labels_info, probe.pair_mode)
     started = time.monotonic()
-    rows = task_type.probe_sweep(fit, score, probe, sweep, seed, threads)
+    rows = with_model_layers(
+        task_type.probe_sweep(fit, score, probe, sweep, seed, threads), dump_dir
+    )
     log.info(
         "linear probe of %d layers at C %s (full rank) and rank %s (C %g), fitted on %s (%d"
         " units), scored on %s (%d units) in %.1f s",
@@ -200,8 +212,9 @@ def similarity_rows(
     )
     for metric, per_layer in values.items():
         log.info("%s per layer: %s", metric, " ".join(f"{v:.3f}" for v in per_layer))
-    return [
+    rows = [
         {"layer": layer, "metric": metric, "value": float(v)}
         for metric, per_layer in values.items()
         for layer, v in enumerate(per_layer)
     ]
+    return with_model_layers(rows, variant_dump)

@@ -142,6 +142,16 @@ def unsupported_methods(
     return [error for error in errors if error is not None]
 
 
+def check_model_supported(
+    methods: Mapping[str, Mapping[str, Any]], model_config: Any, task_type: str, model_key: str
+) -> None:
+    """ConfigError naming the method where a method cannot train this model on this task."""
+    for method_id, method in methods.items():
+        problem = _kind(method).refuses(model_config, task_type)
+        if problem:
+            raise ConfigError(f"cannot train {model_key}: {problem}", f"methods.{method_id}")
+
+
 def require_supported(methods: Mapping[str, Mapping[str, Any]], **machine: bool | None) -> None:
     errors = unsupported_methods(methods, **machine)
     if errors:
@@ -199,14 +209,24 @@ def load_for_training(
     method: Mapping[str, Any],
     max_length: int,
     method_id: str | None = None,
+    half: str | None = None,
 ) -> Any:
-    """The model to train: the pretrained model (full), or a peft model wrapping it."""
+    """The model to train: the pretrained model (full), or a peft model wrapping it.
+
+    `half` (bfloat16/float16: the training's mixed-precision type on a GPU) is the dtype an
+    adapter's frozen base loads in; weights that train load in float32
+    (:func:`bioprobe.models.weights_dtype`)."""
+    from bioprobe.models import weights_dtype
+
     kind = _kind(method)
     key = f"methods.{method_id or method['kind']}"
+    dtype = weights_dtype(spec, half if kind.is_adapter else None)
     model = kind.load_base(
-        location, task_type, labels, spec=spec, method=method, method_id=method_id, training=True
-    )
+        location, task_type, labels, spec=spec, method=method, method_id=method_id,
+        training=True, dtype=dtype,
+    )  # fmt: skip
     kind.check_fits(method, model.config, max_length, key)
+    check_model_supported({key.split(".", 1)[1]: method}, model.config, task_type, spec.key)
     return kind.wrap_for_training(model, method, task_type, location=location, key=key)
 
 
@@ -253,6 +273,7 @@ __all__ = [
     "PromptLabelCollator",
     "bitsandbytes_installed",
     "check_method_ids",
+    "check_model_supported",
     "check_virtual_tokens_fit",
     "cuda_available",
     "effective_training",

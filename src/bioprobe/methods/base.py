@@ -48,6 +48,11 @@ class MethodKind:
     ) -> None:
         """ConfigError naming `key` where the method's inputs outgrow the model's positions."""
 
+    def refuses(self, model_config: Any, task_type: str) -> str | None:
+        """Why this kind cannot train a model of `model_config` (an object or a config.json
+        dict) on `task_type`; None where it can."""
+        return None
+
     # --- training ---
 
     def load_base(
@@ -132,7 +137,7 @@ class AdapterKind(MethodKind):
         import peft
 
         config = self.peft_config(method, task_type, model, location=location, key=key)
-        return peft.get_peft_model(model, config)
+        return float32_trainables(peft.get_peft_model(model, config))
 
     def peft_common(self, task_type: str, model: Any) -> dict[str, Any]:
         """The peft config entries every adapter shares: the task type and the head."""
@@ -176,6 +181,18 @@ class AdapterKind(MethodKind):
     ) -> tuple[Any, int]:
         """The scored model from a ``PeftModel`` of the trained adapters, and its virtual tokens."""
         raise NotImplementedError
+
+
+def float32_trainables(model: Any) -> Any:
+    """Every trainable parameter in float32 on a half-precision base: the optimiser's master
+    copy. peft casts the adapters up itself, not the head copies of ``modules_to_save``, and
+    fp16 mixed precision refuses to unscale fp16 gradients."""
+    import torch
+
+    for param in model.parameters():
+        if param.requires_grad and param.dtype in (torch.float16, torch.bfloat16):
+            param.data = param.data.float()
+    return model
 
 
 def head_modules(model: Any) -> list[str]:

@@ -24,9 +24,15 @@ LORA_TARGETS: dict[str, tuple[str, ...]] = {
     "gpt2": ("c_attn", "c_proj", "c_fc"),
     "biogpt": ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"),
     **dict.fromkeys(("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2"), _LLAMA),
+    # T5, FLAN-T5, UL2: every projection of every attention (encoder, decoder, cross) and of
+    # the feed-forward, gated (wi_0, wi_1: T5 v1.1, FLAN-T5, UL2) or not (wi: T5 v1.0); peft
+    # adapts the names a model has. peft's own T5 default is q and v only, which falls short
+    # as attention-only LoRA does elsewhere.
+    **dict.fromkeys(("t5", "umt5", "mt5"), ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo")),
 }
-#: heads kept out of 4-bit quantisation (they are trained in full precision)
-_HEAD_NAMES = ["classifier", "score", "pre_classifier"]
+#: heads kept out of 4-bit quantisation (they are trained in full precision); T5's sequence
+#: head is `classification_head`
+_HEAD_NAMES = ["classifier", "score", "pre_classifier", "classification_head"]
 
 
 def lora_targets(method: Mapping[str, Any], model_type: str | None, key: str) -> Any:
@@ -140,6 +146,9 @@ class QLoRA(LoRA):
             import peft
 
             return peft.prepare_model_for_kbit_training(base)
-        import torch
+        from bioprobe.models import inference_half, weights_dtype
 
-        return base.dequantize(dtype=torch.float32)
+        # merged in the job's inference dtype (float32 on the CPU, bf16 on a GPU)
+        return base.dequantize(
+            dtype=load_kwargs.get("dtype") or weights_dtype(spec, inference_half())
+        )

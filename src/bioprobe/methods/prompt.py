@@ -41,6 +41,18 @@ class PromptKind(AdapterKind):
     def virtual_tokens(self, method: Mapping[str, Any]) -> int:
         return int(method["num_virtual_tokens"])
 
+    def refuses(self, model_config: Any, task_type: str) -> str | None:
+        from bioprobe import tasks
+        from bioprobe.models import is_encoder_decoder_config
+
+        if is_encoder_decoder_config(model_config) and not tasks.get(task_type).token_labels:
+            return (
+                "an encoder-decoder's sequence head (T5ForSequenceClassification) takes no "
+                "input embeddings, which prompt methods feed it; use lora or full for this "
+                f"{task_type} task (token tasks, whose T5 head is the encoder's, work)"
+            )
+        return None
+
     def check_fits(
         self, method: Mapping[str, Any], model_config: Any, max_length: int, key: str
     ) -> None:

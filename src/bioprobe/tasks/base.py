@@ -173,7 +173,7 @@ class TaskType(ABC):
     def logits_for_metrics(self, logits: Any, labels: Any) -> Any:
         """What the Trainer keeps of a validation batch's logits for `compute_metrics` (its
         `preprocess_logits_for_metrics`): class ids by default."""
-        return logits.argmax(dim=-1)
+        return head_logits(logits).argmax(dim=-1)
 
     @abstractmethod
     def batch_predictions(self, logits: Any, labels: Any) -> list:
@@ -230,6 +230,11 @@ class TaskType(ABC):
         """Pool every split's hidden states to probing units into `out`; per split its units
         (labels, ids, ...) and stats, and the attention set (`Stream.attention_set`: each
         example's length and token ids)."""
+
+    def dump_width(self, settings: Any) -> int:
+        """Hidden-state vectors a unit's dump rows hold, in multiples of H (all files):
+        the disk estimate's (analysis.disk)."""
+        return 1
 
     @abstractmethod
     def features_file(self, split: str, pair_mode: str) -> str:
@@ -314,6 +319,12 @@ class TaskType(ABC):
             extra_scores=self.extra_probe_scores(),
             control_draws=settings.control_draws,
         )
+
+
+def head_logits(logits: Any) -> Any:
+    """The head's logits among what the Trainer hands `logits_for_metrics`: an encoder–decoder's
+    output (T5's sequence head) comes as a tuple that also holds the encoder's last states."""
+    return logits[0] if isinstance(logits, tuple) else logits
 
 
 def truncation(encoding: Any) -> tuple[bool, int]:

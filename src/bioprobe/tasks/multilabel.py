@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from bioprobe.errors import ConfigError
-from bioprobe.tasks.base import TaskType
+from bioprobe.tasks.base import TaskType, head_logits
 from bioprobe.tasks.pair import dump_examples
 
 #: one item of BLURB's HoC label cell: label index `_` 0 or 1
@@ -224,7 +224,7 @@ class MultiLabel(TaskType):
         return compute
 
     def logits_for_metrics(self, logits: Any, labels: Any) -> Any:
-        return (logits > 0).long()  # sigmoid > 0.5
+        return (head_logits(logits) > 0).long()  # sigmoid > 0.5
 
     def batch_predictions(self, logits, labels) -> list:
         return [row.nonzero().flatten().tolist() for row in logits > 0]

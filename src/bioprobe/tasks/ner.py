@@ -218,7 +218,7 @@ def _write_word_vectors(model, tokenizer, encs, starts, out: Path, s):
         for batch_items, maps in stream.batches():
             batch_encs = [encs[name][i] for name, i in batch_items]
             batch = pad(tokenizer, batch_encs)
-            hidden_states, attn = forward(model, batch, maps, s.virtual_tokens)
+            hidden_states, attn = forward(model, batch, maps, s.virtual_tokens, s.layers)
             word_index = torch.full(batch["input_ids"].shape, -1, dtype=torch.long)
             for row, e in enumerate(batch_encs):
                 word_index[row, : len(e.word_index)] = torch.tensor(e.word_index)

@@ -2,9 +2,9 @@
 
 Canonical record: `{"id", "text_a", "text_b", "label"}`. Both segments are encoded together for
 the sequence-classification head. The probing unit is the pair, dumped two ways: `joint` (the
-pair encoded together, pooled at CLS for encoders, the last real token for decoders, or a masked
-mean) and the paper's `separate` (each text encoded apart, masked means concatenated). The
-control task shuffles the labels.
+pair encoded together, pooled at CLS for encoders, the last real token for decoders, the mean
+for encoder–decoders, or as `extract.joint_pooling` says) and the paper's `separate` (each text
+encoded apart, masked means concatenated). The control task shuffles the labels.
 
 A pair reaches the model one way in every stage: :func:`encode` gives fine-tuning's and
 scoring's features and the joint dump's batches, and ``tokenization.model_inputs`` of it is what
@@ -107,6 +107,10 @@ class Pair(TaskType):
 
     # --- dumps ---
 
+    def dump_width(self, settings) -> int:
+        """The joint vector (H) and the separate one (2H), as `extract.pair_modes` asks."""
+        return ("joint" in settings.pair_modes) + 2 * ("separate" in settings.pair_modes)
+
     def features_file(self, split: str, pair_mode: str) -> str:
         return f"{split}.{'separate' if pair_mode == 'separate' else 'hidden'}.npy"
 
@@ -184,9 +188,10 @@ def _joint_batch(model, tokenizer, stream, joint, batch_items, maps: bool, is_de
 
     s = stream.s
     batch = pad(tokenizer, [joint[name][i] for name, i in batch_items])
-    hs, attn = forward(model, batch, maps, s.virtual_tokens)
+    hs, attn = forward(model, batch, maps, s.virtual_tokens, s.layers)
     mask = batch["attention_mask"].to(hs.device)
-    vec = as_dump_dtype(pool_pair_joint(hs, mask, s.joint_pooling, is_decoder), s.dtype)
+    pooled = pool_pair_joint(hs, mask, s.joint_pooling, is_decoder, stream.encoder_decoder)
+    vec = as_dump_dtype(pooled, s.dtype)
     for row, (name, i) in enumerate(batch_items):
         if "joint" in s.pair_modes:
             stream.writers[name, "hidden"].write(i, vec[:, row : row + 1])
@@ -203,7 +208,7 @@ def _separate_batch(model, tokenizer, stream, segments, batch_items) -> None:
     sides = []
     for side in (0, 1):
         batch = pad(tokenizer, [segments[name][i][side] for name, i in batch_items])
-        hs, _ = forward(model, batch, False, s.virtual_tokens)
+        hs, _ = forward(model, batch, False, s.virtual_tokens, s.layers)
         sides += [hs, batch["attention_mask"].to(hs.device)]
     vec = as_dump_dtype(pool_pair_separate(*sides), s.dtype)
     for row, (name, i) in enumerate(batch_items):

@@ -8,8 +8,9 @@ class but `tasks.<id>.negative_label`, which is class id 0 (as in LinkBERT's `PR
 
 The probing unit is the sentence, pooled by `extract.relation_pooling`: `entity` (the two
 entities' first sub-tokens, concatenated: 2H), `cls` (the head's token: CLS for encoders, the
-last real token for decoders) or `mean`. A sentence without its two placeholders (or one that
-truncation cut off) is pooled at `cls` twice instead, and counted (`placeholder_fallbacks`).
+last real token for decoders, the encoder's mean for encoder–decoders) or `mean`. A sentence
+without its two placeholders (or one that truncation cut off) is pooled at `cls` twice instead,
+and counted (`placeholder_fallbacks`).
 The control task shuffles the labels.
 
 A sentence reaches the model one way in every stage: :func:`encode` (whitespace words, each
@@ -204,6 +205,9 @@ class Relation(TaskType):
 
     # --- dumps and probes ---
 
+    def dump_width(self, settings) -> int:
+        return 2 if settings.relation_pooling == "entity" else 1  # two entity vectors
+
     def features_file(self, split: str, pair_mode: str) -> str:
         return f"{split}.hidden.npy"
 
@@ -246,10 +250,17 @@ def _write_sentence_vectors(model, tokenizer, encs, out: Path, s, is_decoder):
         for batch_items, maps in stream.batches():
             batch_encs = [encs[name][i] for name, i in batch_items]
             batch = pad(tokenizer, batch_encs)
-            hidden_states, attn = forward(model, batch, maps, s.virtual_tokens)
+            hidden_states, attn = forward(model, batch, maps, s.virtual_tokens, s.layers)
             positions = torch.tensor([e.entities or (-1, -1) for e in batch_encs])
             mask = batch["attention_mask"].to(hidden_states.device)
-            pooled = pool_relation(hidden_states, mask, positions, s.relation_pooling, is_decoder)
+            pooled = pool_relation(
+                hidden_states,
+                mask,
+                positions,
+                s.relation_pooling,
+                is_decoder,
+                stream.encoder_decoder,
+            )
             vectors = as_dump_dtype(pooled, s.dtype)
             for row, (name, i) in enumerate(batch_items):
                 stream.writers[name, "hidden"].write(i, vectors[:, row : row + 1])

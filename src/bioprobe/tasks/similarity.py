@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bioprobe.errors import ConfigError
-from bioprobe.tasks.base import TaskType
+from bioprobe.tasks.base import TaskType, head_logits
 from bioprobe.tasks.pair import SIDES, dump_examples, encode
 
 
@@ -117,7 +117,7 @@ class Similarity(TaskType):
         return compute
 
     def logits_for_metrics(self, logits: Any, labels: Any) -> Any:
-        return logits[..., 0]  # [B, 1] -> the predicted scores [B]
+        return head_logits(logits)[..., 0]  # [B, 1] -> the predicted scores [B]
 
     def batch_predictions(self, logits, labels) -> list:
         return [float(v) for v in logits[..., 0]]
@@ -139,6 +139,10 @@ class Similarity(TaskType):
         return bootstrap.regression([r["gold"] for r in rows], [r["predicted"] for r in rows])
 
     # --- dumps and probes ---
+
+    def dump_width(self, settings) -> int:
+        """The joint vector (H) and the separate one (2H), as `extract.pair_modes` asks."""
+        return ("joint" in settings.pair_modes) + 2 * ("separate" in settings.pair_modes)
 
     def features_file(self, split: str, pair_mode: str) -> str:
         return f"{split}.{'separate' if pair_mode == 'separate' else 'hidden'}.npy"

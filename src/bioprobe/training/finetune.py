@@ -27,7 +27,7 @@ from transformers import (
     set_seed,
 )
 
-from bioprobe import tasks
+from bioprobe import methods, tasks
 from bioprobe.data import read_subset
 from bioprobe.data.task_data import TaskData
 from bioprobe.io import atomic_path, read_json, write_json
@@ -48,8 +48,10 @@ from bioprobe.pipeline.oom import (
     training_for_attempt,
 )
 from bioprobe.settings import TrainingSettings
+from bioprobe.training import distributed, launch
 from bioprobe.training.evaluate import score_model
 from bioprobe.training.features import build_features, log_truncation, make_collator
+from bioprobe.training.memory import advice, fits, plan_training_memory
 from bioprobe.training.model_card import model_card
 from bioprobe.training.progress import ProgressLogCallback
 from bioprobe.training.resume import ResumableTrainer, last_complete_checkpoint
@@ -83,6 +85,15 @@ def precision_flags(precision: str, hidden_size: int | None = None) -> dict[str,
         bf16 = torch.cuda.is_bf16_supported()
         return {"bf16": bf16, "fp16": not bf16}
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def training_half(training: TrainingSettings) -> str | None:
+    """The half type a GPU run computes in (its frozen weights load in it); None on the CPU,
+    where weights stay float32 and autocast alone decides (:func:`precision_flags`)."""
+    if not torch.cuda.is_available():
+        return None
+    flags = precision_flags(training.precision)
+    return "bfloat16" if flags["bf16"] else "float16" if flags["fp16"] else None
 
 
 def selection_metric(task_type: str) -> str:
@@ -121,7 +132,9 @@ def training_arguments(
     checkpoint_dir: Path,
     task_type: str,
     hidden_size: int | None = None,
+    model: Any = None,
 ) -> TrainingArguments:
+    """`model`: the model to train, whose transformer blocks FSDP wraps (strategy: fsdp)."""
     select = training.select_best
     every = "steps" if training.save_steps else "epoch"
     return TrainingArguments(
@@ -136,8 +149,6 @@ def training_arguments(
         max_grad_norm=training.max_grad_norm or 0.0,  # 0: no clipping, not even the norm
         # "constant" still warms up when warmup_ratio > 0
         lr_scheduler_type=_SCHEDULERS[training.lr_scheduler],
-        # fused AdamW: one kernel for all parameters, far faster on CPU (bench/RESULTS.md)
-        optim="adamw_torch_fused",
         train_sampling_strategy="group_by_length" if training.group_by_length else "random",
         length_column_name="length",
         eval_strategy=every if select else "no",
@@ -157,7 +168,13 @@ def training_arguments(
         data_seed=seed,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
+        # transformers 5's name for gradient checkpointing (its old name is a deprecated alias);
+        # non-reentrant: works under frozen embeddings (adapters), and replays dropout's RNG
+        activation_checkpointing=training.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False},
         **precision_flags(training.precision, hidden_size),
+        # optim (training.optim), and DDP or FSDP with several processes
+        **distributed.trainer_arguments(training, model, torch.cuda.is_available()),
     )
 
 
@@ -199,16 +216,26 @@ def finetune(
     """
     if size <= 0:
         raise ValueError("size 0 is the pretrained model: nothing to fine-tune")
+    if distributed.needs_launch(training):  # training.processes > 1: torchrun, rank 0's result
+        return launch.run(
+            job, training, subset_file=subset_file, size=size, out_dir=out_dir,
+            checkpoint_dir=checkpoint_dir, method=method, method_id=method_id,
+            score_splits=score_splits,
+        )  # fmt: skip
     method = dict(method or FULL)
     training = _run_training(job, training, method)
     task = job.task()
     order = read_subset(subset_file, size)
     set_seed(job.seed)
     tokenizer = load_tokenizer_for(job.spec)
-    model = load_for_training(
-        job.location, task.task_type, task.labels, spec=job.spec, method=method,
-        max_length=training.max_length, method_id=method_id,
-    )  # fmt: skip
+
+    def load_model():
+        return load_for_training(
+            job.location, task.task_type, task.labels, spec=job.spec, method=method,
+            max_length=training.max_length, method_id=method_id, half=training_half(training),
+        )  # fmt: skip
+
+    model = load_model()
     train_fs, val_fs = _features(task, order, tokenizer, training)
     if not torch.cuda.is_available():
         longest = max((f["length"] for f in train_fs.features), default=1)
@@ -218,20 +245,27 @@ def finetune(
         training=resume_key(training), seed=job.seed, size=size, model=job.location, order=order,
         method=method,
     )  # fmt: skip
-    resume = _prepare_checkpoint_dir(checkpoint_dir, fingerprint)
+    with distributed.main_process_first():  # several ranks: rank 0 may wipe stale checkpoints
+        resume = _prepare_checkpoint_dir(checkpoint_dir, fingerprint)
     width = getattr(model.config, "hidden_size", None)
-    args = training_arguments(training, job.seed, checkpoint_dir, task.task_type, width)
+    args = training_arguments(training, job.seed, checkpoint_dir, task.task_type, width, model)
     trainer = _trainer(model, args, task, tokenizer, training, method, train_fs, val_fs)
     _log_start(trainer, args, training, method, len(train_fs.features))
+    longest = max((f["length"] for f in train_fs.features), default=1)
+    log_memory_plan(trainer.model, args, training, method, longest)
     started = time.monotonic()
     with explain_out_of_memory(finetune_advice(training, job.attempt)):
         result = trainer.train(resume_from_checkpoint=resume)
     wall = time.monotonic() - started
-    metrics = _run_metrics(trainer, result, job, task, size, training, method, wall, resume)
+    # the whole trained model, unwrapped (under mixed precision accelerate left an autocast
+    # wrapper on forward: score the model as `evaluate` will load it, in full precision); with
+    # several processes only rank 0 has it, and alone scores and saves
+    model = distributed.gather_trained_model(trainer, load_model)
+    distributed.finish()
+    if model is None:
+        return {}
+    metrics = _run_metrics(trainer, model, result, job, task, size, training, method, wall, resume)
     metrics["truncation"] = {"train": train_fs.stats(), "validation": val_fs.stats()}
-    # under mixed precision accelerate left an autocast wrapper on forward: score the model as
-    # `evaluate` will load it, in full precision
-    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     evaluation = score_model(model, tokenizer, task, training, score_splits)
     card = model_card(job, task, method, training, metrics)
     _save(out_dir, model, tokenizer, task, method, training, job.seed, metrics, trainer, card)
@@ -247,7 +281,8 @@ def _run_training(
     retry's smaller batches after running out of memory; `max_length` checked against the
     model's positions (past them training fails with an IndexError at the first long sentence)."""
     job.check_max_length(training.max_length)
-    return training_for_attempt(effective_training(training, method), job.attempt)
+    training = distributed.per_process(effective_training(training, method))
+    return training_for_attempt(training, job.attempt)
 
 
 def _features(task: TaskData, order: Sequence[int], tokenizer, training: TrainingSettings):
@@ -279,6 +314,12 @@ def _trainer(model, args, task: TaskData, tokenizer, training, method, train_fs,
         callbacks=[ProgressLogCallback()],
     )
     trainer.remove_callback(PrinterCallback)  # raw dicts on stdout; ProgressLogCallback says it
+    # every head's loss is the mean over its micro-batch: the Trainer then averages micro-batches
+    # (gradient accumulation) and DDP averages processes. Left True (a forward taking **kwargs),
+    # the Trainer assumes the loss was summed over the batch's labels (num_items_in_batch), as
+    # only some heads do: it skipped the division by the accumulation steps and multiplied by
+    # the processes, so gradients and logged losses grew with either (measured: x2 for both)
+    trainer.model_accepts_loss_kwargs = False
     # the Trainer calls gc.collect() (accelerate's free_memory); with torch and transformers
     # imported that walks millions of objects (~0.3 s a call): leave them out of collections
     gc.freeze()
@@ -286,11 +327,12 @@ def _trainer(model, args, task: TaskData, tokenizer, training, method, train_fs,
 
 
 def _run_metrics(
-    trainer, result, job: JobContext, task: TaskData, size, training, method, wall, resume
+    trainer, model, result, job: JobContext, task: TaskData, size, training, method, wall, resume
 ):
-    """`train_metrics.json`: what was trained, how long it took and what it cost."""
+    """`train_metrics.json`: what was trained, how long it took and what it cost (`model`:
+    the whole trained model; FSDP's `trainer.model` holds one rank's shards)."""
     state = trainer.state
-    width = getattr(trainer.model.config, "hidden_size", None)
+    width = getattr(model.config, "hidden_size", None)
     best = Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None
     precision = {k: v for k, v in precision_flags(training.precision, width).items() if v}
     return {
@@ -307,8 +349,9 @@ def _run_metrics(
         f"best_validation_{task.type.selection_metric}": state.best_metric,
         "precision": precision or "fp32",
         "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "processes": trainer.args.world_size,
         "method": dict(method),
-        **parameter_counts(trainer.model),
+        **parameter_counts(model),
         **peak_memory_mb(),
     }
 
@@ -316,17 +359,21 @@ def _run_metrics(
 def _log_start(trainer, args, training: TrainingSettings, method, examples: int) -> None:
     """What this job is about to do, before the first step: where, in which precision, with
     which batches and for how many optimiser steps."""
-    steps = max(1, math.ceil(examples / (training.batch_size * training.gradient_accumulation)))
+    ranks = args.world_size  # with several, batch_size is one process's share (per_process)
+    batch = training.batch_size * training.gradient_accumulation * ranks
+    steps = max(1, math.ceil(examples / batch))
     precision = [k for k in ("bf16", "fp16") if getattr(args, k)] or ["fp32"]
     log.info(
-        "fine-tuning (%s) on %s in %s: %d examples, batch %d x %d accumulation, %g epochs = %d "
-        "optimiser steps, learning rate %g, max_length %d, %s/%s trainable parameters",
+        "fine-tuning (%s) on %s in %s: %d examples, batch %d x %d accumulation x %d process(es), "
+        "%g epochs = %d optimiser steps, learning rate %g, max_length %d, %s/%s trainable "
+        "parameters",
         method.get("kind", "full"),
         trainer.args.device,
         precision[0],
         examples,
         training.batch_size,
         training.gradient_accumulation,
+        ranks,
         training.epochs,
         math.ceil(steps * training.epochs),
         training.learning_rate,
@@ -334,6 +381,40 @@ def _log_start(trainer, args, training: TrainingSettings, method, examples: int)
         f"{parameter_counts(trainer.model)['parameters_trainable']:,}",
         f"{parameter_counts(trainer.model)['parameters_total']:,}",
     )
+
+
+def _optim_name(args) -> str:
+    return getattr(args.optim, "value", args.optim)
+
+
+def log_memory_plan(model, args, training: TrainingSettings, method, seq_len: int) -> None:
+    """The estimated peak memory of this run (bioprobe.training.memory); on a GPU, compared
+    with the device's, and a warning naming the settings to change where it will not fit."""
+    cuda = torch.cuda.is_available()
+    plan = plan_training_memory(
+        model,
+        batch_size=training.batch_size,
+        seq_len=seq_len,
+        optimizer=_optim_name(args),
+        half=bool(args.bf16 or args.fp16),
+        gradient_checkpointing=training.gradient_checkpointing,
+        cuda=cuda,
+    )
+    if not cuda:
+        log.info("estimated peak training memory (micro-batch of %d x %d tokens): %s",
+                 training.batch_size, seq_len, plan.describe())  # fmt: skip
+        return
+    device = torch.cuda.current_device()
+    available = torch.cuda.get_device_properties(device).total_memory
+    log.info("estimated peak GPU memory: %s of the device's %.1f GiB", plan.describe(),
+             available / 2**30)  # fmt: skip
+    if not fits(plan, available):
+        kind = methods.get(method.get("kind", "full"))
+        todo = advice(
+            plan, available, batch_size=training.batch_size, adapter=kind.is_adapter,
+            gradient_checkpointing=training.gradient_checkpointing, optimizer=_optim_name(args),
+        )  # fmt: skip
+        log.warning("this run will probably not fit the GPU: %s", "; or ".join(todo))
 
 
 def _save(

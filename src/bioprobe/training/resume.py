@@ -75,5 +75,8 @@ class ResumableTrainer(Trainer):
         sampler = super()._get_train_sampler(train_dataset)
         if type(sampler) is LengthGroupedSampler:
             seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-            return EpochSeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, seed)
+            # grouped by the batch of all processes (accelerate then deals each process its
+            # share of every batch): the order of one process with batch 2b under two with b
+            batch = sampler.batch_size * self.args.world_size
+            return EpochSeededLengthGroupedSampler(batch, sampler.lengths, seed)
         return sampler

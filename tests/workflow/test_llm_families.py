@@ -1,0 +1,124 @@
+"""Scratch LLaMA and T5 through `snakemake`: full fine-tuning and LoRA on an NER and a pair
+task, then evaluation, dumps, probes, attention similarity and representation similarity (CKA,
+Procrustes, SVCCA).
+
+Small enough for a few minutes on two cores: tiny models on a small demo corpus, one seed, the
+100 % size and the pretrained models (no random-init copy), the tables only (no figures, no
+report), and no erasure (its eight jobs would add a sixth to the run; tests/workflow/
+test_families.py erases every family at library level). T5 is analysed through its encoder
+stack: its tables have one row per encoder layer, like every other family's.
+"""
+
+import json
+
+import pandas as pd
+import pytest
+
+from bioprobe.data import demo
+
+from .conftest import snakemake, write_config
+
+pytestmark = pytest.mark.workflow
+
+SCRATCH = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64}
+MODELS = {
+    # LLaMA's vocabulary holds 256 byte-fallback tokens besides its pieces
+    "tiny-llama": {
+        "source": "scratch",
+        "scratch": {"family": "llama", **SCRATCH, "vocab_size": 600},
+    },
+    "tiny-t5": {"source": "scratch", "scratch": {"family": "t5", **SCRATCH, "vocab_size": 400}},
+}
+TASKS = {"ner": ("ner", "entity_f1"), "nli": ("pair", "macro_f1")}
+CONFIG = {
+    "tasks": {task: demo.task_config(kind, f"raw/{task}") for task, (kind, _) in TASKS.items()},
+    "models": MODELS,
+    "methods": {"full": {}, "lora": {"r": 2}},
+    "sizes": [0, 100],
+    "seeds": [1],
+    "random_init": False,
+    "training": {"epochs": 1, "batch_size": 16, "learning_rate": 1.0e-3, "max_length": 96},
+    "attention": {"max_examples": 8},
+    "probe": {"control_draws": 1, "mdl": False},
+    "erasure": {"enabled": False},
+}
+TABLES = ["downstream", "probes", "attention_similarity", "representation_similarity"]
+FINE_TUNED = {"full", "lora"}
+
+
+@pytest.fixture(scope="module")
+def llm_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("llm-families")
+    sizes = {"n_train": 80, "n_validation": 40, "n_test": 40}
+    demo.write_demo_ner(workdir / "raw" / "ner", **sizes)
+    demo.write_demo_nli(workdir / "raw" / "nli", **sizes)
+    write_config(workdir, CONFIG)
+    targets = [f"results/tables/{name}.tsv" for name in TABLES]
+    result = snakemake(workdir, "--cores", "2", *targets)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return workdir
+
+
+def table(workdir, name):
+    return pd.read_csv(workdir / "results" / "tables" / f"{name}.tsv", sep="\t")
+
+
+def test_every_variant_is_fine_tuned_and_scored(llm_run):
+    downstream = table(llm_run, "downstream")
+    test = downstream[downstream.split == "test"]
+    for task, (_, metric) in TASKS.items():
+        for model in MODELS:
+            got = test[(test.task == task) & (test.model == model) & (test.metric == metric)]
+            assert set(got.method) == {"pretrained", *FINE_TUNED}, (task, model)
+            assert got.value.between(0, 1).all()
+
+
+def test_every_analysis_reads_each_layer_of_the_analysed_stack(llm_run):
+    """Layers 0 (embeddings), 1, 2: T5's two encoder blocks (its decoder is not read)."""
+    probes = table(llm_run, "probes")
+    attention = table(llm_run, "attention_similarity")
+    similarity = table(llm_run, "representation_similarity")
+    for task in TASKS:
+        for model in MODELS:
+            p = probes[(probes.task == task) & (probes.model == model)]
+            assert set(p.method) == {"pretrained", *FINE_TUNED}
+            assert set(p.layer) == {0, 1, 2} and p.value.notna().all()
+            for method in FINE_TUNED:
+                a = attention[
+                    (attention.task == task)
+                    & (attention.model == model)
+                    & (attention.method == method)
+                ]
+                assert {"cosine", "js_divergence", "entropy"} <= set(a.metric)
+                assert set(a.layer) == {1, 2} and set(a["head"]) == {1, 2}
+                assert a.value.notna().all()
+                s = similarity[
+                    (similarity.task == task)
+                    & (similarity.model == model)
+                    & (similarity.method == method)
+                ]
+                cka = s[s.metric == "cka"]
+                assert list(cka.layer) == [0, 1, 2] and cka.value.between(0, 1 + 1e-6).all()
+                assert {"procrustes", "svcca"} <= set(s.metric)
+    meta = llm_run / "results" / "dumps" / "ner" / "tiny-t5" / "lora" / "size100" / "seed1"
+    assert json.loads((meta / "meta.json").read_text())["n_layers"] == 2
+
+
+def test_lora_adapts_each_familys_default_modules_and_trains_its_head(llm_run):
+    """LLaMA: every linear projection; T5: q and v (encoder, decoder and cross attention). The
+    head trains beside the adapters: LLaMA's `score`, T5's `classifier` (token head) or
+    `classification_head` (sequence head)."""
+    expected = {
+        "tiny-llama": (
+            {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
+            {"ner": ["score"], "nli": ["score"]},
+        ),
+        "tiny-t5": ({"q", "v"}, {"ner": ["classifier"], "nli": ["classification_head"]}),
+    }
+    for model, (targets, heads) in expected.items():
+        for task in TASKS:
+            run = llm_run / "results" / "models" / task / model / "lora" / "size100" / "seed1"
+            adapter = json.loads((run / "adapter_config.json").read_text())
+            assert set(adapter["target_modules"]) == targets, (model, task)
+            # (peft adds its own guesses, `classifier` and `score`, for the head's name)
+            assert set(heads[task]) <= set(adapter["modules_to_save"]), (model, task)
