@@ -32,7 +32,11 @@ from bioprobe.config import (
     validate_config,
 )
 from bioprobe.methods import require_supported
-from bioprobe.training.distributed import check_processes, require_training_supported
+from bioprobe.training.distributed import (
+    check_processes,
+    job_processes,
+    require_training_supported,
+)
 from bioprobe.models import resolve_model
 
 # The config is config.yaml (the demo) or, INSTEAD of it, the files given with --configfile:
@@ -180,9 +184,13 @@ def finetune_threads(wildcards):
 
 
 def finetune_processes(wildcards):
-    """A fine-tuning job's processes (training.processes), one per GPU: its `gpu` resource."""
+    """A fine-tuning job's processes (training.processes; one for an adapter method under
+    strategy fsdp), one per GPU: its `gpu` resource."""
     grid.check_defined(config, wildcards)
-    return training_config(config, wildcards.task, wildcards.model)["processes"]
+    training = training_config(config, wildcards.task, wildcards.model)
+    return job_processes(
+        training["processes"], training["strategy"], is_adapter(wildcards.method)
+    )
 
 
 # --- inputs ---

@@ -29,7 +29,8 @@ from tests.workflow.conftest import (
     snakemake_command,
 )
 
-pytestmark = pytest.mark.slurm
+# one pytest-xdist worker holds the cluster (conftest `cluster`)
+pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 
 # One task, one scratch model, one fine-tuned size: every kind of job once (GPU and CPU rules,
 # grouped analysis jobs, the tables group), as small as that gets.

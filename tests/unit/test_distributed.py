@@ -95,6 +95,13 @@ def test_processes_need_as_many_gpus_as_the_run_offers():
     assert "--resources gpu=2" in str(short.value)
     distributed.check_processes(four, gpus=4)
     distributed.check_processes(four, gpus=None)  # no limit (a CPU run, SLURM): no check
+    # under fsdp, a grid of adapters only runs each job in one process
+    sharded = config(
+        training={"batch_size": 8}, model_training={"processes": 4, "strategy": "fsdp"}
+    )
+    distributed.check_processes({**sharded, "methods": {"lora": {"kind": "lora"}}}, gpus=1)
+    with pytest.raises(ConfigError):
+        distributed.check_processes(sharded, gpus=1)  # the default method: full
 
 
 def test_each_process_takes_its_share_of_the_batch():
@@ -104,6 +111,18 @@ def test_each_process_takes_its_share_of_the_batch():
     assert distributed.per_process(TrainingSettings(batch_size=16)).batch_size == 16
     with pytest.raises(ConfigError, match=r"training\.batch_size"):
         distributed.per_process(TrainingSettings(batch_size=6, processes=4))
+
+
+def test_fsdp_leaves_adapter_methods_to_one_process():
+    fsdp = TrainingSettings(batch_size=16, processes=4, strategy="fsdp")
+    assert distributed.for_method(fsdp, {"kind": "full"}).processes == 4
+    for kind in ("lora", "qlora", "prompt-tuning", "p-tuning"):
+        assert distributed.for_method(fsdp, {"kind": kind}).processes == 1
+    # with ddp the processes are data parallelism, for every method
+    ddp = fsdp.replace(strategy="ddp")
+    assert distributed.for_method(ddp, {"kind": "lora"}).processes == 4
+    assert distributed.job_processes(4, "fsdp", adapter=True) == 1
+    assert distributed.job_processes(4, "fsdp", adapter=False) == 4
 
 
 def test_launches_only_outside_a_rank(monkeypatch):
@@ -148,12 +167,11 @@ def test_trainer_arguments_of_each_strategy_and_optimiser():
     assert "BertLayer" in distributed.block_classes(bert)
     bert._no_split_modules = None
     assert distributed.block_classes(bert) == ["BertLayer"]
-    # adapters train on DDP replicas of their frozen base, whatever the strategy
-    import peft
-
-    lora = peft.get_peft_model(_tiny("llama"), peft.LoraConfig(task_type="SEQ_CLS"))
-    adapters = distributed.trainer_arguments(fsdp, lora, cuda=True)
-    assert adapters == {"optim": "adamw_torch_fused", "ddp_backend": "nccl"}
+    # accelerate shards on GPUs only: FSDP on a CPU would be DDP in all but name
+    assert distributed.trainer_arguments(fsdp, llama, cuda=False) == {
+        "optim": "adamw_torch_fused",
+        "ddp_backend": "gloo",
+    }
     # strategy is ignored with one process
     one = distributed.trainer_arguments(TrainingSettings(strategy="fsdp"), bert, cuda=True)
     assert "fsdp" not in one

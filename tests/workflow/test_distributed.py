@@ -3,12 +3,16 @@
 Library level, like test_families: a tiny scratch BERT (dropout off, so that the only
 randomness is the data order) on the demo NLI pairs. `batch_size` is the batch of an optimiser
 step over all processes, so two processes take 1 example each where one takes 2: the same
-effective batch, the same examples in every step. Equal trajectories show the data order
-(the length-grouped sampler groups by the batch of all processes: 416 examples make megabatches
-of 50 x 2, not of 50 x 1; below 200 batches the megabatches no longer depend on the batch),
-the loss scale (a mean per micro-batch, averaged over
-the processes) and the gradient all-reduce; equal weights that rank 0 saved one model from
-the whole of it (FSDP gathers its shards).
+effective batch, the same examples in every step. Equal trajectories show
+- the data order: the length-grouped sampler groups by the batch of all processes. (Its
+  megabatches hold min(50, n / 4b) batches of b: 416 examples tell b = 2 from b = 1 apart,
+  fewer than 400 would not);
+- the loss scale: each micro-batch's mean, averaged over the processes;
+- the gradient all-reduce; and equal weights, that rank 0 saved one model from the whole of it.
+
+On a CPU, strategy fsdp trains as DDP (accelerate shards on GPUs only): the FSDP case runs where
+two or more GPUs are (NCCL; fp32, so that the tolerances hold), and is skipped here. A machine
+with one GPU cannot run two processes: the module is skipped there.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from bioprobe.config import validate_config
@@ -38,7 +43,14 @@ from bioprobe.training.launch import launch_dir
 
 from .conftest import TINY_CONFIG, snakemake, write_config
 
-pytestmark = pytest.mark.workflow
+GPUS = torch.cuda.device_count()
+pytestmark = [
+    pytest.mark.workflow,
+    # one worker: the tests share the one-process run, and two launches at once would only
+    # compete for the cores
+    pytest.mark.xdist_group("distributed"),
+    pytest.mark.skipif(GPUS == 1, reason="two processes need two GPUs, or none (the CPU)"),
+]
 
 SCRATCH = {
     "family": "bert",
@@ -56,10 +68,11 @@ TRAINING = {
     "max_length": 64,
     "logging_steps": 16,
     "select_best": True,  # distributed evaluation each epoch, then the best checkpoint loaded
+    "precision": "fp32",  # on GPUs too (bf16 would need tolerances of its own)
 }
 # float32 sums in another order (each process reduces its half of the batch, the all-reduce
-# adds the halves) are all that separates the runs: measured over 208 steps, losses agree to
-# 2.2e-7 (relative) and weights to 1.1e-6, DDP and FSDP alike. What this guards against is
+# adds the halves) are all that separates the runs: measured over 208 steps on the CPU, losses
+# agree to 2.2e-7 (relative) and weights to 1.1e-6. What this guards against is
 # far larger: the Trainer's loss scaled by the process count doubled every loss (and
 # gradient); a data order grouped by one process's batch moved the losses by up to 6e-3.
 LOSS_RTOL = 1e-5
@@ -109,7 +122,15 @@ def one_process(prepared):
     return _finetune(prepared, "one")
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "ddp",
+        pytest.param(
+            "fsdp", marks=pytest.mark.skipif(GPUS < 2, reason="FSDP shards over GPUs only")
+        ),
+    ],
+)
 def test_two_processes_train_as_one(prepared, one_process, strategy, capfd):
     one, one_dir = one_process
     two, two_dir = _finetune(prepared, f"two-{strategy}", processes=2, strategy=strategy)
@@ -160,12 +181,14 @@ def _torchrun_children() -> list[int]:
     return found
 
 
-def test_a_killed_sharded_run_resumes_where_it_stopped(prepared, one_process):
-    """FSDP checkpoints are sharded, one file per process: a job killed after one resumes from
-    it and ends with the weights of the run that was never interrupted."""
-    name = "killed-fsdp"
+def test_a_killed_run_resumes_where_it_stopped(prepared, one_process):
+    """A job of two processes killed after a checkpoint resumes from it (the ranks agree on
+    which: rank 0 prepares the checkpoint directory first) and ends with the weights of the
+    one-process run that was never interrupted."""
+    name = "killed"
     checkpoints = prepared / f"{name}-checkpoints"
-    settings = {"processes": 2, "strategy": "fsdp", "save_steps": 50, "select_best": False}
+    # no selection: one epoch's best checkpoint is its last, as in the one-process run
+    settings = {"processes": 2, "save_steps": 50, "select_best": False}
     killed: list[BaseException] = []
 
     def run():
@@ -180,7 +203,7 @@ def test_a_killed_sharded_run_resumes_where_it_stopped(prepared, one_process):
         assert first.is_alive(), killed
         time.sleep(0.2)
     for pid in _torchrun_children():
-        os.kill(pid, signal.SIGTERM)  # what SLURM's time limit does to the job
+        os.kill(pid, signal.SIGTERM)  # torchrun stops its ranks: a job cut short
     first.join(timeout=120)
     assert killed and "fine-tuning on 2 processes failed" in str(killed[0])
     assert not (prepared / name).exists()
@@ -213,23 +236,30 @@ def test_a_failing_rank_fails_the_job_in_one_line(prepared, tmp_path):
     assert {"rank0.log", "rank1.log", "torchrun.log"} <= {p.name for p in logs.iterdir()}
 
 
-def _planned_finetune_gpus(stdout: str) -> dict[str, set[int]]:
-    """{model: the `gpu` resources of its planned finetune jobs} from a dry run's job list."""
-    gpus: dict[str, set[int]] = {}
+def _planned_finetune_gpus(stdout: str) -> dict[tuple[str, str], set[int]]:
+    """{(model, method): the `gpu` resources of its planned finetune jobs} from a dry run."""
+    gpus: dict[tuple[str, str], set[int]] = {}
     for block in stdout.split("rule finetune:")[1:]:
         model = re.search(r"wildcards: .*model=([\w-]+)", block).group(1)
+        method = re.search(r"wildcards: .*method=([\w-]+)", block).group(1)
         gpu = int(re.search(r"resources: .*\bgpu=(\d+)", block).group(1))
-        gpus.setdefault(model, set()).add(gpu)
+        gpus.setdefault((model, method), set()).add(gpu)
     return gpus
 
 
 def test_plan_gives_a_multi_process_model_one_gpu_per_process(tmp_path):
     config = copy.deepcopy(TINY_CONFIG)
     config["models"]["tiny-bert"]["training"] = {"processes": 2, "strategy": "fsdp"}
+    config["methods"] = {"full": {}, "lora": {}}
     write_config(tmp_path, config)
     planned = snakemake(tmp_path, "-n", "--cores", "4", timeout=300)
     assert planned.returncode == 0, planned.stderr[-3000:]
-    assert _planned_finetune_gpus(planned.stdout) == {"tiny-bert": {2}, "tiny-gpt2": {1}}
+    assert _planned_finetune_gpus(planned.stdout) == {
+        ("tiny-bert", "full"): {2},
+        ("tiny-bert", "lora"): {1},  # fsdp shards full fine-tuning; adapters fit one GPU
+        ("tiny-gpt2", "full"): {1},
+        ("tiny-gpt2", "lora"): {1},
+    }
 
     # a GPU limit below the processes: Snakemake would cap the job's gpu at it silently
     capped = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=1", timeout=300)

@@ -22,7 +22,8 @@ from PIL import Image
 
 from .conftest import snakemake
 
-pytestmark = pytest.mark.workflow
+# one pytest-xdist worker runs every test of the shared tiny run (conftest `tiny_run`)
+pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("tiny-run")]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:

@@ -15,7 +15,8 @@ from bioprobe.settings import ProbeSweepSettings
 
 from .conftest import TINY_RUN_CONFIG, planned_jobs, snakemake, write_config
 
-pytestmark = pytest.mark.workflow
+# one pytest-xdist worker runs every test of the shared tiny run (conftest `tiny_run`)
+pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("tiny-run")]
 
 TASKS, MODELS = sorted(TINY_RUN_CONFIG["tasks"]), sorted(TINY_RUN_CONFIG["models"])
 

@@ -120,7 +120,9 @@ def finetune_advice(training: TrainingSettings, attempt: int) -> str:
         f"eval_batch_size={training.eval_batch_size}). Lower 'training.batch_size' (or "
         "'models.<id>.training.batch_size' / 'tasks.<id>.training.batch_size') and raise "
         "'training.gradient_accumulation' by the same factor, so that the effective batch size "
-        f"stays {effective}; lower 'training.eval_batch_size' too. Or run snakemake with "
+        f"stays {effective}; lower 'training.eval_batch_size' too; 'training."
+        "gradient_checkpointing: true' keeps about one layer's activations (the job's log "
+        "has the estimated peak memory by part). Or run snakemake with "
         "--retries 2: each retry halves the batch size and doubles gradient accumulation by itself"
     )
 

@@ -7,8 +7,9 @@ effective batch whatever the hardware, and a grid's numbers do not change with t
 
 `strategy: ddp` keeps a full replica per process (PyTorch DDP: gradients all-reduced);
 `strategy: fsdp` shards weights, gradients and optimiser state over the processes (PyTorch
-FSDP2 through the Trainer's `fsdp` arguments, full shard, one unit per transformer block) for
-full fine-tuning; adapters (a frozen base, maybe 4-bit) train on DDP replicas either way.
+FSDP2 through the Trainer's `fsdp` arguments, full shard, one unit per transformer block, on
+GPUs) for full fine-tuning, and leaves the model's adapter methods to one process: their base
+is frozen (QLoRA's in 4 bits, which cannot be sharded) and fits one GPU (`job_processes`).
 The launch itself (torchrun, the ranks' output) is `bioprobe.training.launch`.
 
 Snakemake imports this module to plan (`require_training_supported`): no torch at module level.
@@ -59,6 +60,25 @@ def in_launched_rank() -> bool:
     return LAUNCH_DIR_ENV in os.environ
 
 
+def job_processes(processes: int, strategy: str, adapter: bool) -> int:
+    """The processes of one fine-tuning job (its `gpu` resource): `training.processes`, but one
+    for an adapter method where the processes are there to shard full fine-tuning (fsdp)."""
+    return 1 if adapter and strategy == "fsdp" else processes
+
+
+def for_method(training: TrainingSettings, method: Mapping[str, Any]) -> TrainingSettings:
+    """The settings of a job of `method`: one process for adapters under fsdp (job_processes)."""
+    from bioprobe import methods
+
+    adapter = methods.get(method["kind"]).is_adapter
+    n = job_processes(training.processes, training.strategy, adapter)
+    if n == training.processes:
+        return training
+    log.info("strategy fsdp shards full fine-tuning; adapters (%s) train in one process",
+             method["kind"])  # fmt: skip
+    return training.replace(processes=n)
+
+
 def needs_launch(training: TrainingSettings) -> bool:
     """The job asks for several processes and is not yet one of them."""
     return training.processes > 1 and not in_launched_rank()
@@ -97,11 +117,12 @@ def trainer_arguments(training: TrainingSettings, model: Any, cuda: bool) -> dic
     if training.processes == 1:
         return out
     out["ddp_backend"] = backend(cuda)
-    if training.strategy == "fsdp" and has_adapters(model):
-        # nothing to shard: the optimiser holds the adapters alone, and bitsandbytes' 4-bit
-        # weights (qlora) cannot be sharded; each process keeps the frozen base (DDP)
-        log.info("strategy fsdp shards full fine-tuning; adapters train on DDP replicas")
-    elif training.strategy == "fsdp":
+    if training.strategy != "fsdp":
+        return out
+    if not cuda:
+        # accelerate shards on GPUs only: on a CPU it would ignore the FSDP plugin anyway
+        log.info("strategy fsdp shards over GPUs; the CPU processes train as DDP replicas")
+    else:
         out["fsdp"] = True
         out["fsdp_config"] = {
             "version": 2,
@@ -114,11 +135,6 @@ def trainer_arguments(training: TrainingSettings, model: Any, cuda: bool) -> dic
             "state_dict_type": "SHARDED_STATE_DICT",
         }
     return out
-
-
-def has_adapters(model: Any) -> bool:
-    """A peft model (lora, qlora, prompt methods): its base is frozen."""
-    return getattr(model, "peft_config", None) is not None
 
 
 def block_classes(model: Any) -> list[str]:
@@ -231,8 +247,10 @@ def check_processes(config: Mapping[str, Any], gpus: Any = None) -> None:
     """Every (task, model)'s batch splits evenly over its processes, and (`gpus`: the run's
     `--resources gpu=` limit, where it sets one) its processes have a GPU each. One error
     naming the key."""
+    from bioprobe import methods
     from bioprobe.config import training_config, training_key
 
+    adapters = {methods.get(m["kind"]).is_adapter for m in config["methods"].values()}
     for task in sorted(config["tasks"]):
         for model in sorted(config["models"]):
             training = training_config(config, task, model)
@@ -244,6 +262,8 @@ def check_processes(config: Mapping[str, Any], gpus: Any = None) -> None:
                     "equal share of a batch",
                     training_key(config, task, model, "batch_size"),
                 )
+            # the most any of its jobs asks for (fsdp leaves adapters to one process)
+            n = max(job_processes(n, training["strategy"], adapter) for adapter in adapters)
             if isinstance(gpus, int) and n > gpus:
                 raise ConfigError(
                     f"{n} processes, one per GPU, but this run offers {gpus} GPU(s) "

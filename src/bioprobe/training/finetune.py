@@ -216,13 +216,14 @@ def finetune(
     """
     if size <= 0:
         raise ValueError("size 0 is the pretrained model: nothing to fine-tune")
+    method = dict(method or FULL)
+    training = distributed.for_method(training, method)
     if distributed.needs_launch(training):  # training.processes > 1: torchrun, rank 0's result
         return launch.run(
             job, training, subset_file=subset_file, size=size, out_dir=out_dir,
             checkpoint_dir=checkpoint_dir, method=method, method_id=method_id,
             score_splits=score_splits,
         )  # fmt: skip
-    method = dict(method or FULL)
     training = _run_training(job, training, method)
     task = job.task()
     order = read_subset(subset_file, size)
@@ -383,21 +384,19 @@ def _log_start(trainer, args, training: TrainingSettings, method, examples: int)
     )
 
 
-def _optim_name(args) -> str:
-    return getattr(args.optim, "value", args.optim)
-
-
 def log_memory_plan(model, args, training: TrainingSettings, method, seq_len: int) -> None:
     """The estimated peak memory of this run (bioprobe.training.memory); on a GPU, compared
-    with the device's, and a warning naming the settings to change where it will not fit."""
+    with the device's, and a warning naming the settings to change where it will not fit.
+    `training` is one process's (its share of each batch); FSDP shards the rest over them."""
     cuda = torch.cuda.is_available()
     plan = plan_training_memory(
         model,
         batch_size=training.batch_size,
         seq_len=seq_len,
-        optimizer=_optim_name(args),
+        optimizer=training.optim,
         half=bool(args.bf16 or args.fp16),
         gradient_checkpointing=training.gradient_checkpointing,
+        shards=training.processes if training.strategy == "fsdp" else 1,
         cuda=cuda,
     )
     if not cuda:
@@ -412,7 +411,7 @@ def log_memory_plan(model, args, training: TrainingSettings, method, seq_len: in
         kind = methods.get(method.get("kind", "full"))
         todo = advice(
             plan, available, batch_size=training.batch_size, adapter=kind.is_adapter,
-            gradient_checkpointing=training.gradient_checkpointing, optimizer=_optim_name(args),
+            gradient_checkpointing=training.gradient_checkpointing, optimizer=training.optim,
         )  # fmt: skip
         log.warning("this run will probably not fit the GPU: %s", "; or ".join(todo))
 

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bioprobe.errors import BioprobeError
+from bioprobe.errors import BioprobeError, environment_problem
 from bioprobe.io import read_json, write_json
 from bioprobe.models import ModelSpec
 from bioprobe.pipeline.jobs import JobContext
@@ -255,9 +255,12 @@ def main(argv: list[str] | None = None) -> None:
         if rank == 0:
             write_json(where / RESULT, metrics)
     except BaseException as exc:
-        if isinstance(exc, BioprobeError):
-            line = str(exc)
-            log.error("%s", exc)
+        # as a job reports it (smk_support.run_script): the user's fault or the machine's (a
+        # full disk) in one line, a bug's traceback in the rank's log
+        problem = exc if isinstance(exc, BioprobeError) else environment_problem(exc, None)
+        if problem is not None:
+            line = str(problem)
+            log.error("%s", problem)
         else:
             line = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
             log.error("failed:\n%s", traceback.format_exc().rstrip())

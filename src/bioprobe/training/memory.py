@@ -160,11 +160,12 @@ def advice(
             out.append(
                 f"weights, gradients and optimiser state take {_gib(fixed)} before any "
                 "activation: train adapters instead (kind lora or qlora), shard the model over "
-                "several GPUs ('models.<id>.processes'), or use an 8-bit optimiser "
-                "('models.<id>.optim: adamw_8bit')"
+                "several GPUs ('training.processes' with 'training.strategy: fsdp'), or use an "
+                "8-bit optimiser ('training.optim: adamw_8bit')"
                 if OPTIMIZER_BYTES.get(optimizer, 8) > 2
                 else f"weights, gradients and optimiser state take {_gib(fixed)}: shard the "
-                "model over several GPUs ('models.<id>.processes') or train adapters"
+                "model over several GPUs ('training.processes' with 'training.strategy: fsdp') "
+                "or train adapters"
             )
         return out
     room = budget - fixed
