@@ -277,3 +277,13 @@ def test_max_units_keeps_the_same_whole_examples_for_every_variant(
     one = json.loads((tmp_path / "a" / "test.units.json").read_text())
     _dump(ner_data, tiny_bert_dir, tmp_path / "b", max_units=2)
     assert json.loads((tmp_path / "b" / "test.units.json").read_text()) == one
+
+
+def test_a_float16_dump_refuses_values_it_cannot_hold():
+    from bioprobe.analysis.extract import as_dump_dtype
+
+    big = torch.tensor([[1.0, 7.0e4]])  # a large decoder's residual stream can reach this
+    with pytest.raises(ConfigError, match=r"extract\.dtype.*float32"):
+        as_dump_dtype(big, "float16")
+    assert as_dump_dtype(big, "float32")[0, 1] == 7.0e4
+    assert as_dump_dtype(torch.tensor([[6.5e4]]), "float16")[0, 0] == 64992.0  # held, rounded

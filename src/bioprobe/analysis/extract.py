@@ -174,8 +174,20 @@ def forward(
     return real_tokens_only(hidden, out.attentions, virtual)
 
 
+#: the largest float16 magnitude: beyond it a value is stored as infinity
+FLOAT16_MAX = 65504.0
+
+
 def as_dump_dtype(t: torch.Tensor, dtype: str) -> np.ndarray:
-    """A batch's vectors in the dump's dtype, converted once (by torch: faster than numpy)."""
+    """A batch's vectors in the dump's dtype, converted once (by torch: faster than numpy).
+    A float16 dump refuses values it cannot hold (some large decoders' residual streams carry
+    activations in the tens of thousands) rather than storing infinities."""
+    if dtype == "float16" and t.numel() and float(t.abs().max()) > FLOAT16_MAX:
+        raise ConfigError(
+            f"a hidden state of {float(t.abs().max()):.0f} does not fit float16 (at most "
+            f"{FLOAT16_MAX:.0f}): dump this model in float32",
+            "extract.dtype",
+        )
     return t.to(device="cpu", dtype=getattr(torch, dtype)).numpy()
 
 
