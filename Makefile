@@ -31,6 +31,14 @@ test-fast: setup
 bench: setup
 	$(BIN)/python bench/run.py
 
+# the GPU check (bench/gpu_check.py; on a machine without CUDA, its CPU-safe parts): no setup,
+# since a CUDA machine without network runs it with its own python3 and carried wheels
+# (`python3 bench/gpu_check.py --wheels` says which); GPU_CHECK_ARGS e.g. --out DIR --only mfu
+GPU_CHECK_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+.PHONY: gpu-check
+gpu-check:
+	PYTHONPATH="$(abspath src)$${PYTHONPATH:+:$$PYTHONPATH}" $(GPU_CHECK_PYTHON) bench/gpu_check.py $(GPU_CHECK_ARGS)
+
 lint: setup
 	PATH="$(abspath $(BIN)):$$PATH" sh -c 'ruff check . && ruff format --check . && snakefmt --check Snakefile rules && snakemake --lint'
 

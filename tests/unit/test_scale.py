@@ -108,7 +108,7 @@ def test_the_plan_counts_weights_gradients_and_adamw_states_exactly(tiny_bert_di
         p.requires_grad_(False)
     frozen = plan_training_memory(model, batch_size=4, seq_len=16)
     assert (frozen.gradients, frozen.optimizer) == (0, 0)
-    assert parameter_bytes(model) == (4 * n, 0, 0)
+    assert parameter_bytes(model) == (4 * n, 0, 0, n)
 
 
 def test_activations_follow_korthikanti_and_shrink_with_checkpointing():
@@ -132,8 +132,9 @@ def test_an_8b_model_needs_more_than_a_gpu_for_full_fine_tuning_and_fits_with_ad
     assert 7.4e9 < n < 7.6e9  # LLaMA-3-8B's backbone with a 3-class head (no LM head)
     h100 = 80 * GIB
     plan = plan_training_memory(model, batch_size=8, seq_len=256, half=True, cuda=True)
-    # the "16 bytes a parameter before activations" of plain AdamW in float32
-    assert plan.weights + plan.gradients + plan.optimizer == 16 * n
+    # the "16 bytes a parameter before activations" of plain AdamW in float32, and autocast's
+    # bf16 copy of the weights during the forward pass
+    assert plan.weights + plan.gradients + plan.optimizer == 16 * n and plan.casts == 2 * n
     assert not fits(plan, h100)
     todo = advice(plan, h100, batch_size=8, gradient_checkpointing=False, adapter=False,
                   optimizer="adamw_torch_fused")  # fmt: skip
@@ -146,7 +147,7 @@ def test_an_8b_model_needs_more_than_a_gpu_for_full_fine_tuning_and_fits_with_ad
         p.requires_grad_(False)
     model.to(torch.bfloat16)
     lora = plan_training_memory(model, batch_size=8, seq_len=256, half=True, cuda=True)
-    assert lora.weights == 2 * n and lora.optimizer == 0
+    assert lora.weights == 2 * n and lora.optimizer == lora.casts == 0
     assert fits(lora, h100)
 
 

@@ -4,6 +4,8 @@ to change where it cannot fit.
 The estimate adds what training holds at its peak (the backward pass of the first step):
 
 - weights: every parameter at its loaded size (4-bit weights at their packed size);
+- casts: under mixed precision, autocast keeps a 16-bit copy of every float32 weight it casts
+  for the length of the forward pass (2 bytes a parameter);
 - gradients: one per trainable parameter, in its dtype;
 - optimiser state per trainable parameter: AdamW two float32 moments (8 bytes), an 8-bit
   AdamW two 8-bit ones (2 bytes; bitsandbytes' block constants are left out), SGD none;
@@ -48,6 +50,7 @@ class MemoryPlan:
     """Estimated peak bytes of one training process, by part."""
 
     weights: int
+    casts: int
     gradients: int
     optimizer: int
     activations: int
@@ -55,10 +58,11 @@ class MemoryPlan:
 
     @property
     def total(self) -> int:
-        return self.weights + self.gradients + self.optimizer + self.activations + self.overhead
+        fixed = self.weights + self.casts + self.gradients + self.optimizer
+        return fixed + self.activations + self.overhead
 
     def describe(self) -> str:
-        parts = ("weights", "gradients", "optimizer", "activations", "overhead")
+        parts = ("weights", "casts", "gradients", "optimizer", "activations", "overhead")
         detail = ", ".join(f"{p} {_gib(getattr(self, p))}" for p in parts if getattr(self, p))
         return f"{_gib(self.total)} ({detail})"
 
@@ -67,15 +71,19 @@ def _gib(n: float) -> str:
     return f"{n / GIB:.2f} GiB"
 
 
-def parameter_bytes(model: Any) -> tuple[int, int, int]:
-    """(bytes of all parameters as stored, trainable parameters, bytes of their gradients)."""
-    stored = trainable = grad = 0
+def parameter_bytes(model: Any) -> tuple[int, int, int, int]:
+    """(bytes of all parameters as stored, trainable parameters, bytes of their gradients,
+    float32 parameters: what autocast casts)."""
+    import torch
+
+    stored = trainable = grad = fp32 = 0
     for p in model.parameters():
         stored += p.numel() * p.element_size()
+        fp32 += p.numel() if p.dtype == torch.float32 else 0
         if p.requires_grad:
             trainable += p.numel()
             grad += p.numel() * p.element_size()
-    return stored, trainable, grad
+    return stored, trainable, grad, fp32
 
 
 def activation_bytes(
@@ -114,12 +122,13 @@ def plan_training_memory(
     cuda: bool = False,
 ) -> MemoryPlan:
     """The peak memory of one training process of `model` (loaded, wrapped for its method)."""
-    stored, trainable, grad = parameter_bytes(model)
+    stored, trainable, grad, fp32 = parameter_bytes(model)
     per_param = OPTIMIZER_BYTES.get(optimizer, 8)
     shards = max(1, shards)
     config = getattr(model, "config", {})
     return MemoryPlan(
         weights=stored // shards,
+        casts=2 * fp32 // shards if half else 0,
         gradients=grad // shards,
         optimizer=trainable * per_param // shards,
         activations=activation_bytes(
@@ -148,7 +157,7 @@ def advice(
 ) -> list[str]:
     """What to change, most effective first, where `plan` exceeds `available` bytes."""
     budget = USABLE_FRACTION * available
-    fixed = plan.total - plan.activations
+    fixed = plan.total - plan.activations  # with the CUDA context
     out = []
     if fixed > budget:
         if adapter:
