@@ -29,8 +29,7 @@ from tests.workflow.conftest import (
     snakemake_command,
 )
 
-# one pytest-xdist worker holds the cluster (conftest `cluster`)
-pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
+pytestmark = pytest.mark.slurm
 
 # One task, one scratch model, one fine-tuned size: every kind of job once (GPU and CPU rules,
 # grouped analysis jobs, the tables group), as small as that gets.

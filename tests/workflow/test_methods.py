@@ -16,8 +16,7 @@ from bioprobe.methods import bitsandbytes_installed, cuda_available
 
 from .conftest import TINY_CONFIG, planned_jobs, snakemake, write_config
 
-# one pytest-xdist worker runs every test of the shared tiny run (conftest `tiny_run`)
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("tiny-run")]
+pytestmark = pytest.mark.workflow
 
 MODEL = "tiny-gpt2"  # a decoder: its sequence head needs the last real token under prompts
 ADAPTERS = ["lora", "p-tuning", "prompt-tuning"]

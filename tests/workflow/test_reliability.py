@@ -20,8 +20,7 @@ import pytest
 
 from .conftest import TINY_CONFIG, planned_jobs, snakemake, write_config
 
-# one pytest-xdist worker runs every test of the shared tiny run (conftest `tiny_run`)
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("tiny-run")]
+pytestmark = pytest.mark.workflow
 
 MODEL = "tiny-bert"
 KILLED_FINETUNE = f"demo-ner/{MODEL}/full/size50/seed1"

@@ -22,8 +22,7 @@ from PIL import Image
 
 from .conftest import snakemake
 
-# one pytest-xdist worker runs every test of the shared tiny run (conftest `tiny_run`)
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("tiny-run")]
+pytestmark = pytest.mark.workflow
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:

@@ -15,8 +15,7 @@ from bioprobe.settings import ProbeSweepSettings
 
 from .conftest import TINY_RUN_CONFIG, planned_jobs, snakemake, write_config
 
-# one pytest-xdist worker runs every test of the shared tiny run (conftest `tiny_run`)
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("tiny-run")]
+pytestmark = pytest.mark.workflow
 
 TASKS, MODELS = sorted(TINY_RUN_CONFIG["tasks"]), sorted(TINY_RUN_CONFIG["models"])
 
