@@ -105,7 +105,8 @@ def test_every_analysis_reads_each_layer_of_the_analysed_stack(llm_run):
 
 
 def test_lora_adapts_each_familys_default_modules_and_trains_its_head(llm_run):
-    """LLaMA: every linear projection; T5: q and v (encoder, decoder and cross attention). The
+    """LLaMA and T5: every linear projection (T5's of every attention, encoder, decoder and
+    cross, and of the feed-forward: peft records the names listed, those a model lacks too). The
     head trains beside the adapters: LLaMA's `score`, T5's `classifier` (token head) or
     `classification_head` (sequence head)."""
     expected = {
@@ -113,7 +114,10 @@ def test_lora_adapts_each_familys_default_modules_and_trains_its_head(llm_run):
             {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
             {"ner": ["score"], "nli": ["score"]},
         ),
-        "tiny-t5": ({"q", "v"}, {"ner": ["classifier"], "nli": ["classification_head"]}),
+        "tiny-t5": (
+            {"q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"},
+            {"ner": ["classifier"], "nli": ["classification_head"]},
+        ),
     }
     for model, (targets, heads) in expected.items():
         for task in TASKS:
