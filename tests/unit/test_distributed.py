@@ -9,19 +9,11 @@ from bioprobe.errors import BioprobeError, ConfigError
 from bioprobe.settings import TrainingSettings
 from bioprobe.training import distributed, launch
 
+from .test_config import minimal
+
 
 def config(training=None, model_training=None):
-    cfg = {
-        "tasks": {
-            "ner": {
-                "type": "ner",
-                "format": "bio-tsv",
-                "path": "data",
-                "splits": {"train": "a.tsv", "validation": "b.tsv", "test": "c.tsv"},
-            }
-        },
-        "models": {"llama": {"source": "meta-llama/Meta-Llama-3-8B"}},
-    }
+    cfg = minimal(models={"llama": {"source": "meta-llama/Meta-Llama-3-8B"}})
     if training is not None:
         cfg["training"] = training
     if model_training is not None:

@@ -42,25 +42,15 @@ from bioprobe.training.finetune import finetune
 from bioprobe.training.launch import launch_dir
 
 from .conftest import TINY_CONFIG, snakemake, write_config
+from .test_families import SCRATCH as FAMILY_SCRATCH
 
 GPUS = torch.cuda.device_count()
 pytestmark = [
     pytest.mark.workflow,
-    # one worker: the tests share the one-process run, and two launches at once would only
-    # compete for the cores
-    pytest.mark.xdist_group("distributed"),
     pytest.mark.skipif(GPUS == 1, reason="two processes need two GPUs, or none (the CPU)"),
 ]
 
-SCRATCH = {
-    "family": "bert",
-    "hidden_size": 32,
-    "num_layers": 2,
-    "num_heads": 2,
-    "intermediate_size": 64,
-    "vocab_size": 400,
-    "max_position": 128,
-}
+SCRATCH = {"family": "bert", **FAMILY_SCRATCH}  # test_families' tiny shape
 TRAINING = {
     "epochs": 1,
     "batch_size": 2,

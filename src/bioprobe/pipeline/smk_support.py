@@ -69,7 +69,7 @@ def _configure(log_path: str | None, threads: int) -> None:
         sys.modules["torch"].set_num_threads(max(1, threads))
 
 
-def _redirect_fds(log_path: str) -> None:
+def redirect_fds(log_path: str) -> None:
     """Send file descriptors 1 and 2 to the log: also catches handlers that were bound to the
     original stderr at import time (transformers') and output from C extensions."""
     sys.stdout.flush()
@@ -88,7 +88,7 @@ def run_script(snakemake: Any, main: Callable[[Any], None]) -> None:
     log_path = snakemake.log[0] if len(snakemake.log) else None
     _configure(log_path, int(getattr(snakemake, "threads", 1) or 1))
     if log_path:
-        _redirect_fds(log_path)
+        redirect_fds(log_path)
     log = logging.getLogger("bioprobe")
     try:
         # a GPU of its own for a job that asked for one (`resources: gpu=`), before CUDA starts

@@ -207,14 +207,9 @@ def _rank_job(fields: dict) -> JobContext:
 
 def _log_to(path: Path) -> None:
     """This rank's stdout, stderr and logging into `path` (appended by every writer)."""
-    from bioprobe.pipeline.smk_support import LOG_FORMAT, QUIET_LOGGERS
+    from bioprobe.pipeline.smk_support import LOG_FORMAT, QUIET_LOGGERS, redirect_fds
 
-    sys.stdout.flush()
-    sys.stderr.flush()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+    redirect_fds(str(path))
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S"))
     root = logging.getLogger()
