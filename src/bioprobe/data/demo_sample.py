@@ -46,8 +46,8 @@ LICENSE_SOURCE = Path("ncbi_disease") / LICENSE_NAME
 
 #: sentences per split of each corpus in the shipped sample
 DEFAULT_COUNTS = {
-    "ncbi_disease": {"train": 400, "validation": 150, "test": 150},
-    "gad": {"train": 400, "validation": 150, "test": 150},
+    "ncbi_disease": {"train": 400, "validation": 100, "test": 100},
+    "gad": {"train": 400, "validation": 100, "test": 100},
 }
 DEFAULT_MAX_WORDS = 40
 DEFAULT_SEED = 0
