@@ -13,6 +13,7 @@ it never fails on a timing; the `met` column only reads the targets of issue 8.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import json
 import logging
@@ -56,6 +57,7 @@ from bioprobe.training.finetune import finetune
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 SEED = 1
+OWN_DATA = {"similarity", "mdl", "prompting"}  # sections that need no corpus from DATA
 METRIC = {"ner": "entity_f1", "pair": "macro_f1"}
 
 
@@ -85,6 +87,7 @@ class Sizes:
     relation_eval: int | None = None  # GAD validation and test sentences each (None: all)
     similarity_units: int = 5000  # rows of the [7, n, 384] float16 pair the measures compare
     mdl_units: int = 5000  # fit units of the [7, n, 384] float16 features MDL and linear probe
+    prompting_examples: int | None = None  # few-shot prompts from the demo's GAD test (None: all)
     repeats: int = 3  # bioprobe's analysis and the floor: the fastest of this many runs each
 
 
@@ -106,6 +109,7 @@ QUICK = Sizes(
     relation_eval=64,
     similarity_units=500,
     mdl_units=500,
+    prompting_examples=16,
     repeats=1,
 )
 
@@ -154,6 +158,21 @@ MODELS = {
         "training": {"learning_rate": 1.0e-3},
     },
 }
+
+#: The prompting section's scratch models: 4 x 256, the vocabulary as large as the BPE trainer
+#: learns from the GAD demo (about 3,000).
+PROMPTING_SCRATCH = {
+    "hidden_size": 256,
+    "num_layers": 4,
+    "num_heads": 4,
+    "intermediate_size": 1024,
+    "vocab_size": 8000,
+    "max_position": 1024,
+}
+PROMPTING_QUESTION = "Does the sentence say that @GENE$ is associated with @DISEASE$?"
+PROMPTING_OPTIONS = {"1": "yes, they are associated", "0": "no, they are not associated"}
+PROMPTING_THIRD = "the sentence does not say"  # a third option on every other example
+PROMPTING_SHOTS = 4  # demonstrations, the same in every prompt (a run draws them once)
 
 #: bioprobe's side only: the training a user should pick for this task and model. At equal
 #: epochs on 2000 NCBI sentences, batches of 8 at 2e-4 give MiniLM 250 optimiser steps, as good
@@ -923,6 +942,148 @@ class Bench:
         )
         self.rows[-1]["ratio_label"] = f"{min(mdl) / min(linear):.2f}x linear"
 
+    # ------------------------------------------------------------------------- prompting
+
+    def prompting_choices(self, tokenizer) -> list:
+        """Few-shot prompts of the demo's GAD test sentences as a prompting run writes them:
+        the same PROMPTING_SHOTS demonstrations from its train split (drawn once, as
+        `bioprobe.prompting.prompts.stratified_draw` draws a run's), then the sentence; 2 or 3
+        verbalised options of several tokens."""
+        from bioprobe.prompting.prompts import stratified_draw
+        from bioprobe.prompting.scoring import Choice
+
+        def block(record: dict) -> str:
+            return f"Sentence: {record['sentence']}\n{PROMPTING_QUESTION}\nAnswer:"
+
+        train = self._gad_demo("train")
+        test = self._gad_demo("test")[: self.sizes.prompting_examples]
+        shots = stratified_draw(train, PROMPTING_SHOTS, lambda r: r["label"], SEED, "bench")
+        choices = []
+        for i, record in enumerate(test):
+            text = (
+                "\n\n".join(f"{block(s)} {PROMPTING_OPTIONS[s['label']]}" for s in shots)
+                + f"\n\n{block(record)}"
+            )
+            options = [*PROMPTING_OPTIONS.values(), *([PROMPTING_THIRD] if i % 2 else [])]
+            choices.append(
+                Choice(
+                    tokenizer(text)["input_ids"],
+                    [tokenizer(" " + o, add_special_tokens=False)["input_ids"] for o in options],
+                )
+            )
+        return choices
+
+    def prompting(self) -> None:
+        """Rank classification of few-shot prompts: `option_logprobs` (each prompt once; a
+        decoder's key/value cache, or an encoder's states, shared by its options; a decoder's
+        prompts' common prefix, the demonstrations, once for all; length-sorted batches)
+        against `naive_option_logprobs` (one forward pass per option on prompt + option) on
+        the same choices, one torch thread for both (two threads on two cores shared with
+        other jobs swing by several-fold); alternated, the fastest of `repeats`
+        runs each, after a warm-up call of each. Scores agree where they differ by at most
+        1e-4 + 1e-6 |score| (float32 round-off: the scratch T5's scores reach -700, where
+        float32 steps by 6e-5)."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self._prompting()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _prompting(self) -> None:
+        from bioprobe.prompting.scoring import (
+            naive_option_logprobs,
+            option_logprobs,
+            shared_prefix_length,
+        )
+
+        sentences = [r["sentence"] for s in ("train", "test") for r in self._gad_demo(s)]
+        corpus = [*sentences, PROMPTING_QUESTION, *PROMPTING_OPTIONS.values(), PROMPTING_THIRD]
+        for family, auto in (
+            ("llama", transformers.AutoModelForCausalLM),
+            ("t5", transformers.AutoModelForSeq2SeqLM),
+        ):
+            where = self.work / "prompting" / family
+            shutil.rmtree(where, ignore_errors=True)  # a second: always the sizes above
+            build_scratch({"family": family, **PROMPTING_SCRATCH}, corpus, where, SEED)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(where)
+            net = auto.from_pretrained(where).to(device()).eval()
+            choices = self.prompting_choices(tokenizer)
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+            def ours(choices=choices, net=net, pad=pad):
+                return option_logprobs(net, choices, batch_size=8, pad_id=pad)
+
+            def naive(choices=choices, net=net):
+                return naive_option_logprobs(net, choices)
+
+            ours(choices[:8])
+            naive(choices[:8])
+            fast, slow = [], []
+            for _ in range(self.sizes.repeats):
+                with Clock() as c:
+                    got = ours()
+                fast.append(c.seconds)
+                with Clock() as c:
+                    want = naive()
+                slow.append(c.seconds)
+            pairs = [xy for a, b in zip(got, want, strict=True) for xy in zip(a, b, strict=True)]
+            diff = max(abs(x - y) for x, y in pairs)
+            agree = all(abs(x - y) <= 1e-4 + 1e-6 * abs(y) for x, y in pairs)
+            prompts = [len(c.prompt) for c in choices]
+            options = [len(o) for c in choices for o in c.options]
+            # a decoder runs the prompts' common prefix once; T5's encoder runs every prompt whole
+            shared = 0 if family == "t5" else shared_prefix_length([c.prompt for c in choices])
+            # tokens through the model: prompt + option per option, against the shared prefix
+            # once, each prompt's rest once and each option but its last token (the first comes
+            # from the prompt's logits)
+            naive_tokens = sum(len(c.prompt) * len(c.options) for c in choices) + sum(options)
+            our_tokens = shared + sum(prompts) - shared * len(prompts) + sum(options) - len(options)
+            self.details[f"prompting/{family}"] = {
+                "examples": len(choices),
+                "options": len(options),
+                "prompt_tokens": [min(prompts), max(prompts)],
+                "option_tokens": [min(options), max(options)],
+                "shared_prefix_tokens": shared,
+                "vocab": len(tokenizer),
+                "ours_s": fast,
+                "naive_s": slow,
+                "max_abs_diff": diff,
+                "max_abs_score": max(abs(y) for _, y in pairs),
+                "token_ratio": naive_tokens / our_tokens,
+            }
+            note = (
+                f"{len(options) / len(choices):.1f} options per prompt, prompts "
+                f"{min(prompts)}-{max(prompts)} tokens, options {min(options)}-{max(options)}; "
+                f"shared prefix run once: {shared} tokens; "
+                f"{naive_tokens / our_tokens:.2f}x the tokens through the model (unpadded); "
+                f"vocabulary {len(tokenizer)}; batches of 8; one thread; largest score difference "
+                f"{diff:.1e} (scores down to {-max(abs(y) for _, y in pairs):.0f})"
+            )
+            if not agree:
+                note += " (SCORES DIFFER: over 1e-4 + 1e-6 |score|)"
+            self.add(
+                "prompting",
+                f"{len(choices)} few-shot GAD prompts ({PROMPTING_SHOTS} shots, the same in each), "
+                f"scratch {family} 4x256: "
+                "option_logprobs vs one pass per option",
+                f"{min(fast):.2f} s",
+                f"{min(slow):.2f} s (naive)",
+                min(slow) / min(fast),
+                3.0,
+                note,
+            )
+            if not agree:
+                self.rows[-1]["met"] = False
+
+    @staticmethod
+    def _gad_demo(split: str) -> list[dict]:
+        """The demo's GAD split (shipped in the repository), as rows of its TSV."""
+        with open(
+            ROOT / "data" / "demo" / "gad" / f"{split}.tsv", newline="", encoding="utf-8"
+        ) as fh:
+            return list(csv.DictReader(fh, delimiter="\t"))
+
     # ---------------------------------------------------------------------------- memory
 
     def memory(self) -> None:
@@ -1149,10 +1310,12 @@ def main(argv=None) -> int:
             "similarity",
             "mdl",
             "erasure",
+            "prompting",
             "memory",
             "planning",
         ],
-        help="sections to run (finetune analysis relation similarity mdl erasure memory planning)",
+        help="sections to run (finetune analysis relation similarity mdl erasure prompting memory "
+        "planning)",
     )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
@@ -1171,7 +1334,7 @@ def main(argv=None) -> int:
     if args.child:
         bench.child(*args.child)
         return 0
-    if not DATA.is_dir():
+    if not DATA.is_dir() and set(args.only) - OWN_DATA:
         print(f"{DATA} is absent: the benchmark needs the real corpora", file=sys.stderr)
         return 2
     started = time.perf_counter()
@@ -1200,6 +1363,8 @@ def main(argv=None) -> int:
         bench.mdl()
     if "erasure" in args.only:
         bench.erasure()
+    if "prompting" in args.only:
+        bench.prompting()
     if "memory" in args.only:
         bench.memory()
     if "planning" in args.only:

@@ -1,5 +1,6 @@
 # Validation, wildcard constraints, targets and param helpers. No rules here.
 import functools
+import re
 import os
 import sys
 from pathlib import Path
@@ -152,6 +153,15 @@ def training_slice(wildcards):
 
 def method_slice(wildcards):
     return sorted_slice(config["methods"][wildcards.method])
+
+
+def task_prompt_slice(wildcards):
+    grid.check_defined(config, wildcards)
+    return sorted_slice(config["tasks"][wildcards.task]["prompt"])
+
+
+# the prompt rule's methods (a pattern that matches nothing where there is none)
+PROMPTING_PATTERN = "|".join(map(re.escape, grid.prompting_methods(config))) or "(?!x)x"
 
 
 def is_adapter(method):
@@ -506,8 +516,14 @@ def probe_sweep_figure_options(wildcards):
 
 
 def downstream_figure_options(wildcards):
-    confidence = config["statistics"]["bootstrap"]["confidence"]  # named in the title
-    return {"metrics": downstream_figure_metrics(), "confidence": confidence}
+    """Each task's metrics, the bootstrap level (named in the title) and the prompting
+    method ids (drawn as levels, not lines over sizes)."""
+    confidence = config["statistics"]["bootstrap"]["confidence"]
+    return {
+        "metrics": downstream_figure_metrics(),
+        "confidence": confidence,
+        "prompting": sorted(grid.prompting_methods(config)),
+    }
 
 
 def blurb_slice(wildcards):
@@ -580,7 +596,7 @@ def example_run(task, model):
     """The variant whose attention examples are drawn: the first method, the largest
     training size, the first seed (the largest change fine-tuning made, reproducibly).
     """
-    method = next(iter(config["methods"]))
+    method = grid.training_methods(config)[0]
     size = max(s for s in config["sizes"] if s > 0)
     return grid.Run(task, model, method, size, config["seeds"][0])
 
@@ -603,7 +619,8 @@ def report_targets():
     """What the report adds to the pipeline's targets: the tables as HTML, the chance levels
     and, where there is a fine-tuned variant, the attention examples and head views."""
     targets = [grid.table(name, "html") for name in report_tables()]
-    if any(s > 0 for s in config["sizes"]) and config["attention"]["max_examples"] > 0:
+    fine_tuned = any(s > 0 for s in config["sizes"]) and grid.training_methods(config)
+    if fine_tuned and config["attention"]["max_examples"] > 0:
         pairs = [
             (t, m) for t in sorted(config["tasks"]) for m in sorted(config["models"])
         ]

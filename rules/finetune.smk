@@ -80,6 +80,37 @@ rule evaluate:
         "../workflow_scripts/evaluate.py"
 
 
+# A prompting method (zero- or few-shot): the pretrained model asked each example, nothing
+# trained; the seed draws the demonstrations.
+rule prompt:
+    input:
+        unpack(task_data),
+        model=pretrained_input,
+    output:
+        evaluation=grid.EVAL_JSON,
+        predictions=grid.PREDICTIONS_JSON,
+    log:
+        grid.log("prompt", grid.RUN),
+    benchmark:
+        grid.benchmark("prompt", grid.RUN)
+    wildcard_constraints:
+        method=PROMPTING_PATTERN,
+        size="0",
+    conda:
+        "../envs/bioprobe.yaml"
+    threads: finetune_threads
+    resources:
+        mem_mb=8000,
+        gpu=1,
+    params:
+        method=method_slice,
+        prompt=task_prompt_slice,
+        model=model_slice,
+        location=lambda wc: pretrained_location(wc.task, wc.model),
+    script:
+        "../workflow_scripts/prompt.py"
+
+
 rule collect_downstream:
     input:
         evaluations=eval_files(),

@@ -255,6 +255,7 @@ rule summarise:
         "../envs/bioprobe.yaml"
     params:
         options=summary_options,
+        prompting=sorted(grid.prompting_methods(config)),
         permutation=lambda wc: sorted_slice(config["statistics"]["permutation"]),
     script:
         "../workflow_scripts/summarise.py"
@@ -322,6 +323,7 @@ rule plot_blurb:
         "../envs/bioprobe.yaml"
     params:
         figure="blurb",
-        options={},
+        # prompting methods: levels, not lines over sizes
+        options={"prompting": sorted(grid.prompting_methods(config))},
     script:
         "../workflow_scripts/plot.py"

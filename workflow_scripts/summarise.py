@@ -11,7 +11,8 @@ from bioprobe.settings import PermutationSettings
 
 def main(sm):
     tables = {k: sm.input[k] for k in ("downstream", "probes", "attention", "similarity")}
-    options = sm.params.options
+    # prompting methods: in the summary, not among the fine-tuned runs the correlations read
+    options = {**sm.params.options, "prompting": sm.params.prompting}
     measures = summary.internal_measures(**tables, **options)
     write_tsv(measures, sm.output.measures)
     permutation = PermutationSettings.from_config(sm.params.permutation, "statistics.permutation")

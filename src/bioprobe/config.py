@@ -148,7 +148,10 @@ REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb"}
 
 
 def _check_semantics(config: dict) -> None:
+    from bioprobe import prompting
+
     check_method_ids(config["methods"])
+    prompting.check_config(config)
     _check_report_to(config)
     _check_erasure_runs(config)
     for task_id, task in config["tasks"].items():

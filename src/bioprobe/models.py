@@ -825,6 +825,51 @@ def load_model_for_task(
     return model
 
 
+def load_language_model(
+    location: str | os.PathLike | None,
+    *,
+    spec: ModelSpec,
+    dtype: Any = None,
+    tokenizer: Any = None,
+    seed: int = 0,
+    quantization_config: Any = None,
+) -> Any:
+    """The model with its language-modelling head, as prompting runs it: a decoder's causal LM
+    (``AutoModelForCausalLM``) or an encoder-decoder's (``AutoModelForSeq2SeqLM``), in eval
+    mode. A checkpoint without an LM head (a scratch build, an encoder-only save) gets one
+    drawn from `seed`; GPT-2, LLaMA-style and T5 builds tie it to the input embeddings.
+    Same weight checks and dtype as :func:`load_model_for_task`; `quantization_config`: qlora's
+    4-bit base for instruction tuning (bioprobe.methods)."""
+    import torch
+    import transformers
+
+    if dtype is None:
+        dtype = weights_dtype(spec, inference_half())
+    where = _location(spec, location)
+    check_weights(where, spec)
+    config = read_model_config(spec, where) or {}
+    auto = (
+        transformers.AutoModelForSeq2SeqLM
+        if is_encoder_decoder_config(config)
+        else transformers.AutoModelForCausalLM
+    )
+    kwargs: dict[str, Any] = {
+        **_hub_kwargs(spec, where),
+        "trust_remote_code": spec.trust_remote_code,
+        "use_safetensors": None if spec.allow_pickle else True,
+        "dtype": dtype,
+    }
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+    if tokenizer is None:
+        tokenizer = load_tokenizer_for(spec, where)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed("lm-head", seed))
+        model = _from_pretrained(auto, where, spec, kwargs)
+    _set_pad(model, tokenizer)
+    return model.eval()
+
+
 def _from_pretrained(auto: Any, where: str, spec: ModelSpec, kwargs: dict[str, Any]) -> Any:
     """`auto.from_pretrained`; refused pickles and unreadable weights as one line naming the key."""
     try:

@@ -189,3 +189,25 @@ class ProbeSweepSettings(Settings):
     C: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
     rank: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     sizes: tuple[int, ...] | None = (0,)  # the swept variants' sizes (0: size-0 ones); None: all
+
+
+@dataclass(frozen=True)
+class PromptingSettings(Settings):
+    """A `methods.<id>` entry of kind prompting (`bioprobe.prompting`)."""
+
+    kind: str = "prompting"
+    shots: int = 0  # demonstrations per prompt, drawn from the training split with the seed
+    templates: Mapping[str, str] = field(default_factory=dict)  # task type -> its template
+    instruction: str | None = None  # None: the task's prompt.instruction, else its type's
+    chat_template: str = "auto"  # auto | always | never
+    length_normalise: bool = False  # rank answers by mean, not summed, token log-likelihood
+    max_new_tokens: int = 48  # generated tokens per NER/PICO answer
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class TaskPromptSettings(Settings):
+    """`tasks.<id>.prompt`: how prompting methods ask this task."""
+
+    instruction: str | None = None  # None: the task type's default
+    verbalizer: Mapping[str, str] = field(default_factory=dict)  # label -> its words

@@ -15,8 +15,13 @@ the ``cka`` rows of the representation-similarity table);
 models pooled as ``model="all models"``; Spearman's p by permutation, and Holm-adjusted over
 each task's family of correlations);
 `summary_table` averages everything over seeds per task × model × method × size, the test
-score's bootstrap interval (mean over seeds) beside its sd over seeds; `to_markdown`
-renders any of them with 3 decimals.
+score's bootstrap interval (mean over seeds) beside its sd over seeds, and where fine-tuning
+overtakes the best prompting method; `to_markdown` renders any of them with 3 decimals.
+
+Prompting methods (`prompting`: their ids, kind ``prompting``; size-0 runs, nothing trained)
+are no fine-tuned variants: they have no internal measures, so neither `internal_measures`
+nor the correlations see them; the summary table has their rows and compares each fine-tuned
+method with the best of them.
 
 Metrics are chosen per task, by the caller: `main_metrics` (the downstream score each task is
 judged by) and `probe_metrics` (the probe score), each a mapping ``{task: metric}`` or one metric
@@ -57,6 +62,7 @@ __all__ = [
     "MEASURES",
     "POOLED",
     "SPECIAL_METHODS",
+    "check_prompting",
     "correlations",
     "holm",
     "internal_measures",
@@ -69,6 +75,7 @@ __all__ = [
 #: A variant (what `summary_table` averages over seeds): the run key without the seed.
 GROUP = [c for c in KEY if c != "seed"]
 #: Methods that are not fine-tuning: the published model and its random-weights control.
+#: (Prompting methods are not fine-tuning either; their ids come from the config, `prompting`.)
 SPECIAL_METHODS = (PRETRAINED, RANDOM_INIT)
 #: Metrics per task: a mapping {task: metric}, or one metric for every task.
 TaskMetrics = str | Mapping[str, str]
@@ -135,8 +142,21 @@ def task_metrics(metrics: TaskMetrics, tasks: Iterable[str], what: str) -> dict[
     return {t: metrics[t] for t in tasks}
 
 
-def _is_finetuned(method: pd.Series) -> pd.Series:
-    return ~method.isin(SPECIAL_METHODS)
+def _is_finetuned(method: pd.Series, prompting: Sequence[str] = ()) -> pd.Series:
+    return ~method.isin([*SPECIAL_METHODS, *prompting])
+
+
+def check_prompting(table: pd.DataFrame, prompting: Sequence[str], name: str) -> None:
+    """A ValueError naming the method where `table` has size-0 rows of a method that is
+    neither pretrained, random-init nor among `prompting`: fine-tuning never has size 0, so
+    it is a prompting method the caller did not name (it would count as fine-tuning)."""
+    size0 = set(table.loc[table["size"] == 0, "method"])
+    unnamed = sorted(size0 - {*SPECIAL_METHODS, *prompting})
+    if unnamed:
+        raise ValueError(
+            f"the {name} table has size-0 rows of method(s) {', '.join(unnamed)}: a prompting "
+            "method? pass its id in prompting= (fine-tuned runs have sizes above 0)"
+        )
 
 
 def _downstream_main(
@@ -235,11 +255,16 @@ def _merge_measure(
 
 
 def _scored_runs(
-    down: pd.DataFrame, split: str, main_metrics: TaskMetrics, include_pretrained: bool
+    down: pd.DataFrame,
+    split: str,
+    main_metrics: TaskMetrics,
+    include_pretrained: bool,
+    prompting: Sequence[str],
 ) -> pd.DataFrame:
-    """The fine-tuned runs (and the pretrained ones if asked) with their main downstream score."""
+    """The fine-tuned runs (and the pretrained ones if asked) with their main downstream score;
+    prompting runs are left out."""
     out = _downstream_main(down, split, main_metrics)
-    keep = _is_finetuned(out["method"])
+    keep = _is_finetuned(out["method"], prompting)
     if include_pretrained:
         keep |= out["method"] == PRETRAINED
     return out[keep].reset_index(drop=True)
@@ -271,6 +296,7 @@ def internal_measures(
     probe_metrics: TaskMetrics = "macro_f1",
     attention_metric: str = "cosine",
     include_pretrained: bool = False,
+    prompting: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Per (task, model, method, size, seed): downstream main score and the internal measures.
 
@@ -282,10 +308,12 @@ def internal_measures(
     mean over layers 0..L of that metric's rows of the representation-similarity table
     `similarity`). A measure
     whose table is missing is NaN. Rows are the fine-tuned variants (the pretrained model too with
-    `include_pretrained`: its head is untrained, and it has no attention similarity or CKA).
+    `include_pretrained`: its head is untrained, and it has no attention similarity or CKA);
+    the runs of `prompting` methods (their ids) are left out, so `correlations` never sees them.
     """
     down, probes, attention, similarity = _load_inputs(downstream, probes, attention, similarity)
-    out = _scored_runs(down, split, main_metrics, include_pretrained)
+    check_prompting(down, prompting, "downstream")
+    out = _scored_runs(down, split, main_metrics, include_pretrained, prompting)
     out = _add_probe_scores(out, probes, probe, probe_metrics)
     attention_means = _run_means(attention, "attention_similarity", attention_metric)
     out = _merge_measure(out, attention_means, "attention_similarity", on=KEY)
@@ -490,7 +518,30 @@ _SUMMARY_COLUMNS = [
     "selectivity",
     "attention_similarity",
     *SIMILARITY_MEASURES,
+    "best_prompting",
+    "prompting_score",
+    "beats_prompting_from",
 ]
+
+
+def _add_prompting_comparison(out: pd.DataFrame, prompting: Sequence[str]) -> pd.DataFrame:
+    """Per task × model, the prompting method with the highest seed-mean score
+    (``best_prompting``, the first id on ties) and that score (``prompting_score``); on the
+    rows of each fine-tuned method, the smallest size whose seed-mean score exceeds it
+    (``beats_prompting_from``), NA where none does or nothing was prompted."""
+    prompted = out[out["method"].isin(prompting) & out["score_mean"].notna()]
+    best = prompted.sort_values(["score_mean", "method"], ascending=[False, True], kind="mergesort")
+    best = best.drop_duplicates(["task", "model"])[["task", "model", "method", "score_mean"]]
+    best = best.rename(columns={"method": "best_prompting", "score_mean": "prompting_score"})
+    out = out.merge(best, on=["task", "model"], how="left")
+    ahead = out[
+        _is_finetuned(out["method"], prompting) & (out["score_mean"] > out["prompting_score"])
+    ]
+    first = ahead.groupby(["task", "model", "method"], as_index=False)["size"].min()
+    first = first.rename(columns={"size": "beats_prompting_from"})
+    out = out.merge(first, on=["task", "model", "method"], how="left")
+    out["beats_prompting_from"] = out["beats_prompting_from"].astype("Int64")
+    return out
 
 
 def summary_table(
@@ -504,6 +555,7 @@ def summary_table(
     probe: str = "linear",
     probe_metrics: TaskMetrics = "macro_f1",
     attention_metric: str = "cosine",
+    prompting: Sequence[str] = (),
 ) -> pd.DataFrame:
     """One row per task × model × method × size, everything averaged over seeds.
 
@@ -518,8 +570,18 @@ def summary_table(
     (mean of `attention_metric` over layers, heads and seeds); ``cka``, ``procrustes``,
     ``svcca`` (each measure's mean over layers and seeds). Variants without downstream rows
     (random-init) keep NaN scores.
+
+    Against prompting (`prompting`: the prompting method ids; their rows are size 0 and have
+    scores only), on every row of a task × model: ``best_prompting`` (the prompting method with
+    the highest ``score_mean`` there) and ``prompting_score`` (that ``score_mean``); on the
+    rows of each fine-tuned method, ``beats_prompting_from``: the smallest size at which that
+    method's ``score_mean`` exceeds ``prompting_score`` (the data fine-tuning needs to beat
+    prompting). All three are NA where the task × model has no prompting run, and
+    ``beats_prompting_from`` also where the method never exceeds it and on the rows of
+    pretrained, random-init and prompting.
     """
     down, probes, attention, similarity = _load_inputs(downstream, probes, attention, similarity)
+    check_prompting(down, prompting, "downstream")
     out = _variants(down, probes, attention, similarity)
     out = out.merge(_seed_mean_scores(down, split, main_metrics), on=GROUP, how="left")
     out = _add_best_layer(out, probes, probe, probe_metrics)
@@ -527,6 +589,7 @@ def summary_table(
     runs |= {m: _run_means(similarity, m, m) for m in SIMILARITY_MEASURES}
     for col, means in runs.items():
         out = _merge_measure(out, _variant_means(means, col), col, on=GROUP)
+    out = _add_prompting_comparison(out, prompting)
 
     out = out[_SUMMARY_COLUMNS].sort_values(GROUP, kind="mergesort").reset_index(drop=True)
     out["n_seeds"] = out["n_seeds"].astype("Int64")

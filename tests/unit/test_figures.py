@@ -215,7 +215,7 @@ def test_downstream(small, tmp_path):
         "pair-b · macro_f1",
     ]
     assert axes[0].get_ylabel() == "entity_f1"
-    assert "training data" in axes[-1].get_xlabel()
+    assert "train split" in axes[-1].get_xlabel()
     assert list(axes[0].get_xticks()) == [0, 10, 50, 100]  # size 0 = the pretrained point
     assert set(legend_labels(fig)) == {"enc", "dec"}
     assert fig.legends[0].get_bbox_to_anchor() is not None
@@ -296,6 +296,94 @@ def test_downstream_missing_split_names_table():
         F.build_downstream(df.iloc[:0], metrics)
     with pytest.raises(ValueError, match="downstream table is missing"):
         F.build_downstream(None, metrics)
+
+
+#: the prompting methods of the synthetic tables and their level (each seed 0.01 either side)
+PROMPTING = {"zero-shot": 0.62, "few-shot-2": 0.7}
+
+
+def with_prompting(down: pd.DataFrame, levels: dict[str, float] = PROMPTING) -> pd.DataFrame:
+    """`down` plus prompting rows: size 0, each of the table's seeds, every task × model ×
+    split × metric at the method's level, the k-th model's 0.03 * k above it, seed s off it
+    by 0.02 * (s - mean seed)."""
+    base = down[down["method"] == "pretrained"]
+    model_rank = base["model"].rank(method="dense") - 1
+    shift = 0.03 * model_rank + 0.02 * (base["seed"] - base["seed"].mean())
+    rows = [base.assign(method=m, value=level + shift) for m, level in levels.items()]
+    return pd.concat([down, *rows], ignore_index=True)
+
+
+def line_data(ax) -> list[tuple]:
+    """Each line of `ax` as (x, y, colour, style), to compare two figures' lines."""
+    return [
+        (tuple(line.get_xdata()), tuple(line.get_ydata()), line.get_color(), line.get_linestyle())
+        for line in ax.get_lines()
+    ]
+
+
+def test_downstream_prompting_is_a_level_not_a_line_over_sizes(small, tmp_path):
+    down = with_prompting(small["downstream"])
+    metrics = drawn_metrics(SMALL_TASKS)
+    fig = F.build_downstream(down, metrics, prompting=list(PROMPTING))
+    plain = F.build_downstream(small["downstream"], metrics)
+    labels = legend_labels(fig)
+    assert {"zero-shot (prompting)", "few-shot-2 (prompting)", "enc", "dec"} <= set(labels)
+    assert "zero-shot" not in labels  # no fine-tuning method's dash pattern for it
+    colors = model_colors(SMALL_MODELS)
+    shapes = {m: set() for m in PROMPTING}
+    for ax, ax_plain in zip(visible_axes(fig), visible_axes(plain), strict=True):
+        assert list(ax.get_xticks()) == [0, 10, 50, 100]
+        lines = line_data(ax)
+        # the fine-tuning lines and markers, the pretrained start included, are unchanged
+        kept = line_data(ax_plain)
+        assert all(line in lines for line in kept)
+        extra = [line for line in lines if line not in kept]
+        # nothing else over the sizes: the horizontals (axes x 0..1) and the markers at x < 0
+        assert all(x == (0, 1) or max(x) < 0 for x, *_ in extra)
+        task, metric = ax.get_title().split(" · ")
+        rows = down[(down["task"] == task) & (down["metric"] == metric)]
+        rows = rows[(rows["split"] == "test") & rows["method"].isin(PROMPTING)]
+        bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+        for (method, model), g in rows.groupby(["method", "model"]):
+            mean, sd = g["value"].mean(), g["value"].std()
+            # a dashed line across the panel at the mean over seeds, in the model's colour
+            assert [
+                line
+                for line in extra
+                if line[0] == (0, 1)
+                and np.allclose(line[1], mean)
+                and line[2] == colors[model]
+                and line[3] == "--"
+            ]
+            # an open marker left of size 0 with the sd over seeds as its bar
+            (bar,) = [b for b in bars if np.isclose(b.lines[0].get_ydata()[0], mean)]
+            assert bar.lines[0].get_color() == colors[model]
+            marker = bar.lines[0]
+            assert marker.get_xdata()[0] < 0
+            assert marker.get_markerfacecolor() == "white"
+            shapes[method].add(marker.get_marker())
+            (segment,) = bar.lines[2][0].get_segments()
+            np.testing.assert_allclose([segment[0][1], segment[1][1]], [mean - sd, mean + sd])
+    # a marker shape per prompting method, whatever the model
+    assert all(len(s) == 1 for s in shapes.values()) and len(set.union(*shapes.values())) == 2
+    paths = F.plot_downstream(down, tmp_path / "prompting", metrics, prompting=list(PROMPTING))
+    assert_written(paths, tmp_path / "prompting")
+    # unnamed, a prompting method would pass for fine-tuning: an error naming it
+    with pytest.raises(ValueError, match=r"method\(s\) few-shot-2, zero-shot: a prompting method"):
+        F.build_downstream(down, metrics)
+
+
+def test_downstream_prompting_one_seed_bar_is_its_interval():
+    t = synthetic_tables({"ner-a": "ner"}, {"enc": (3, 2)}, seeds=(1,))
+    down = with_intervals(with_prompting(t["downstream"], {"zero-shot": 0.6}))
+    fig = F.build_downstream(down, drawn_metrics({"ner-a": "ner"}), prompting=["zero-shot"])
+    ax = visible_axes(fig)[0]
+    bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    (bar,) = [b for b in bars if b.lines[0] is not None]  # the run's own bars have no marker
+    assert bar.lines[0].get_xdata()[0] < 0
+    (segment,) = bar.lines[2][0].get_segments()
+    np.testing.assert_allclose([segment[0][1], segment[1][1]], [0.55, 0.63])
+    assert "one seed; bars = 95% bootstrap CI" in fig._suptitle.get_text()
 
 
 # ------------------------------------------------------------------------------- probes
@@ -688,6 +776,23 @@ def test_blurb_one_seed_has_no_band_and_full_coverage_no_caveat():
 def test_blurb_missing_table():
     with pytest.raises(ValueError, match="blurb table is missing"):
         F.build_blurb(None)
+
+
+def test_blurb_prompting_is_a_level(small):
+    down = with_prompting(small["downstream"])
+    table = blurb_table(down, BLURB_SPEC)
+    fig = F.build_blurb(table, prompting=list(PROMPTING))
+    plain = F.build_blurb(blurb_table(small["downstream"], BLURB_SPEC))
+    assert {"zero-shot (prompting)", "few-shot-2 (prompting)"} <= set(legend_labels(fig))
+    lines, kept = line_data(visible_axes(fig)[0]), line_data(visible_axes(plain)[0])
+    assert all(line in lines for line in kept)  # the fine-tuning lines are unchanged
+    extra = [line for line in lines if line not in kept]
+    assert all(x == (0, 1) or max(x) < 0 for x, *_ in extra)  # horizontals, markers left of 0
+    # the BLURB score of zero-shot prompting, the mean over seeds: a dashed line in enc's colour
+    rows = table[(table["level"] == "blurb") & (table["method"] == "zero-shot")]
+    mean = rows.loc[rows["model"] == "enc", "value"].mean()
+    (line,) = [line for line in extra if line[0] == (0, 1) and np.allclose(line[1], mean)]
+    assert line[2:] == (model_colors(SMALL_MODELS)["enc"], "--")
 
 
 # ---------------------------------------------------------------------------- paper scale

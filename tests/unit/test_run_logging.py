@@ -29,8 +29,8 @@ def test_single_prediction(task_type, labels, predicted, only):
 def test_a_model_that_predicts_only_o_is_warned_about(caplog):
     task = SimpleNamespace(type=tasks.get("ner"), labels=["O", "B-X", "I-X"])
     with caplog.at_level(logging.WARNING, logger="bioprobe.evaluate"):
-        evaluate._warn_single_prediction(task, "validation", [[0, 0, 0], [0]])
-        evaluate._warn_single_prediction(task, "test", [[0, 1, 2], [0]])
+        evaluate.warn_single_prediction(task, "validation", [[0, 0, 0], [0]])
+        evaluate.warn_single_prediction(task, "test", [[0, 1, 2], [0]])
     assert [r.getMessage() for r in caplog.records] == [
         "validation: the model predicts 'O' for every word: it has not learned the task "
         "(more training data, more epochs or a higher learning rate may help)"

@@ -325,6 +325,9 @@ def test_summary_table(tables):
         "cka",
         "procrustes",
         "svcca",
+        "best_prompting",
+        "prompting_score",
+        "beats_prompting_from",
     ]
     # 2 tasks × (random-init, pretrained, full 10, full 100)
     assert len(s) == 8
@@ -372,6 +375,71 @@ def test_summary_table_puts_the_mean_interval_next_to_the_seed_sd(tables):
         "score_std",
         "n_seeds",
     ]
+
+
+def prompting_table() -> pd.DataFrame:
+    """One NER task, two models, two seeds. Model m: full fine-tuning with seed means 0.46
+    (one seed above prompting), 0.65, 0.9 at sizes 10, 30, 100; LoRA 0.3, 0.5, 0.58, never
+    above; prompting zero-shot 0.6 and few-shot-2 0.5. Model m2: full only, no prompting."""
+    means = {
+        ("m", "full"): {10: (0.3, 0.62), 30: (0.6, 0.7), 100: (0.9, 0.9)},
+        ("m", "lora"): {10: (0.3, 0.3), 30: (0.5, 0.5), 100: (0.58, 0.58)},
+        ("m", "zero-shot"): {0: (0.55, 0.65)},
+        ("m", "few-shot-2"): {0: (0.5, 0.5)},
+        ("m", "pretrained"): {0: (0.05, 0.05)},
+        ("m2", "full"): {10: (0.2, 0.2), 100: (0.8, 0.8)},
+        ("m2", "pretrained"): {0: (0.05, 0.05)},
+    }
+    rows = [
+        {**key("ner", model, method, size, seed), "split": "test"}
+        | {"metric": "entity_f1", "value": value}
+        for (model, method), by_size in means.items()
+        for size, values in by_size.items()
+        for seed, value in zip((1, 2), values, strict=True)
+    ]
+    return pd.DataFrame(rows)
+
+
+PROMPTING = ["few-shot-2", "zero-shot"]
+
+
+def test_summary_table_compares_fine_tuning_with_the_best_prompting():
+    s = summary_table(prompting_table(), main_metrics=MAIN, prompting=PROMPTING)
+    m = s[s["model"] == "m"]
+    assert set(m["best_prompting"]) == {"zero-shot"}  # on every row of the task × model
+    assert m["prompting_score"].to_numpy() == pytest.approx([0.6] * len(m))
+    by_method = m.groupby("method")["beats_prompting_from"].unique().to_dict()
+    # full's seed mean at 10 (0.46) is under 0.6 though one seed is above: from 30
+    assert list(by_method["full"]) == [30]
+    assert by_method["lora"][0] is pd.NA  # never above
+    for method in ("pretrained", "zero-shot", "few-shot-2"):  # not fine-tuned: NA
+        assert by_method[method][0] is pd.NA
+    # the prompting rows are variants of the table, at size 0, with their scores
+    zero = m[m["method"] == "zero-shot"].iloc[0]
+    assert zero["size"] == 0 and zero["score_mean"] == pytest.approx(0.6)
+    # a model without prompting runs: the three columns NA
+    m2 = s[s["model"] == "m2"]
+    assert len(m2) == 3
+    assert m2[["best_prompting", "prompting_score", "beats_prompting_from"]].isna().all().all()
+    assert s["beats_prompting_from"].dtype == "Int64"
+
+
+def test_summary_without_prompting_runs_has_the_columns_empty(tables):
+    s = summary_table(tables["downstream"], main_metrics=MAIN, prompting=PROMPTING)
+    assert s[["best_prompting", "prompting_score", "beats_prompting_from"]].isna().all().all()
+    assert "<NA>" not in to_markdown(s)
+
+
+def test_prompting_runs_are_not_fine_tuned_runs():
+    down = prompting_table()
+    m = internal_measures(down, main_metrics=MAIN, prompting=PROMPTING, include_pretrained=True)
+    assert set(m["method"]) == {"full", "lora", "pretrained"}
+    c = correlations(m.assign(cka=m["downstream"]), measures=["cka"])
+    assert c.loc[c["model"] == "m", "n"].item() == 14  # 2 methods x 3 sizes x 2 seeds + pretrained
+    # a size-0 method not named as prompting would pass for fine-tuning: an error naming it
+    for call in (internal_measures, summary_table):
+        with pytest.raises(ValueError, match=r"size-0 rows of method\(s\) few-shot-2, zero-shot"):
+            call(down, main_metrics=MAIN)
 
 
 def test_to_markdown(tables):

@@ -17,6 +17,25 @@ ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
 
 # A tiny grid: both task types on the demo corpus, a scratch encoder and a scratch decoder.
+#: scratch LLaMA (decoder) and T5 (encoder-decoder) for the large-model families' and the
+#: prompting workflow tests; LLaMA's vocabulary holds 256 byte-fallback tokens besides its pieces
+LLM_SCRATCH = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64}
+LLM_MODELS = {
+    "tiny-llama": {
+        "source": "scratch",
+        "scratch": {"family": "llama", **LLM_SCRATCH, "vocab_size": 600},
+    },
+    "tiny-t5": {
+        "source": "scratch",
+        "scratch": {"family": "t5", **LLM_SCRATCH, "vocab_size": 400},
+    },
+}
+#: zero- and few-shot prompting; random weights generate no newline, so a short answer keeps
+#: the NER and PICO generation cheap
+PROMPTING = {
+    "zero-shot": {"kind": "prompting", "max_new_tokens": 8},
+    "few-shot-2": {"kind": "prompting", "shots": 2, "max_new_tokens": 8},
+}
 TINY_CONFIG = {
     "tasks": {
         "demo-ner": demo.task_config("ner", "resources/demo/ner"),

@@ -1,6 +1,7 @@
 """Scratch LLaMA and T5 through `snakemake`: full fine-tuning and LoRA on an NER and a pair
 task, then evaluation, dumps, probes, attention similarity and representation similarity (CKA,
-Procrustes, SVCCA).
+Procrustes, SVCCA); zero- and few-shot prompting of both beside them, in the downstream table
+and figure (tests/workflow/test_prompting.py prompts the other task types).
 
 Small enough for a few minutes on two cores: tiny models on a small demo corpus, one seed, the
 100 % size and the pretrained models (no random-init copy), the tables only (no figures, no
@@ -16,24 +17,16 @@ import pytest
 
 from bioprobe.data import demo
 
-from .conftest import snakemake, write_config
+from .conftest import LLM_MODELS, PROMPTING, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
-SCRATCH = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64}
-MODELS = {
-    # LLaMA's vocabulary holds 256 byte-fallback tokens besides its pieces
-    "tiny-llama": {
-        "source": "scratch",
-        "scratch": {"family": "llama", **SCRATCH, "vocab_size": 600},
-    },
-    "tiny-t5": {"source": "scratch", "scratch": {"family": "t5", **SCRATCH, "vocab_size": 400}},
-}
+MODELS = LLM_MODELS
 TASKS = {"ner": ("ner", "entity_f1"), "nli": ("pair", "macro_f1")}
 CONFIG = {
     "tasks": {task: demo.task_config(kind, f"raw/{task}") for task, (kind, _) in TASKS.items()},
     "models": MODELS,
-    "methods": {"full": {}, "lora": {"r": 2}},
+    "methods": {"full": {}, "lora": {"r": 2}, **PROMPTING},
     "sizes": [0, 100],
     "seeds": [1],
     "random_init": False,
@@ -54,6 +47,7 @@ def llm_run(tmp_path_factory):
     demo.write_demo_nli(workdir / "raw" / "nli", **sizes)
     write_config(workdir, CONFIG)
     targets = [f"results/tables/{name}.tsv" for name in TABLES]
+    targets.append("results/figures/downstream.png")
     result = snakemake(workdir, "--cores", "2", *targets)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir
@@ -69,8 +63,40 @@ def test_every_variant_is_fine_tuned_and_scored(llm_run):
     for task, (_, metric) in TASKS.items():
         for model in MODELS:
             got = test[(test.task == task) & (test.model == model) & (test.metric == metric)]
-            assert set(got.method) == {"pretrained", *FINE_TUNED}, (task, model)
+            assert set(got.method) == {"pretrained", *FINE_TUNED, *PROMPTING}, (task, model)
             assert got.value.between(0, 1).all()
+            prompted = got[got.method.isin(list(PROMPTING))]
+            assert set(prompted["size"]) == {0} and prompted.ci_low.notna().all()
+
+
+def test_prompting_counts_its_prompts_and_is_not_analysed(llm_run):
+    """The evaluation JSON says what the prompts held; a prompting method gets no dump, probe
+    or comparison (the analyses read the pretrained model it runs); the downstream figure is
+    drawn with it (its markers and lines: tests/unit/test_figures.py)."""
+    n = 40  # validation and test examples
+    for model in MODELS:
+        ner = json.loads(
+            (llm_run / f"results/eval/ner/{model}/few-shot-2/size0/seed1.json").read_text()
+        )
+        info = ner["prompting"]
+        assert info["shots"] == 2 and info["scoring"] == "generation"
+        assert len(info["demonstrations"]) == 2
+        for split in ("validation", "test"):
+            stats = info["splits"][split]
+            assert stats["examples"] == n and stats["questions"] == 2 * n  # 2 entity types
+            assert 0 <= stats["invalid_generations"] <= stats["questions"]
+            assert stats["unmatched_mentions"] >= 0
+        nli = json.loads(
+            (llm_run / f"results/eval/nli/{model}/zero-shot/size0/seed1.json").read_text()
+        )
+        assert nli["prompting"]["shots"] == 0
+        assert nli["prompting"]["scoring"] == "rank classification"
+        log = (llm_run / f"logs/prompt/ner/{model}/few-shot-2/size0/seed1.log").read_text()
+        assert "2-shot" in log and "ETA" in log
+    for name in ("probes", "attention_similarity", "representation_similarity"):
+        assert not set(table(llm_run, name).method) & set(PROMPTING), name
+    assert not list((llm_run / "results" / "dumps").glob("*/*/*-shot*"))
+    assert (llm_run / "results" / "figures" / "downstream.png").stat().st_size > 20_000
 
 
 def test_every_analysis_reads_each_layer_of_the_analysed_stack(llm_run):

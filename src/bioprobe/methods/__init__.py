@@ -34,6 +34,7 @@ from bioprobe.methods.base import MethodKind, head_modules
 from bioprobe.methods.full import Full
 from bioprobe.methods.lora import LORA_TARGETS, LoRA, QLoRA, lora_targets, quantization_config
 from bioprobe.methods.prompt import PromptLabelCollator, PromptTuning, PTuning
+from bioprobe.methods.prompting import Prompting
 from bioprobe.pipeline.grid import PRETRAINED, RANDOM_INIT
 from bioprobe.settings import TrainingSettings
 
@@ -41,7 +42,7 @@ log = logging.getLogger("bioprobe.methods")
 
 #: every method kind by its config name (``methods.<id>.kind``), in the schema's order
 REGISTRY: dict[str, MethodKind] = {
-    k.name: k for k in (Full(), LoRA(), QLoRA(), PromptTuning(), PTuning())
+    k.name: k for k in (Full(), LoRA(), QLoRA(), PromptTuning(), PTuning(), Prompting())
 }
 #: the kinds' names
 KINDS: tuple[str, ...] = tuple(REGISTRY)
@@ -145,11 +146,13 @@ def unsupported_methods(
 def check_model_supported(
     methods: Mapping[str, Mapping[str, Any]], model_config: Any, task_type: str, model_key: str
 ) -> None:
-    """ConfigError naming the method where a method cannot train this model on this task."""
+    """ConfigError naming the method where a method cannot run this model on this task."""
     for method_id, method in methods.items():
         problem = _kind(method).refuses(model_config, task_type)
         if problem:
-            raise ConfigError(f"cannot train {model_key}: {problem}", f"methods.{method_id}")
+            raise ConfigError(
+                f"{method_id} cannot run {model_key}: {problem}", f"methods.{method_id}"
+            )
 
 
 def require_supported(methods: Mapping[str, Mapping[str, Any]], **machine: bool | None) -> None:

@@ -19,6 +19,10 @@ from typing import Any, ClassVar
 
 from bioprobe.errors import BioprobeError, ConfigError
 
+#: the language-modelling objectives a kind can train besides task heads (instruction tuning,
+#: bioprobe.instructions), passed where a task type goes; peft's task type of each
+LM_OBJECTIVES = {"causal-lm": "CAUSAL_LM", "seq2seq-lm": "SEQ_2_SEQ_LM"}
+
 
 class MethodKind:
     """One method kind (``methods.<id>.kind``). Instances are stateless singletons."""
@@ -27,6 +31,8 @@ class MethodKind:
     name: ClassVar[str]
     #: whether a trained run is adapters on the pretrained model (rather than a whole model)
     is_adapter: ClassVar[bool] = False
+    #: whether the method trains (False: prompting; its runs are size 0, evaluation only)
+    trains: ClassVar[bool] = True
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -70,10 +76,13 @@ class MethodKind:
         """The model the method starts from, for training or under trained adapters.
 
         One hook for both, so a kind that loads its base differently (QLoRA's 4-bit base)
-        does so in one place.
+        does so in one place. `task_type` may be an LM objective (:data:`LM_OBJECTIVES`):
+        the model with its language-modelling head, no task head.
         """
-        from bioprobe.models import load_model_for_task
+        from bioprobe.models import load_language_model, load_model_for_task
 
+        if task_type in LM_OBJECTIVES:
+            return load_language_model(location, spec=spec, **load_kwargs)
         return load_model_for_task(location, task_type, labels, spec=spec, **load_kwargs)
 
     def wrap_for_training(
@@ -140,11 +149,15 @@ class AdapterKind(MethodKind):
         return float32_trainables(peft.get_peft_model(model, config))
 
     def peft_common(self, task_type: str, model: Any) -> dict[str, Any]:
-        """The peft config entries every adapter shares: the task type and the head."""
+        """The peft config entries every adapter shares: the task type and the head. An LM
+        objective keeps its pretrained LM head frozen (no ``modules_to_save``: most families tie
+        it to the input embeddings, and T5's top-level modules are the whole model)."""
         import peft
 
         from bioprobe import tasks
 
+        if task_type in LM_OBJECTIVES:
+            return {"task_type": getattr(peft.TaskType, LM_OBJECTIVES[task_type])}
         return {
             "task_type": getattr(peft.TaskType, tasks.get(task_type).peft_task_type),
             "modules_to_save": head_modules(model),

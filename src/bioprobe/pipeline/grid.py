@@ -33,11 +33,27 @@ class Run:
         }
 
 
+def training_methods(config: Mapping[str, Any]) -> list[str]:
+    """The method ids that train (every kind but prompting), in config order."""
+    return [m for m, entry in config["methods"].items() if _trains(entry)]
+
+
+def prompting_methods(config: Mapping[str, Any]) -> list[str]:
+    """The method ids that prompt (kind prompting): size-0 runs, evaluation only."""
+    return [m for m, entry in config["methods"].items() if not _trains(entry)]
+
+
+def _trains(entry: Mapping[str, Any]) -> bool:
+    from bioprobe import methods  # imports this module
+
+    return methods.get(entry["kind"]).trains
+
+
 def finetune_runs(config: Mapping[str, Any]) -> Iterator[Run]:
-    """Every fine-tuning job: all tasks x models x methods x non-zero sizes x seeds."""
+    """Every fine-tuning job: all tasks x models x training methods x non-zero sizes x seeds."""
     for task in config["tasks"]:
         for model in config["models"]:
-            for method in config["methods"]:
+            for method in training_methods(config):
                 for size in sorted(s for s in config["sizes"] if s > 0):
                     for seed in config["seeds"]:
                         yield Run(task, model, method, size, seed)
@@ -53,8 +69,19 @@ def pretrained_runs(config: Mapping[str, Any]) -> Iterator[Run]:
                 yield Run(task, model, PRETRAINED, 0, seed)
 
 
+def prompting_runs(config: Mapping[str, Any]) -> Iterator[Run]:
+    """Every prompting method's evaluation: all tasks x models x seeds (the seed draws the
+    demonstrations), at size 0: nothing is trained."""
+    for task in config["tasks"]:
+        for model in config["models"]:
+            for method in prompting_methods(config):
+                for seed in config["seeds"]:
+                    yield Run(task, model, method, 0, seed)
+
+
 def eval_runs(config: Mapping[str, Any]) -> list[Run]:
-    return sorted([*pretrained_runs(config), *finetune_runs(config)])
+    """Every scored run: pretrained, fine-tuned and prompted."""
+    return sorted([*pretrained_runs(config), *finetune_runs(config), *prompting_runs(config)])
 
 
 def check_defined(config: Mapping[str, Any], wildcards: Any) -> None:

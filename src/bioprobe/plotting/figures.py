@@ -40,7 +40,7 @@ from bioprobe.blurb import BLURB_NAME, CATEGORIES, coverage_note
 from bioprobe.chance import chance_value, read_chance
 from bioprobe.methods.full import Full
 from bioprobe.pipeline.grid import PRETRAINED, RANDOM_INIT
-from bioprobe.pipeline.tables import KEY, PROBE_SWEEP_COLUMNS
+from bioprobe.pipeline.tables import DOWNSTREAM_INTERVAL, KEY, PROBE_SWEEP_COLUMNS
 from bioprobe.plotting.style import (
     LEGEND_W,
     PANEL_H,
@@ -62,6 +62,7 @@ from bioprobe.summary import (
     POOLED,
     SPECIAL_METHODS,
     TaskMetrics,
+    check_prompting,
     internal_measures,
     load_table,
     task_metrics,
@@ -563,6 +564,76 @@ def _method_dashes(methods: list[str]) -> dict | None:
     return dict(zip(methods, _METHOD_DASHES, strict=False)) if len(methods) > 1 else None
 
 
+#: per prompting method, its line's dash pattern and its open marker (its colour: the model's)
+_PROMPTING_STYLES = [((5, 2), "D"), ((1.2, 1.5), "v"), ((6, 1.5, 1.5, 1.5), "p"), ((2.5, 2.5), "h")]
+#: a prompting marker is open: the pretrained point at size 0 is filled
+_PROMPTING_MARKER = {"markerfacecolor": "white", "markeredgewidth": 1.3}
+
+
+def _prompting_styles(prompting: Sequence[str]) -> dict[str, tuple]:
+    return {
+        m: _PROMPTING_STYLES[i % len(_PROMPTING_STYLES)] for i, m in enumerate(sorted(prompting))
+    }
+
+
+def _split_prompting(
+    d: pd.DataFrame, prompting: Sequence[str], name: str
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, tuple]]:
+    """The rows of `d` (of the `name` table) that are not prompting, those that are, and the
+    style of each prompting method present."""
+    check_prompting(d, prompting, name)
+    is_prompting = d["method"].isin(list(prompting))
+    prompted = d[is_prompting]
+    return d[~is_prompting], prompted, _prompting_styles(set(prompted["method"]))
+
+
+def _draw_prompting(
+    ax,
+    part: pd.DataFrame,
+    models: list[str],
+    colors: dict,
+    styles: dict[str, tuple],
+    right: float,
+    intervals: bool,
+) -> None:
+    """Each prompting method's score per model (nothing trained, size 0): its mean over seeds
+    as a dashed line across the panel in the model's colour, where the fine-tuning line that
+    crosses it shows the data fine-tuning needs to beat it, and an open marker at the left
+    edge, left of the pretrained point (another thing: the untrained head at size 0). The
+    marker's bar is the sd over seeds (a few-shot seed draws other demonstrations), or with
+    one seed its bootstrap interval (`intervals`) where known. `right`: the largest size
+    drawn, which the markers' spacing follows."""
+    if part.empty:
+        return
+    stats = part.groupby(["method", "model"])["value"].agg(["mean", "std", "count"])
+    if intervals:
+        ci = part.groupby(["method", "model"])[DOWNSTREAM_INTERVAL].mean()
+    step = 0.035 * max(right, 1.0)
+    drawn = [(m, model) for m in styles for model in models if (m, model) in stats.index]
+    for k, (method, model) in enumerate(drawn):
+        mean, sd, n = stats.loc[(method, model)]  # n: rows, one per seed
+        dashes, marker = styles[method]
+        yerr = None
+        if n > 1:
+            yerr = sd
+        elif intervals and ci.loc[(method, model)].notna().all():
+            low, high = ci.loc[(method, model)]
+            yerr = [[mean - low], [high - mean]]
+        ax.axhline(mean, color=colors[model], dashes=dashes, linewidth=1.1, zorder=1.8)
+        ax.errorbar(
+            -(k + 1) * step,
+            mean,
+            yerr=yerr,
+            fmt=marker,
+            color=colors[model],
+            markersize=5.5,
+            **_PROMPTING_MARKER,
+            elinewidth=0.8,
+            capsize=2.0,
+            zorder=3,
+        )
+
+
 def _downstream_legend(
     fig: Figure,
     models: list[str],
@@ -570,9 +641,11 @@ def _downstream_legend(
     markers: dict,
     methods: list[str],
     chance: bool = False,
+    prompting: Mapping[str, tuple] | None = None,
 ) -> None:
     """An entry per model (colour and marker), then per method (the dash pattern its lines
-    have) when several, then the chance level when drawn."""
+    have) when several, then per prompting method (its dashes and open marker), then the
+    chance level when drawn."""
     handles = [
         Line2D([], [], color=colors[m], marker=markers[m], markeredgecolor="white", label=m)
         for m in models
@@ -581,6 +654,20 @@ def _downstream_legend(
         handles += [_spacer()] + [
             Line2D([], [], color="0.3", dashes=dash, label=m)
             for m, dash in _method_dashes(methods).items()
+        ]
+    if prompting:
+        handles += [_spacer()] + [
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                dashes=dashes,
+                linewidth=1.1,
+                marker=marker,
+                label=f"{m} (prompting)",
+                **_PROMPTING_MARKER,
+            )
+            for m, (dashes, marker) in prompting.items()
         ]
     if chance:
         handles += [_spacer(), _chance_handle()]
@@ -594,6 +681,7 @@ def build_downstream(
     split: str = "test",
     chance: pd.DataFrame | str | Path | None = None,
     confidence: float = 0.95,
+    prompting: Sequence[str] = (),
 ) -> Figure:
     """Downstream score vs training size: a panel per task × metric, a line per model.
 
@@ -603,12 +691,18 @@ def build_downstream(
     its line. With several seeds a band shows the sd over seeds (training randomness); with
     one, error bars show each score's bootstrap interval over test examples (``ci_low``,
     ``ci_high``; `confidence` is its level, for the title).
+
+    `prompting`: the method ids that prompt (size 0, nothing trained): each is a dashed
+    horizontal line per model at its mean over seeds, from an open marker at the panel's left
+    edge (`_draw_prompting`), instead of a line over sizes.
     """
     d, panels = _downstream_rows(df, metrics, split)
+    note = _downstream_band_note(d, confidence)
+    d, prompted, prompt_styles = _split_prompting(d, prompting, "downstream")
     d, methods = _with_pretrained_start(d)
-    intervals = _n_seeds(d) == 1
+    intervals = _n_seeds(pd.concat([d, prompted])) == 1
     table = read_chance(chance)
-    models = sorted(d["model"].unique())
+    models = sorted({*d["model"], *prompted["model"]})
     colors, markers = model_colors(models), model_markers(models)
     sizes = sorted(d["size"].unique())
     method_dashes = _method_dashes(methods)
@@ -633,22 +727,27 @@ def build_downstream(
                 continue
             metric = task_metrics[j]
             part = d[(d["task"] == task) & (d["metric"] == metric)]
-            _draw_downstream_panel(ax, part, models, colors, markers, method_dashes)
+            if not part.empty:  # a task only prompted (no size 0, no training method)
+                _draw_downstream_panel(ax, part, models, colors, markers, method_dashes)
             if intervals:
                 _draw_intervals(ax, part, models, colors)
+            here = prompted[(prompted["task"] == task) & (prompted["metric"] == metric)]
+            right = max(sizes, default=0)
+            _draw_prompting(ax, here, models, colors, prompt_styles, right, intervals)
             level = chance_value(table, task, split, metric)
             if _chance_line(ax, level):
                 shaded.append((ax, level))
             ax.set_title(_panel_title(task, metric))
             ax.set_xticks(sizes)
             ax.set_ylabel(metric)
-            ax.set_xlabel("training data (% of train split; 0 = pretrained)")
+            ax.set_xlabel("% of the train split (0 = pretrained)")
             if i < len(tasks) - 1:
                 ax.set_xlabel("")
             ax.xaxis.set_tick_params(labelbottom=True)
     _shade_below_chance(shaded)
-    _downstream_legend(fig, models, colors, markers, methods, chance=bool(shaded))
-    note = _downstream_band_note(d, confidence)
+    _downstream_legend(
+        fig, models, colors, markers, methods, chance=bool(shaded), prompting=prompt_styles
+    )
     title = f"Downstream score ({split} split) vs training data\n{note}"
     _suptitle(fig, title, legend_w)
     return fig
@@ -661,9 +760,12 @@ def plot_downstream(
     split: str = "test",
     chance: pd.DataFrame | str | Path | None = None,
     confidence: float = 0.95,
+    prompting: Sequence[str] = (),
 ) -> list[Path]:
     """`build_downstream`, saved as ``<out_stem>.png`` and ``.pdf``."""
-    fig = build_downstream(df, metrics, split=split, chance=chance, confidence=confidence)
+    fig = build_downstream(
+        df, metrics, split=split, chance=chance, confidence=confidence, prompting=prompting
+    )
     return _save(fig, out_stem)
 
 
@@ -700,21 +802,25 @@ def _blurb_suptitle(d: pd.DataFrame, n_seeds: int) -> str:
 
 
 @_styled
-def build_blurb(df) -> Figure:
+def build_blurb(df, prompting: Sequence[str] = ()) -> Figure:
     """BLURB score vs training size, a line per model (colour) × method (dashes), then the same
     for each category's mean; lines are seed means, with an sd band only over several seeds.
-    `df`: the BLURB table (`bioprobe.blurb.blurb_table`, ``results/tables/blurb.tsv``)."""
+    `df`: the BLURB table (`bioprobe.blurb.blurb_table`, ``results/tables/blurb.tsv``).
+    `prompting`: the method ids that prompt, drawn as in `build_downstream`."""
     table = load_table(df, "blurb")
     d = table[table["level"].isin(["blurb", "category"])]
     _require(d, "blurb", "level blurb or category", {"levels": table["level"]})
+    keys = ["model", "method", "size", "level", "name"]
+    n_seeds = int(d.groupby(keys)["seed"].nunique().max())
+    errorbar = "sd" if n_seeds > 1 else None
+    d, prompted, prompt_styles = _split_prompting(d, prompting, "blurb")
     d, methods = _with_pretrained_start(d)
-    models = sorted(d["model"].unique())
+    models = sorted({*d["model"], *prompted["model"]})
     colors, markers = model_colors(models), model_markers(models)
     method_dashes = _method_dashes(methods)
-    n_seeds = int(d.groupby(["model", "method", "size", "level", "name"])["seed"].nunique().max())
-    errorbar = "sd" if n_seeds > 1 else None
+    sizes = sorted(d["size"].unique())
 
-    panels = _blurb_panels(d)
+    panels = _blurb_panels(pd.concat([d, prompted]))
     n_cols = min(len(panels), 4)
     n_rows = -(-len(panels) // n_cols)
     legend_w = 1.7
@@ -728,22 +834,27 @@ def build_blurb(df) -> Figure:
     for k, (level, name) in enumerate(panels):
         ax = flat[k]
         part = d[(d["level"] == level) & (d["name"] == name)]
-        _draw_downstream_panel(ax, part, models, colors, markers, method_dashes, errorbar)
-        ax.set_title(_blurb_panel_title(part, name), fontweight="bold" if k == 0 else None)
-        ax.set_xticks(sorted(d["size"].unique()))
+        if not part.empty:  # a category only prompted
+            _draw_downstream_panel(ax, part, models, colors, markers, method_dashes, errorbar)
+        here = prompted[(prompted["level"] == level) & (prompted["name"] == name)]
+        _draw_prompting(ax, here, models, colors, prompt_styles, max(sizes, default=0), False)
+        ax.set_title(
+            _blurb_panel_title(pd.concat([part, here]), name), fontweight="bold" if k == 0 else None
+        )
+        ax.set_xticks(sizes)
         ax.set_ylabel("BLURB score" if level == "blurb" else "category mean")
         below = k + n_cols < len(panels)  # the x label once per column, under its last panel
-        ax.set_xlabel("" if below else "training data (% of train split; 0 = pretrained)")
+        ax.set_xlabel("" if below else "% of the train split (0 = pretrained)")
     for ax in flat[len(panels) :]:
         ax.set_visible(False)
-    _downstream_legend(fig, models, colors, markers, methods)
-    _suptitle(fig, _blurb_suptitle(d, n_seeds), legend_w)
+    _downstream_legend(fig, models, colors, markers, methods, prompting=prompt_styles)
+    _suptitle(fig, _blurb_suptitle(pd.concat([d, prompted]), n_seeds), legend_w)
     return fig
 
 
-def plot_blurb(df, out_stem: str | Path) -> list[Path]:
+def plot_blurb(df, out_stem: str | Path, prompting: Sequence[str] = ()) -> list[Path]:
     """`build_blurb`, saved as ``<out_stem>.png`` and ``.pdf``."""
-    return _save(build_blurb(df), out_stem)
+    return _save(build_blurb(df, prompting=prompting), out_stem)
 
 
 # -------------------------------------------------------------------------------- probes

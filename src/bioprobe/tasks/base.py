@@ -54,6 +54,15 @@ class TaskType(ABC):
     #: the defaults of `tasks.<id>.blurb`
     blurb_category: ClassVar[str | None] = None
     blurb_metric: ClassVar[str | None] = None
+    #: how a prompting method asks this type (`bioprobe.prompting.schemes`): choice (one answer
+    #: among the labels), scale (a score 0-4), per_label (a yes/no question per label) or
+    #: mentions (generate each entity type's mentions); None: prompting cannot ask it
+    prompt_scheme: ClassVar[str | None] = None
+    #: the record's texts a prompt template may hold, as placeholders ({text}, {text_a}, ...)
+    prompt_fields: ClassVar[tuple[str, ...]] = ()
+    #: the default text of one example up to its answer, and the line before the demonstrations
+    prompt_template: ClassVar[str] = ""
+    prompt_instruction: ClassVar[str] = ""
 
     # --- data: reading, labels, subsets ---
 

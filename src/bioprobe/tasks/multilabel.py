@@ -153,6 +153,10 @@ class MultiLabel(TaskType):
     sweep_probe = False  # one binary probe per label: no multiclass weight matrix to sweep
     blurb_category = "document classification"
     blurb_metric = "document_micro_f1"
+    prompt_scheme = "per_label"
+    prompt_fields = ("text",)
+    prompt_template = "Text: {text}\nTopic: {label}\nAnswer:"
+    prompt_instruction = "Is the text about the topic? Answer yes or no."
 
     # --- data ---
 

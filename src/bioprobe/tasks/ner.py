@@ -55,6 +55,13 @@ class NER(TaskType):
     probe_kinds = ("linear", "svc", "mlp", "bilstm-crf")
     blurb_category = "named entity recognition"
     blurb_metric = "entity_f1"
+    prompt_scheme = "mentions"
+    prompt_fields = ("text",)  # the words joined by spaces
+    prompt_template = "Sentence: {text}\n{entity} mentions:"
+    prompt_instruction = (
+        "List the {entity} mentions in the sentence, separated by semicolons; answer none if "
+        "there is none."
+    )
 
     # --- data ---
 

@@ -51,6 +51,10 @@ class Pair(TaskType):
     main_metric = "macro_f1"
     # NLI is not a BLURB task; a QA task (PubMedQA, BioASQ) says `blurb: question answering`
     blurb_metric = "accuracy"
+    prompt_scheme = "choice"
+    prompt_fields = ("text_a", "text_b")
+    prompt_template = "Text 1: {text_a}\nText 2: {text_b}\nAnswer:"
+    prompt_instruction = "Read the two texts and answer with one of: {options}."
 
     # --- data ---
 

@@ -36,6 +36,11 @@ class Pico(NER):
     probe_metric = "token_macro_f1"
     blurb_category = "PICO"
     blurb_metric = "word_macro_f1"
+    prompt_template = "Sentence: {text}\n{entity}:"
+    prompt_instruction = (
+        "List the spans of the sentence that describe the trial's {entity}, separated by "
+        "semicolons; answer none if there is none."
+    )
 
     # --- data ---
 

@@ -118,6 +118,13 @@ class Relation(TaskType):
     probe_metric = "macro_f1"
     blurb_category = "relation extraction"
     blurb_metric = "positive_micro_f1"
+    prompt_scheme = "choice"
+    prompt_fields = ("text",)
+    prompt_template = "Sentence: {text}\nAnswer:"
+    prompt_instruction = (
+        "Which relation does the sentence state between its marked entities? Answer with one "
+        "of: {options}."
+    )
 
     # --- data ---
 

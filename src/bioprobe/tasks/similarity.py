@@ -61,6 +61,12 @@ class Similarity(TaskType):
     sweep_probe = False  # a ridge probe: its complexity is `probe.ridge.alphas`
     blurb_category = "sentence similarity"
     blurb_metric = "pearson"
+    prompt_scheme = "scale"
+    prompt_fields = ("text_a", "text_b")
+    prompt_template = "Sentence 1: {text_a}\nSentence 2: {text_b}\nSimilarity:"
+    prompt_instruction = (
+        "Rate how similar the two sentences are in meaning, from 0 (unrelated) to 4 (equivalent)."
+    )
 
     # --- data ---
 

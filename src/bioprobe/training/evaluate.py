@@ -75,7 +75,7 @@ def score_model(
         predicted = predict(model, tokenizer, task.task_type, fs, training.eval_batch_size)
         rows[split] = task.type.prediction_rows(task.labels, records, predicted)
         scores[split] = task.type.score_rows(task.labels, rows[split])
-        _warn_single_prediction(task, split, predicted)
+        warn_single_prediction(task, split, predicted)
         truncation[split] = fs.stats()
         log_truncation(split, fs, training.max_length)
         log.info("%s: %s", split, {k: round(v, 4) for k, v in scores[split].items()})
@@ -83,16 +83,19 @@ def score_model(
     return {"scores": scores, "truncation": truncation, "predictions": predictions}
 
 
-def _warn_single_prediction(task: TaskData, split: str, predicted: list) -> None:
+#: why a model predicts one label for every unit, and what may help
+NOT_LEARNED = (
+    "it has not learned the task (more training data, more epochs or a higher learning rate "
+    "may help)"
+)
+
+
+def warn_single_prediction(
+    task: TaskData, split: str, predicted: list, why: str = NOT_LEARNED
+) -> None:
     only = task.type.single_prediction(task.labels, predicted)
     if only is not None:
-        log.warning(
-            "%s: the model predicts %r for every %s: it has not learned the task (more "
-            "training data, more epochs or a higher learning rate may help)",
-            split,
-            only,
-            task.type.unit,
-        )
+        log.warning("%s: the model predicts %r for every %s: %s", split, only, task.type.unit, why)
 
 
 def evaluate(job: JobContext, training: TrainingSettings, splits: Sequence[str] = SPLITS) -> dict:
