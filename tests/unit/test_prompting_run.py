@@ -330,3 +330,16 @@ def test_prompts_that_outgrow_the_positions_drop_demonstrations(prepared, tiny_g
     )
     tight = build_prompts(test, scheme, demos, fmt, encoder, 24, 6)
     assert tight.cut > 0 and longest(tight) <= 24
+
+
+def test_an_encoder_is_refused_in_the_job_too(prepared, tiny_bert_dir):
+    """A Hub model's config is unknown at planning: the job refuses it before loading."""
+    spec = resolve_model(
+        "m", {"source": "scratch", "scratch": TINY_SCRATCH["bert"]}, scratch_dir=tiny_bert_dir
+    )
+    job = job_at(prepared["pair"], spec, 1, location=tiny_bert_dir)
+    with pytest.raises(ConfigError, match="encoder") as err:
+        evaluate_prompting(
+            job, PromptingSettings(), TaskPromptSettings(), method_key="methods.zs", task_key="t"
+        )
+    assert err.value.key == "methods.zs"

@@ -153,7 +153,8 @@ def test_blurb_grid_plans_without_its_data(tmp_path):
 
 
 def test_llm_grid_plans_on_a_machine_without_cuda(tmp_path):
-    """configs/llm.yaml (LLaMA-3-8B, Mistral-7B, FLAN-T5-large x full, LoRA, QLoRA) plans on
+    """configs/llm.yaml (LLaMA-3-8B, Mistral-7B, FLAN-T5-large x full, LoRA, QLoRA, zero- and
+    few-shot prompting) plans on
     a GPU-less login node as its header says; the dump estimate names what it cannot know yet."""
     workdir = make_clone_dir(tmp_path)
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -167,6 +168,8 @@ def test_llm_grid_plans_on_a_machine_without_cuda(tmp_path):
     jobs = planned_jobs(result)
     # 2 tasks x 3 models x 3 methods x sizes 10 and 100 x 2 seeds
     assert jobs["finetune"] == 2 * 3 * 3 * 2 * 2
+    # zero- and few-shot: 2 tasks x 3 models x 2 seeds each, nothing trained or dumped
+    assert jobs["prompt"] == 2 * 3 * 2 * 2
     assert jobs["download_model"] == 3
     assert planned_models(result) == {"llama3-8b", "mistral-7b", "flan-t5-large"}
     assert "not counted" in result.stderr or "not estimated" in result.stderr

@@ -181,7 +181,13 @@ def evaluate_prompting(
     """Scores of a prompting run on `splits`, what the prompts held (``prompting``: shots,
     demonstrations, chat template, per split the questions, prompts shortened or cut,
     unparsable generations, unmatched mentions) and the predictions file's rows."""
-    from bioprobe.models import load_language_model, load_tokenizer_for, position_limit
+    from bioprobe import methods
+    from bioprobe.models import (
+        load_language_model,
+        load_tokenizer_for,
+        position_limit,
+        read_model_config,
+    )
     from bioprobe.predictions import predictions_record
     from bioprobe.seeding import seed_everything
     from bioprobe.training.evaluate import device, warn_single_prediction
@@ -190,6 +196,11 @@ def evaluate_prompting(
     task_type = task.type
     check_verbalizer(
         dict(task_prompt.verbalizer), task.labels, task_type, f"{task_key}.prompt.verbalizer"
+    )
+    # planning checks what it can read then; a Hub model's config is known only once fetched
+    config = read_model_config(job.spec, job.location) or {}
+    methods.check_model_supported(
+        {method_key.split(".", 1)[-1]: {"kind": method.kind}}, config, task.task_type, job.spec.key
     )
     seed_everything(job.seed)
     tokenizer = load_tokenizer_for(job.spec)
