@@ -343,3 +343,45 @@ def test_an_encoder_is_refused_in_the_job_too(prepared, tiny_bert_dir):
             job, PromptingSettings(), TaskPromptSettings(), method_key="methods.zs", task_key="t"
         )
     assert err.value.key == "methods.zs"
+
+
+CHAT = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def test_a_chat_template_wraps_the_prompt_as_one_user_turn(tiny_llama_dir):
+    """With a chat template (auto: where the tokenizer has one), the prompt is one user turn
+    and the answer starts the assistant's reply: no space before it, no second BOS; always
+    without a template, and never with one, do what they say."""
+    from types import SimpleNamespace
+
+    from bioprobe.models import load_tokenizer_for
+    from bioprobe.prompting.run import uses_chat_template
+
+    spec = resolve_model(
+        "m", {"source": "scratch", "scratch": TINY_SCRATCH["llama"]}, scratch_dir=tiny_llama_dir
+    )
+    tokenizer = load_tokenizer_for(spec)
+    assert not uses_chat_template(tokenizer, "auto", "methods.p")
+    with pytest.raises(ConfigError) as err:
+        uses_chat_template(tokenizer, "always", "methods.p")
+    assert err.value.key == "methods.p.chat_template"
+    tokenizer.chat_template = CHAT
+    assert uses_chat_template(tokenizer, "auto", "k")
+    assert not uses_chat_template(tokenizer, "never", "k")
+    fmt = PromptFormat("Sentence: {text}\nAnswer:", "Say yes or no.", chat=True)
+    encoder = Encoder(tokenizer, SimpleNamespace(is_encoder_decoder=False), fmt)
+    question = Question({"text": "aspirin inhibits COX-2"}, ("yes", "no"), "yes")
+    text = fmt.text(question, [])
+    ids = encoder.prompt(text)
+    decoded = tokenizer.decode(ids)
+    assert decoded.startswith("<|user|>Say yes or no.") and decoded.endswith("<|assistant|>")
+    assert ids.count(tokenizer.bos_token_id) <= 1
+    option = encoder.option(text, ids, "yes")
+    assert tokenizer.decode(option).strip() == "yes"
+    wrapped = tokenizer.apply_chat_template(
+        [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+    )
+    assert ids + option == tokenizer(wrapped + "yes", add_special_tokens=False)["input_ids"]
