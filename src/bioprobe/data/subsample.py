@@ -26,9 +26,15 @@ def stratum(record: dict, task_type: str) -> tuple[str, ...]:
 
 def subset_order(records: Sequence[dict], task_type: str, seed: int) -> list[int]:
     """A seeded permutation of `range(len(records))` whose every prefix is stratified."""
+    return stratified_order([stratum(record, task_type) for record in records], seed)
+
+
+def stratified_order(strata: Sequence[Hashable], seed: int) -> list[int]:
+    """A seeded permutation of `range(len(strata))` whose every prefix holds each stratum (the
+    i-th item's is `strata[i]`) in proportion; one stratum: a plain seeded permutation."""
     groups: dict[Hashable, list[int]] = {}
-    for index, record in enumerate(records):
-        groups.setdefault(stratum(record, task_type), []).append(index)
+    for index, key in enumerate(strata):
+        groups.setdefault(key, []).append(index)
     rng = np.random.default_rng(seed)
     indices: list[np.ndarray] = []
     keys: list[np.ndarray] = []

@@ -31,8 +31,9 @@ LORA_TARGETS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("t5", "umt5", "mt5"), ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo")),
 }
 #: heads kept out of 4-bit quantisation (they are trained in full precision); T5's sequence
-#: head is `classification_head`
-_HEAD_NAMES = ["classifier", "score", "pre_classifier", "classification_head"]
+#: head is `classification_head`; `lm_head`: instruction tuning's frozen LM head, kept whole
+#: (transformers' own default skips it, but only where no list is given)
+_HEAD_NAMES = ["classifier", "score", "pre_classifier", "classification_head", "lm_head"]
 
 
 def lora_targets(method: Mapping[str, Any], model_type: str | None, key: str) -> Any:
