@@ -505,6 +505,8 @@ def _variant_means(runs: pd.DataFrame | None, col: str) -> pd.DataFrame | None:
     return runs.groupby(GROUP, as_index=False, sort=True)[col].mean()
 
 
+#: the summary's comparison with prompting, present where the grid has prompting methods
+PROMPTING_COLUMNS = ["best_prompting", "prompting_score", "beats_prompting_from"]
 _SUMMARY_COLUMNS = [
     *GROUP,
     "metric",
@@ -518,9 +520,7 @@ _SUMMARY_COLUMNS = [
     "selectivity",
     "attention_similarity",
     *SIMILARITY_MEASURES,
-    "best_prompting",
-    "prompting_score",
-    "beats_prompting_from",
+    *PROMPTING_COLUMNS,
 ]
 
 
@@ -576,7 +576,8 @@ def summary_table(
     the highest ``score_mean`` there) and ``prompting_score`` (that ``score_mean``); on the
     rows of each fine-tuned method, ``beats_prompting_from``: the smallest size at which that
     method's ``score_mean`` exceeds ``prompting_score`` (the data fine-tuning needs to beat
-    prompting). All three are NA where the task × model has no prompting run, and
+    prompting). Without `prompting` the three columns are left out; with it, all three are NA
+    where the task × model has no prompting run, and
     ``beats_prompting_from`` also where the method never exceeds it and on the rows of
     pretrained, random-init and prompting.
     """
@@ -590,8 +591,9 @@ def summary_table(
     for col, means in runs.items():
         out = _merge_measure(out, _variant_means(means, col), col, on=GROUP)
     out = _add_prompting_comparison(out, prompting)
-
-    out = out[_SUMMARY_COLUMNS].sort_values(GROUP, kind="mergesort").reset_index(drop=True)
+    # a grid without prompting methods has nothing to compare with: no three empty columns
+    columns = _SUMMARY_COLUMNS if prompting else _SUMMARY_COLUMNS[: -len(PROMPTING_COLUMNS)]
+    out = out[columns].sort_values(GROUP, kind="mergesort").reset_index(drop=True)
     out["n_seeds"] = out["n_seeds"].astype("Int64")
     out["best_layer"] = out["best_layer"].astype("Int64")
     return out

@@ -325,10 +325,7 @@ def test_summary_table(tables):
         "cka",
         "procrustes",
         "svcca",
-        "best_prompting",
-        "prompting_score",
-        "beats_prompting_from",
-    ]
+    ]  # no prompting method: no comparison columns
     # 2 tasks × (random-init, pretrained, full 10, full 100)
     assert len(s) == 8
     row = s[(s["task"] == "ner") & (s["method"] == "full") & (s["size"] == 10)].iloc[0]
@@ -428,6 +425,11 @@ def test_summary_without_prompting_runs_has_the_columns_empty(tables):
     s = summary_table(tables["downstream"], main_metrics=MAIN, prompting=PROMPTING)
     assert s[["best_prompting", "prompting_score", "beats_prompting_from"]].isna().all().all()
     assert "<NA>" not in to_markdown(s)
+
+
+def test_a_grid_without_prompting_methods_has_no_prompting_columns(tables):
+    s = summary_table(tables["downstream"], main_metrics=MAIN)
+    assert not {"best_prompting", "prompting_score", "beats_prompting_from"} & set(s.columns)
 
 
 def test_prompting_runs_are_not_fine_tuned_runs():
