@@ -183,6 +183,18 @@ def is_encoder_decoder_config(config: Any) -> bool:
     return bool(get("is_encoder_decoder", False)) or get("model_type") in ENCODER_DECODER_TYPES
 
 
+def is_generative_config(config: Any) -> bool:
+    """Whether a model config (object or dict) describes a model that generates text: a
+    decoder or an encoder-decoder (what prompting and instruction tuning need), not an
+    encoder."""
+    return is_decoder_config(config) or is_encoder_decoder_config(config)
+
+
+def model_type_of(config: Any) -> Any:
+    """``model_type`` of a config object or a config.json dict (None where it names none)."""
+    return _getter(config)("model_type")
+
+
 def is_decoder_config(config: Any) -> bool:
     """Whether a model config (object or dict) describes a left-to-right decoder."""
     get = _getter(config)
@@ -796,22 +808,43 @@ def load_model_for_task(
     without it a GPT-2 sequence head cannot pool a padded batch. `dtype` defaults to the
     inference dtype (:func:`weights_dtype` with :func:`inference_half`).
     """
+    extra = {
+        **tasks.get(task_type).head_kwargs(labels),
+        "ignore_mismatched_sizes": True,
+        "attn_implementation": attn_implementation,
+    }
+    where = _location(spec, location)
+    auto = _auto_class(task_type)
+    head_seed = None if seed is None else derive_seed("head", seed)
+    return _load_checked(auto, where, spec, extra, dtype, quantization_config, tokenizer, head_seed)
+
+
+def _load_checked(
+    auto: Any,
+    where: str,
+    spec: ModelSpec,
+    extra: dict[str, Any],
+    dtype: Any,
+    quantization_config: Any,
+    tokenizer: Any,
+    seed: int | None,
+) -> Any:
+    """`auto.from_pretrained(where)` as every loader of a checkpoint does it: its weights
+    checked, safetensors only unless allowed, remote code only if trusted, `dtype` (default
+    the inference dtype), weights the checkpoint lacks drawn from `seed` (the global RNG left
+    as it was), ``config.pad_token_id`` from the tokenizer. `extra`: the caller's arguments
+    (None values left out)."""
     import torch
 
-    if dtype is None:
-        dtype = weights_dtype(spec, inference_half())
-    where = _location(spec, location)
     check_weights(where, spec)
     kwargs: dict[str, Any] = {
-        **tasks.get(task_type).head_kwargs(labels),
         **_hub_kwargs(spec, where),
-        "ignore_mismatched_sizes": True,
         "trust_remote_code": spec.trust_remote_code,
         "use_safetensors": None if spec.allow_pickle else True,
     }
     optional = {
-        "attn_implementation": attn_implementation,
-        "dtype": dtype,
+        **extra,
+        "dtype": weights_dtype(spec, inference_half()) if dtype is None else dtype,
         "quantization_config": quantization_config,  # qlora's 4-bit base (bioprobe.methods)
     }
     kwargs.update({k: v for k, v in optional.items() if v is not None})
@@ -819,8 +852,8 @@ def load_model_for_task(
         tokenizer = load_tokenizer_for(spec, where)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
-            torch.manual_seed(derive_seed("head", seed))
-        model = _from_pretrained(_auto_class(task_type), where, spec, kwargs)
+            torch.manual_seed(seed)
+        model = _from_pretrained(auto, where, spec, kwargs)
     _set_pad(model, tokenizer)
     return model
 
@@ -840,33 +873,17 @@ def load_language_model(
     drawn from `seed`; GPT-2, LLaMA-style and T5 builds tie it to the input embeddings.
     Same weight checks and dtype as :func:`load_model_for_task`; `quantization_config`: qlora's
     4-bit base for instruction tuning (bioprobe.methods)."""
-    import torch
     import transformers
 
-    if dtype is None:
-        dtype = weights_dtype(spec, inference_half())
     where = _location(spec, location)
-    check_weights(where, spec)
     config = read_model_config(spec, where) or {}
     auto = (
         transformers.AutoModelForSeq2SeqLM
         if is_encoder_decoder_config(config)
         else transformers.AutoModelForCausalLM
     )
-    kwargs: dict[str, Any] = {
-        **_hub_kwargs(spec, where),
-        "trust_remote_code": spec.trust_remote_code,
-        "use_safetensors": None if spec.allow_pickle else True,
-        "dtype": dtype,
-    }
-    if quantization_config is not None:
-        kwargs["quantization_config"] = quantization_config
-    if tokenizer is None:
-        tokenizer = load_tokenizer_for(spec, where)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed("lm-head", seed))
-        model = _from_pretrained(auto, where, spec, kwargs)
-    _set_pad(model, tokenizer)
+    lm_seed = derive_seed("lm-head", seed)
+    model = _load_checked(auto, where, spec, {}, dtype, quantization_config, tokenizer, lm_seed)
     return model.eval()
 
 

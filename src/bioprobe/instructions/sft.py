@@ -53,11 +53,11 @@ from bioprobe.io import atomic_path, write_json
 from bioprobe.methods.base import LM_OBJECTIVES
 from bioprobe.models import (
     ModelSpec,
-    _getter,
     check_max_length,
-    is_decoder_config,
     is_encoder_decoder_config,
+    is_generative_config,
     load_tokenizer_for,
+    model_type_of,
     read_model_config,
 )
 from bioprobe.pipeline.oom import (
@@ -105,9 +105,9 @@ INFO_FILE = "instruction_tuning.json"
 def refusal(model_config: Any) -> str | None:
     """Why a model (a config object or config.json dict) cannot be instruction-tuned: an
     encoder has no language-modelling head to generate a response with."""
-    if is_decoder_config(model_config) or is_encoder_decoder_config(model_config):
+    if is_generative_config(model_config):
         return None
-    model_type = _getter(model_config)("model_type")
+    model_type = model_type_of(model_config)
     return (
         "instruction tuning trains a model to generate the response: it needs a decoder "
         f"(GPT-2, BioGPT, LLaMA, ...) or an encoder-decoder (T5); {model_type!r} is an encoder"

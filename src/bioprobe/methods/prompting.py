@@ -18,15 +18,11 @@ class Prompting(MethodKind):
     trains = False
 
     def refuses(self, model_config: Any, task_type: str) -> str | None:
-        from bioprobe.models import is_decoder_config, is_encoder_decoder_config
+        from bioprobe.models import is_generative_config, model_type_of
 
-        if is_decoder_config(model_config) or is_encoder_decoder_config(model_config):
+        if is_generative_config(model_config):
             return None
-        model_type = (
-            model_config.get("model_type")
-            if isinstance(model_config, dict)
-            else getattr(model_config, "model_type", None)
-        )
+        model_type = model_type_of(model_config)
         return (
             f"prompting needs a language model that generates text (a decoder such as GPT-2, "
             f"BioGPT or LLaMA, or an encoder-decoder such as T5); {model_type!r} is an encoder"

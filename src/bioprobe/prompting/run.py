@@ -233,7 +233,8 @@ def evaluate_prompting(
     for split in splits:
         records = task.split(split)
         prompted = build_prompts(records, scheme, demos, fmt, encoder, limit, method.max_new_tokens)
-        answers, split_stats = _answers(model, tokenizer, scheme, prompted, method, split)
+        answers = _answers(model, tokenizer, scheme, prompted, method, split)
+        split_stats: dict[str, int] = {}
         per_record: list[list] = [[] for _ in records]
         for owner, answer in zip(prompted.owners, answers, strict=True):
             per_record[owner].append(answer)
@@ -280,7 +281,7 @@ def _answers(
     prompted: Prompted,
     method: PromptingSettings,
     split: str,
-) -> tuple[list, dict[str, int]]:
+) -> list:
     """Per question: the options' log-likelihoods (per token where length-normalised), or the
     generated text."""
     from bioprobe.prompting.scoring import Choice, generate, option_logprobs
@@ -296,7 +297,7 @@ def _answers(
             stop_ids=newline_ids(tokenizer),
             progress_what=f"{split}: generating",
         )
-        return [tokenizer.decode(ids, skip_special_tokens=True) for ids in generated], {}
+        return [tokenizer.decode(ids, skip_special_tokens=True) for ids in generated]
     choices = [Choice(p, o) for p, o in zip(prompted.prompts, prompted.options, strict=True)]
     sums = option_logprobs(
         model,
@@ -306,11 +307,11 @@ def _answers(
         progress_what=f"{split}: scoring",
     )
     if not method.length_normalise:
-        return sums, {}
+        return sums
     return [
         [s / len(o) for s, o in zip(row, c.options, strict=True)]
         for row, c in zip(sums, choices, strict=True)
-    ], {}
+    ]
 
 
 def newline_ids(tokenizer: Any) -> list[int]:
