@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -80,21 +81,32 @@ DRIVER = """
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            f"--window-size={WINDOW[0]},{WINDOW[1]}",
-            "--virtual-time-budget=15000",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    """One headless Chromium run in its own profile directory.
+
+    A shared profile lets a second Chromium (another xdist worker) hand its URL to the first
+    through the profile's singleton lock and wait forever; and headless Chromium now and then
+    hangs on a --virtual-time-budget page (one of ~40 calls in a CI run): a run that outlasts
+    90 s is killed and tried again, at most three times.
+    """
+    for attempt in range(3):
+        with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+            command = [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                f"--window-size={WINDOW[0]},{WINDOW[1]}",
+                "--virtual-time-budget=15000",
+                *args,
+            ]
+            try:
+                return subprocess.run(command, capture_output=True, text=True, timeout=90)
+            except subprocess.TimeoutExpired:
+                if attempt == 2:
+                    raise
+    raise AssertionError("unreachable")
 
 
 def body_data(url: str) -> dict[str, str]:
