@@ -113,6 +113,8 @@ def all_targets():
     if sweep_runs():
         tables.append("probe_sweep")
         figures.append("probe_sweep")
+    if grid.instruction_methods(config):
+        figures.append("instruction_tuning")
     return [
         *map(grid.table, tables),
         *map(grid.figure, figures),
@@ -160,8 +162,98 @@ def task_prompt_slice(wildcards):
     return sorted_slice(config["tasks"][wildcards.task]["prompt"])
 
 
-# the prompt rule's methods (a pattern that matches nothing where there is none)
-PROMPTING_PATTERN = "|".join(map(re.escape, grid.prompting_methods(config))) or "(?!x)x"
+def alternatives(ids):
+    """A wildcard pattern matching exactly `ids` (nothing where there are none)."""
+    return "|".join(map(re.escape, ids)) or "(?!x)x"
+
+
+# the prompt rule's methods; the prompt_instructed rule's: instruction+prompting
+PROMPTING_PATTERN = alternatives(grid.prompting_methods(config))
+INSTRUCTED_PATTERN = (
+    f"(?:{alternatives(grid.instruction_methods(config))})"
+    f"{re.escape(grid.INSTRUCTED)}(?:{PROMPTING_PATTERN})"
+)
+INSTRUCTION_PATTERN = alternatives(grid.instruction_methods(config))
+
+
+def prompting_method_id(wildcards):
+    """The prompting method of a prompt job (of an instructed evaluation: its second part)."""
+    instructed = grid.split_instructed(wildcards.method)
+    return instructed[1] if instructed else wildcards.method
+
+
+def prompting_slice(wildcards):
+    return sorted_slice(config["methods"][prompting_method_id(wildcards)])
+
+
+# --- instruction tuning (rules/instructions.smk) ---
+
+
+def instructions_location():
+    """Where the prepare stage reads the instruction set from."""
+    source = config["instructions"]["source"]
+    if source == "demo":
+        return grid.DEMO_INSTRUCTIONS_DIR
+    if hub.is_hub_instructions(config["instructions"]):
+        return hub.INSTRUCTIONS_DIR
+    return source
+
+
+def instructions_input(wildcards):
+    """The instruction set as an input: the demo's or the download's directory, or the
+    user's file (a directory of theirs is read whole, not tracked file by file)."""
+    location = instructions_location()
+    if location in (grid.DEMO_INSTRUCTIONS_DIR, hub.INSTRUCTIONS_DIR):
+        return location
+    return location if Path(location).is_file() else []
+
+
+def instructions_slice(wildcards):
+    """What reading the instruction set depends on (not its training overrides)."""
+    entry = {k: v for k, v in config["instructions"].items() if k != "training"}
+    if entry["source"] == "demo":
+        entry["format"] = "json"  # the demo set is one JSON array
+    return sorted_slice({**entry, "location": instructions_location()})
+
+
+def instruction_training_slice(wildcards):
+    grid.check_defined(config, wildcards)
+    return training_config(config, None, wildcards.model)
+
+
+def instruction_pretrained_location(wildcards):
+    """The weights an instruction tuning starts from (a scratch model's: built on `origin`)."""
+    task = wildcards.origin if is_scratch(wildcards.model) else None
+    return pretrained_location(task, wildcards.model)
+
+
+def instruction_pretrained_input(wildcards):
+    if is_scratch(wildcards.model):
+        return pretrained_dir(wildcards.origin, wildcards.model)
+    if is_hub_model(wildcards.model):
+        return hub.MODEL_DIR.format(model=wildcards.model)
+    return []
+
+
+def instruction_threads(wildcards):
+    cores = workflow.resource_settings.cores
+    return max(1, cores // 2) if isinstance(cores, int) else 2
+
+
+def instructed_model_dir(wildcards):
+    """The instruction-tuned model of an instruction variant or of its evaluation."""
+    run = grid.Run(
+        wildcards.task,
+        wildcards.model,
+        wildcards.method,
+        int(wildcards.size),
+        int(wildcards.seed),
+    )
+    return grid.path(grid.INSTRUCT_MODEL_DIR, grid.instruction_run(config, run))
+
+
+def is_instruction(method):
+    return method in grid.instruction_methods(config)
 
 
 def is_adapter(method):
@@ -336,8 +428,8 @@ def eval_files(template=grid.EVAL_JSON):
 
 
 def variant_runs():
-    runs = list(grid.eval_runs(config))
-    runs = [r for r in runs if r.size > 0]
+    """Every model the analyses read: fine-tuned, instruction-tuned, pretrained, random-init."""
+    runs = [*grid.finetune_runs(config), *grid.instruction_variants(config)]
     for task in config["tasks"]:
         for model in config["models"]:
             for seed in config["seeds"]:
@@ -348,17 +440,16 @@ def variant_runs():
 
 
 def erasure_runs():
-    """Fine-tuned runs, whose layers are erased (erasure.enabled, its sizes and seeds)."""
+    """Fine-tuned runs, whose layers are erased (erasure.enabled, its sizes and seeds); an
+    instruction-tuned model has no task head whose score could drop."""
     erasure = config["erasure"]
     if not erasure["enabled"]:
         return []
     sizes, seeds = erasure["sizes"], erasure["seeds"]
     return [
         r
-        for r in variant_runs()
-        if r.size > 0
-        and (sizes is None or r.size in sizes)
-        and (seeds is None or r.seed in seeds)
+        for r in grid.finetune_runs(config)
+        if (sizes is None or r.size in sizes) and (seeds is None or r.seed in seeds)
     ]
 
 
@@ -384,12 +475,14 @@ def compared_runs():
 def dump_model_input(wildcards):
     if wildcards.method in (grid.PRETRAINED, grid.RANDOM_INIT):
         return pretrained_input(wildcards)
-    return grid.MODEL_DIR.format(**wildcards)
+    return dump_model_location(wildcards)
 
 
 def dump_model_location(wildcards):
     if wildcards.method in (grid.PRETRAINED, grid.RANDOM_INIT):
         return pretrained_location(wildcards.task, wildcards.model)
+    if is_instruction(wildcards.method):
+        return instructed_model_dir(wildcards)
     return grid.MODEL_DIR.format(**wildcards)
 
 
@@ -522,7 +615,20 @@ def downstream_figure_options(wildcards):
     return {
         "metrics": downstream_figure_metrics(),
         "confidence": confidence,
-        "prompting": sorted(grid.prompting_methods(config)),
+        "prompting": grid.prompted_methods(config),
+    }
+
+
+def instruction_figure_options(wildcards):
+    """The instruction methods, the first probe kind and each task's probe metric, the
+    attention and representation measures drawn (the first configured)."""
+    return {
+        "instruction_methods": grid.instruction_methods(config),
+        "probe": config["probe"]["kinds"][0],
+        "metric": probe_metrics(),
+        "attention_metric": "cosine",
+        "similarity": config["cka"]["metrics"][0],
+        "split": config["probe"]["score_split"],
     }
 
 

@@ -33,3 +33,19 @@ rule download_dataset:
         hub=hub_dataset_slice,
     script:
         "../workflow_scripts/download_dataset.py"
+
+
+rule download_instructions:
+    output:
+        directory(hub.INSTRUCTIONS_DIR),
+    log:
+        grid.log("download/instructions"),
+    benchmark:
+        grid.benchmark("download/instructions")
+    localrule: True
+    conda:
+        "../envs/bioprobe.yaml"
+    params:
+        instructions=instructions_slice,
+    script:
+        "../workflow_scripts/download_instructions.py"

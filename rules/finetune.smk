@@ -103,7 +103,8 @@ rule prompt:
         mem_mb=8000,
         gpu=1,
     params:
-        method=method_slice,
+        method=prompting_slice,
+        method_id=prompting_method_id,
         prompt=task_prompt_slice,
         model=model_slice,
         location=lambda wc: pretrained_location(wc.task, wc.model),

@@ -255,7 +255,7 @@ rule summarise:
         "../envs/bioprobe.yaml"
     params:
         options=summary_options,
-        prompting=sorted(grid.prompting_methods(config)),
+        prompting=grid.prompted_methods(config),
         permutation=lambda wc: sorted_slice(config["statistics"]["permutation"]),
     script:
         "../workflow_scripts/summarise.py"
@@ -324,6 +324,31 @@ rule plot_blurb:
     params:
         figure="blurb",
         # prompting methods: levels, not lines over sizes
-        options={"prompting": sorted(grid.prompting_methods(config))},
+        options={"prompting": grid.prompted_methods(config)},
     script:
         "../workflow_scripts/plot.py"
+
+
+rule plot_instruction_tuning:
+    input:
+        probes=grid.table("probes"),
+        attention=grid.table("attention_similarity"),
+        representation=grid.table("representation_similarity"),
+    output:
+        png=figure_report(
+            grid.figure("instruction_tuning"),
+            "Instruction tuning",
+            "../report/instruction_tuning.rst",
+            "instruction tuning vs task fine-tuning by layer",
+        ),
+        pdf=grid.figure("instruction_tuning", "pdf"),
+    log:
+        grid.log("plot_instruction_tuning"),
+    benchmark:
+        grid.benchmark("plot_instruction_tuning")
+    conda:
+        "../envs/bioprobe.yaml"
+    params:
+        options=instruction_figure_options,
+    script:
+        "../workflow_scripts/plot_instruction_tuning.py"

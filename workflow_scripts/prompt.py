@@ -1,5 +1,6 @@
 """Evaluate a prompting method (zero- or few-shot; nothing trains) on the validation and test
-splits: the same evaluation JSON and predictions file as every run."""
+splits, on the pretrained model or an instruction-tuned one: the same evaluation JSON and
+predictions file as every run."""
 
 from bioprobe.pipeline.smk_support import job_context, run_script
 from bioprobe.pipeline.tables import key_of
@@ -9,7 +10,8 @@ from bioprobe.training.evaluate import write_evaluation
 
 
 def main(sm):
-    method_key = f"methods.{sm.wildcards.method}"
+    # an instruction-tuned model's evaluation (method instruction+prompting): the second part
+    method_key = f"methods.{sm.params.method_id}"
     task_key = f"tasks.{sm.wildcards.task}"
     result = evaluate_prompting(
         job_context(sm),

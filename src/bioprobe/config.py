@@ -154,6 +154,7 @@ def _check_semantics(config: dict) -> None:
     prompting.check_config(config)
     _check_report_to(config)
     _check_erasure_runs(config)
+    _check_instructions(config)
     for task_id, task in config["tasks"].items():
         _check_task(task_id, task)
     for model_id, model in config["models"].items():
@@ -163,6 +164,22 @@ def _check_semantics(config: dict) -> None:
             raise ConfigError(
                 "a 'scratch:' block only applies to source: scratch", f"models.{model_id}.scratch"
             )
+
+
+def _check_instructions(config: dict) -> None:
+    """The instruction set of the instruction methods is the demo, a path or a Hub id."""
+    from bioprobe.hub import is_hub_path
+    from bioprobe.pipeline.grid import instruction_methods
+
+    source = config["instructions"]["source"]
+    if not instruction_methods(config) or source == "demo" or Path(source).expanduser().exists():
+        return
+    if not is_hub_path(source):
+        raise ConfigError(
+            f"{source!r} does not exist (and is not a Hub dataset id): give 'demo', an "
+            "instruction file or directory, or a Hub id",
+            "instructions.source",
+        )
 
 
 def _check_erasure_runs(config: dict) -> None:
@@ -229,26 +246,31 @@ def sorted_slice(value: Any) -> Any:
 
 
 def _training_levels(
-    config: Mapping[str, Any], task: str, model: str
+    config: Mapping[str, Any], task: str | None, model: str
 ) -> list[tuple[str, Mapping[str, Any]]]:
     """Where training hyper-parameters come from, each with its config key prefix, the last
-    that sets one winning."""
+    that sets one winning. `task` None: instruction tuning (`instructions.training`)."""
+    if task is None:
+        middle = ("instructions.training", config.get("instructions", {}).get("training") or {})
+    else:
+        middle = (f"tasks.{task}.training", config["tasks"][task].get("training") or {})
     return [
         ("training", config["training"]),
-        (f"tasks.{task}.training", config["tasks"][task].get("training") or {}),
+        middle,
         (f"models.{model}.training", config["models"][model].get("training") or {}),
     ]
 
 
-def training_config(config: Mapping[str, Any], task: str, model: str) -> dict:
-    """Effective training hyper-parameters: defaults < task overrides < model overrides."""
+def training_config(config: Mapping[str, Any], task: str | None, model: str) -> dict:
+    """Effective training hyper-parameters: defaults < task (or instruction set) overrides <
+    model overrides."""
     merged: dict[str, Any] = {}
     for _, block in _training_levels(config, task, model):
         merged.update(block)
     return sorted_slice(merged)
 
 
-def training_key(config: Mapping[str, Any], task: str, model: str, name: str) -> str:
+def training_key(config: Mapping[str, Any], task: str | None, model: str, name: str) -> str:
     """The config key that sets training hyper-parameter `name` for a task and model (the
     level `training_config` takes it from), e.g. `models.minilm.training.max_length`."""
     levels = _training_levels(config, task, model)

@@ -10,7 +10,10 @@ hard-linked (or copied) into the destination, which appears atomically, complete
 Models: safetensors weights, configs and tokenizer files only; pickled weights (``*.bin``) only
 where the config entry sets ``allow_pickle: true``. Datasets: the Hub's parquet conversion
 (``refs/convert/parquet``) of the named splits, which the ``hf`` reader reads as a local
-directory.
+directory. Instruction sets (:func:`download_instructions`): a ``json``/``jsonl`` set is the
+repository's own file (BioInstruct is one JSON file, ``biomed_instruct_25k.json``; its parquet
+conversion would only re-encode it, and the JSON reader names the line of a bad record), an
+``hf`` set the parquet conversion of its split.
 """
 
 from __future__ import annotations
@@ -34,9 +37,12 @@ __all__ = [
     "allow_network",
     "dataset_patterns",
     "download_dataset",
+    "download_instructions",
     "download_model",
     "is_hub_dataset",
     "is_hub_id",
+    "is_hub_instructions",
+    "is_hub_path",
     "model_patterns",
     "work_offline",
 ]
@@ -44,6 +50,7 @@ __all__ = [
 #: where the workflow keeps what it downloaded, by config id
 MODEL_DIR = "resources/hub/models/{model}"
 DATASET_DIR = "resources/hub/datasets/{task}"
+INSTRUCTIONS_DIR = "resources/hub/instructions"
 PARQUET_REVISION = "refs/convert/parquet"
 
 #: weights (safetensors only), configs, tokenizers (fast and slow: BioGPT's is a BPE with
@@ -68,15 +75,25 @@ def is_hub_id(text: str) -> bool:
     return HUB_ID.fullmatch(text) is not None and ".." not in text
 
 
-def is_hub_dataset(task: Mapping[str, Any]) -> bool:
-    """A ``format: hf`` task whose ``path`` is a Hub dataset id, not a local directory."""
-    path = str(task.get("path", ""))
+def is_hub_path(path: str) -> bool:
+    """A config path that names a Hub repository, not a local file or directory."""
+    path = str(path)
     return (
-        task.get("format") == "hf"
-        and not Path(path).expanduser().exists()
+        not Path(path).expanduser().exists()
         and not path.startswith((".", "/", "~"))
         and is_hub_id(path)
     )
+
+
+def is_hub_dataset(task: Mapping[str, Any]) -> bool:
+    """A ``format: hf`` task whose ``path`` is a Hub dataset id, not a local directory."""
+    return task.get("format") == "hf" and is_hub_path(str(task.get("path", "")))
+
+
+def is_hub_instructions(instructions: Mapping[str, Any]) -> bool:
+    """An instruction set (`instructions:`) whose source is a Hub dataset id."""
+    source = instructions["source"]
+    return source != "demo" and is_hub_path(source)
 
 
 def model_patterns(allow_pickle: bool = False) -> list[str]:
@@ -195,6 +212,36 @@ def download_dataset(
                 f"({', '.join(configs)}): write it as 'config/{split}'",
                 f"{key}.{name}" if key else None,
             )
+    return _place(folder, patterns, Path(dest))
+
+
+def download_instructions(
+    repo_id: str,
+    dest: str | os.PathLike,
+    format: str,
+    *,
+    split: str = "train",
+    revision: str | None = None,
+    snapshot: Snapshot | None = None,
+) -> list[str]:
+    """Fetch a Hub instruction set into `dest`: the repository's ``*.json`` (``*.jsonl``) files
+    at `revision` for those formats, the parquet conversion of `split` for ``hf``."""
+    if format == "hf":
+        return download_dataset(
+            repo_id, dest, {"train": split}, revision=revision, key="instructions.split",
+            snapshot=snapshot,
+        )  # fmt: skip
+    snapshot = snapshot or _default_snapshot()
+    patterns = [f"*.{format}"]
+    folder = Path(
+        snapshot(repo_id=repo_id, repo_type="dataset", revision=revision, allow_patterns=patterns)
+    )
+    if not any(p.is_file() for p in folder.glob(patterns[0])):
+        raise ConfigError(
+            f"Hub dataset {repo_id!r} (revision {revision or 'main'}) has no {patterns[0]} file "
+            "at its top level: is it another format (instructions.format: json, jsonl, hf)?",
+            "instructions.format",
+        )
     return _place(folder, patterns, Path(dest))
 
 

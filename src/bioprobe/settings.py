@@ -211,3 +211,14 @@ class TaskPromptSettings(Settings):
 
     instruction: str | None = None  # None: the task type's default
     verbalizer: Mapping[str, str] = field(default_factory=dict)  # label -> its words
+
+
+@dataclass(frozen=True)
+class InstructionSetSettings(Settings):
+    """`instructions:`, the instruction set of the instruction methods (bioprobe.instructions)."""
+
+    source: str = "demo"  # demo | a file or directory | a Hub dataset id
+    format: str = "json"  # json | jsonl | hf
+    fields: Mapping[str, str] = field(default_factory=dict)  # record field -> the source's key
+    split: str = "train"  # an hf source's split
+    revision: str | None = None  # a Hub source's commit or branch

@@ -914,3 +914,79 @@ def test_erasure_without_drop_rows_names_the_table():
     df = _erasure_table()
     with pytest.raises(ValueError, match="erasure"):
         F.build_erasure(df[~df.metric.str.endswith("_drop")], "entity_f1")
+
+
+# --- instruction tuning ---------------------------------------------------------------------
+
+
+def test_instruction_tuning_figure_sets_the_tunings_side_by_side_per_layer():
+    from bioprobe.plotting.instruction import build_instruction_tuning
+
+    t = synthetic_tables(SMALL_TASKS, SMALL_MODELS, methods=("full", "instruct"))
+    metric = {"ner-a": "macro_f1", "pair-b": "macro_f1"}
+    fig = build_instruction_tuning(
+        t["probes"], t["attention_similarity"], t["representation_similarity"],
+        instruction_methods=["instruct"], metric=metric,
+    )  # fmt: skip
+    axes = visible_axes(fig)
+    assert len(axes) == len(SMALL_TASKS) * len(SMALL_MODELS) * 3
+    labels = legend_labels(fig)
+    assert labels == [
+        "instruct: instruction-tuned,\n100% of the instruction set",
+        "full: fine-tuned on the task,\n100% of its training split",
+        "pretrained",
+    ]
+    sim = t["representation_similarity"]
+    for ax in axes[::3]:  # the CKA panels: each line is the seed mean per layer
+        task, model = ax.get_title().split(" · ")
+        ys = sorted(tuple(np.round(line.get_ydata(), 9)) for line in ax.get_lines())
+        want = []
+        for method in ("instruct", "full"):
+            rows = sim[(sim.task == task) & (sim.model == model) & (sim.method == method)
+                       & (sim["size"] == 100) & (sim.metric == "cka")]  # fmt: skip
+            want.append(tuple(np.round(rows.groupby("layer")["value"].mean().values, 9)))
+        assert ys == sorted(want)
+    # the probe panels add the pretrained model, dashed
+    assert all(len(ax.get_lines()) == 3 for ax in axes[2::3])
+    assert "band = sd over seeds" in fig._suptitle.get_text()
+
+
+def test_instruction_tuning_figure_matches_sizes_where_it_can():
+    from bioprobe.plotting.instruction import matched_sizes
+
+    frame = lambda sizes: pd.DataFrame({"size": sizes})  # noqa: E731
+    assert matched_sizes(frame([10, 100]), frame([10, 50, 100])) == (100, 100)
+    assert matched_sizes(frame([10, 50]), frame([50, 100])) == (50, 50)
+    assert matched_sizes(frame([30]), frame([10, 100])) == (30, 100)  # none shared: each largest
+    assert matched_sizes(frame([30]), frame([])) == (30, None)
+
+
+def test_instruction_figure_needs_instruction_rows():
+    from bioprobe.plotting.instruction import build_instruction_tuning
+
+    t = synthetic_tables(SMALL_TASKS, SMALL_MODELS)
+    with pytest.raises(ValueError, match="no rows for instruction methods instruct"):
+        build_instruction_tuning(t["probes"], t["attention_similarity"],
+                                 t["representation_similarity"], ["instruct"])  # fmt: skip
+
+
+def test_downstream_draws_an_instruction_tuned_model_as_a_prompting_level(small):
+    """Its evaluations (method instruct+zero-shot, size: the instruction set's) are a level
+    like prompting's, at the largest size tuned, named with it."""
+    down = with_prompting(small["downstream"], {"zero-shot": 0.62})
+    tuned = down[down["method"] == "zero-shot"]
+    down = pd.concat(
+        [down, tuned.assign(method="instruct+zero-shot", size=10, value=0.3),
+         tuned.assign(method="instruct+zero-shot", size=100, value=0.8)],
+        ignore_index=True,
+    )  # fmt: skip
+    prompting = ["instruct+zero-shot", "zero-shot"]
+    fig = F.build_downstream(down, drawn_metrics(SMALL_TASKS), prompting=prompting)
+    labels = legend_labels(fig)
+    assert "instruct 100% + zero-shot (prompting)" in labels
+    assert not [label for label in labels if "10%" in label]
+    for ax in visible_axes(fig):
+        levels = {round(line.get_ydata()[0], 6) for line in ax.get_lines()
+                  if tuple(line.get_xdata()) == (0, 1)}  # fmt: skip
+        assert any(abs(y - 0.8) < 1e-9 for y in levels)  # the 100 % model's level
+        assert not any(abs(y - 0.3) < 1e-9 for y in levels)  # not the 10 % one's

@@ -204,3 +204,33 @@ def test_real_snapshot_download_uses_the_cache_when_the_hub_is_unreachable(tmp_p
     assert "pytorch_model.bin" not in placed and "README.md" not in placed
     assert "layers 6" in result.stdout
     assert not (dest / "model.safetensors").is_symlink()
+
+
+def test_an_instruction_set_is_its_json_file_or_the_parquet_conversion(tmp_path):
+    """BioInstruct's layout: one JSON file at the top of a dataset repository; the reader takes
+    the directory the download placed (tests/unit/test_instructions.py reads it)."""
+    from bioprobe.hub import download_instructions
+    from bioprobe.instructions import read_instructions
+
+    records = b'[{"instruction": "Define anaemia.", "input": "", "output": "A low haemoglobin."}]'
+    _files(tmp_path / "hub" / "bio-nlp-umass" / "bioinstruct",
+           {"biomed_instruct_25k.json": records, "README.md": b"# card"})  # fmt: skip
+    hub = FakeHub(tmp_path / "hub")
+    dest = tmp_path / "resources" / "instructions"
+    placed = download_instructions("bio-nlp-umass/bioinstruct", dest, "json", snapshot=hub)
+    assert placed == ["biomed_instruct_25k.json"]
+    assert hub.calls[0]["repo_type"] == "dataset" and hub.calls[0]["revision"] is None
+    assert read_instructions(dest, "json")[0]["output"] == "A low haemoglobin."
+    with pytest.raises(ConfigError, match=r"no \*\.jsonl file") as info:
+        download_instructions("bio-nlp-umass/bioinstruct", tmp_path / "d2", "jsonl", snapshot=hub)
+    assert info.value.key == "instructions.format" and not (tmp_path / "d2").exists()
+
+
+def test_an_hf_instruction_set_comes_from_the_parquet_conversion(tmp_path):
+    from bioprobe.hub import PARQUET_REVISION, download_instructions
+
+    _files(tmp_path / "hub" / "org" / "set", {"default/train/0000.parquet": b"PAR1"})
+    hub = FakeHub(tmp_path / "hub")
+    placed = download_instructions("org/set", tmp_path / "dest", "hf", snapshot=hub)
+    assert placed == ["default/train/0000.parquet"]
+    assert hub.calls[0]["revision"] == PARQUET_REVISION

@@ -235,3 +235,66 @@ def test_prompt_label_collator_masks_the_virtual_positions():
 
     batch = PromptLabelCollator(collate, 2)([{"labels": [1, 2]}, {"labels": [0, -100]}])
     assert batch["labels"].tolist() == [[-100, -100, 1, 2], [-100, -100, 0, -100]]
+
+
+# --- the instruction kind ----------------------------------------------------------------------
+
+
+def test_an_instruction_method_tunes_with_its_tuning_kind():
+    from bioprobe import methods
+    from bioprobe.config import validate_config
+
+    entry = validate_config(_instruction_config({"kind": "instruction", "r": 4}))["methods"]["i"]
+    kind = methods.get("instruction")
+    assert kind.tunes_instructions and kind.trains and not kind.is_adapter
+    assert kind.tuning(entry) == {**methods.get("lora").defaults(), "r": 4}
+    full = kind.tuning({**entry, "tuning": "full"})
+    assert full == {"kind": "full", "learning_rate": None}  # LoRA keys do not reach full
+    qlora = kind.tuning({**entry, "tuning": "qlora", "quant_type": "fp4"})
+    assert qlora["kind"] == "qlora" and qlora["quant_type"] == "fp4" and qlora["r"] == 4
+    errors = methods.unsupported_methods(
+        {"i": {**entry, "tuning": "qlora"}}, cuda=False, bitsandbytes=True
+    )
+    assert [e.key for e in errors] == ["methods.i"] and "CUDA" in str(errors[0])
+    assert not methods.unsupported_methods({"i": entry}, cuda=False, bitsandbytes=False)
+
+
+def test_an_encoder_is_refused_instruction_tuning_naming_model_and_method():
+    from bioprobe import methods
+
+    entry = {"kind": "instruction", "tuning": "lora"}
+    bert = {"model_type": "bert", "architectures": ["BertForMaskedLM"]}
+    refused = r"instruct cannot run models\.b: .*'bert' is an encoder"
+    with pytest.raises(ConfigError, match=refused) as e:
+        methods.check_model_supported({"instruct": entry}, bert, "ner", "models.b")
+    assert e.value.key == "methods.instruct"
+    methods.check_model_supported({"instruct": entry}, {"model_type": "t5"}, "ner", "models.t")
+
+
+def _instruction_config(method, **instructions):
+    return {
+        "tasks": {"t": {"type": "ner", "format": "bio-tsv", "path": "d",
+                        "splits": {"train": "a", "validation": "b", "test": "c"}}},
+        "models": {"m": {"source": "x"}},
+        "methods": {"i": method},
+        "instructions": instructions,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [("demo", None), ("bio-nlp-umass/bioinstruct", None), ("./missing.json", "does not exist"),
+     ("/no/such/dir", "does not exist")],
+)  # fmt: skip
+def test_the_instruction_source_is_the_demo_a_path_or_a_hub_id(source, error):
+    from bioprobe.config import validate_config
+
+    config = _instruction_config({"kind": "instruction"}, source=source)
+    if error is None:
+        assert validate_config(config)["instructions"]["source"] == source
+        return
+    with pytest.raises(ConfigError, match=error) as info:
+        validate_config(config)
+    assert info.value.key == "instructions.source"
+    # without an instruction method the block is not read
+    validate_config({**config, "methods": {"full": {}}})

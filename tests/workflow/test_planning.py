@@ -182,6 +182,28 @@ def test_llm_grid_plans_on_a_machine_without_cuda(tmp_path):
     assert "config key 'methods.qlora'" in output(plain)
 
 
+def test_bioinstruct_grid_plans_the_download_the_tuning_and_the_comparison(tmp_path):
+    """configs/bioinstruct.yaml (LLaMA-3-8B LoRA-tuned on BioInstruct from the Hub, beside LoRA
+    on NCBI-disease and PubMedQA, zero- and five-shot) plans as its header says."""
+    workdir = make_clone_dir(tmp_path)
+    result = readme_snakemake(workdir, "--cores", "all", "--configfile",
+                              str(ROOT / "configs" / "bioinstruct.yaml"), "-n")  # fmt: skip
+    assert result.returncode == 0, output(result)[-3000:]
+    jobs = planned_jobs(result)
+    assert jobs["download_instructions"] == 1 and jobs["download_model"] == 1
+    assert jobs["prepare_instructions"] == 1 and jobs["subsample_instructions"] == 1
+    assert jobs["instruction_tune"] == 2  # sizes 10 and 100 of the set, once for both tasks
+    assert jobs["finetune"] == 2 * 2  # tasks x sizes (lora)
+    # zero- and five-shot of the published model (2 tasks) and of each tuned one (x 2 sizes)
+    assert jobs["prompt"] == 2 * 2 and jobs["prompt_instructed"] == 2 * 2 * 2
+    # dumps: pretrained, random-init, the lora runs and the instruction variants, per task
+    assert jobs["extract"] == 2 * (2 + 2 + 2)
+    assert jobs["erasure"] == 2  # the lora runs of size 100: never an instruction variant
+    assert jobs["plot_instruction_tuning"] == 1
+    tuned = {w["size"] for w in planned_wildcards(result) if w.get("origin") == "published"}
+    assert tuned == {"10", "100"}
+
+
 def test_real_blurb_run_stops_before_any_job_without_its_data(tmp_path):
     workdir = make_clone_dir(tmp_path)
     result = readme_snakemake(workdir, "--cores", "2", "--configfile", str(BLURB))

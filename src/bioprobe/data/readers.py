@@ -37,7 +37,7 @@ DEFAULT_FIELDS = {
 }
 
 
-class _RowProblem(ValueError):
+class RowProblem(ValueError):
     """A problem in one row; the caller turns it into an InputError with the row's location."""
 
 
@@ -64,7 +64,7 @@ TAG_SCHEMES = ("bio", "type", "single", "io")
 def convert_tag(tag: str, label_scheme: str) -> str:
     """Apply a label scheme to an IOB2 tag: `bio` keeps it, `type` collapses B-X/I-X to X,
     `single` merges every type into one (B-X -> B-ENTITY), `io` keeps O and I-X and rejects a
-    B- tag (a `_RowProblem`, which the reader names by file and line)."""
+    B- tag (a `RowProblem`, which the reader names by file and line)."""
     if label_scheme == "bio":
         return tag
     if label_scheme == "type":
@@ -74,7 +74,7 @@ def convert_tag(tag: str, label_scheme: str) -> str:
     if label_scheme == "io":
         if tag.startswith("B-"):
             # EBM-NLP as BLURB ships it marks spans with I- only: a B- tag means another format
-            raise _RowProblem(
+            raise RowProblem(
                 f"tag {tag!r}: pico tags are IO (O or I-TYPE, as in BLURB's EBM-NLP), "
                 "not B-/I-; for a BIO corpus use type: ner"
             )
@@ -94,7 +94,7 @@ class LabelCheck:
 
     def __call__(self, label: str) -> None:
         if self.allowed is not None and label not in self.allowed:
-            raise _RowProblem(f"unknown label {label!r}: not in {self.origin} ({self.shown})")
+            raise RowProblem(f"unknown label {label!r}: not in {self.origin} ({self.shown})")
 
 
 class UniqueIds:
@@ -105,7 +105,7 @@ class UniqueIds:
 
     def __call__(self, example_id: str, where: str) -> None:
         if example_id in self.first:
-            raise _RowProblem(
+            raise RowProblem(
                 f"duplicate id {example_id!r} (first seen at {self.first[example_id]})"
             )
         self.first[example_id] = where
@@ -118,7 +118,7 @@ def default_id(split: str, index: int) -> str:
 # --- text files ---
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, text without the line break); non-UTF-8 bytes name their line."""
     try:
         fh = path.open("rb")
@@ -169,13 +169,13 @@ def read_bio_tsv(
             tokens.clear()
             tags.clear()
 
-    for number, line in _lines(path):
+    for number, line in numbered_lines(path):
         if not line.strip() or line.startswith(DOCSTART):
             flush()
             continue
         try:
             token, tag = _token_and_tag(line, label_scheme, check)
-        except _RowProblem as exc:
+        except RowProblem as exc:
             raise InputError(str(exc), path, number) from None
         tokens.append(token)
         tags.append(tag)
@@ -214,7 +214,7 @@ def read_tsv(
     names = list(columns) if columns else None
     unique = UniqueIds()
     records: list[dict] = []
-    for number, line in _lines(path):
+    for number, line in numbered_lines(path):
         if not line.strip():
             continue
         cells = line.split("\t")
@@ -223,7 +223,7 @@ def read_tsv(
                 names = _header(cells, kind.record_keys, fields)
                 continue
             if len(cells) != len(names):
-                raise _RowProblem(
+                raise RowProblem(
                     f"{len(cells)} tab-separated cells, expected {len(names)} ({', '.join(names)})"
                 )
             row = dict(zip(names, cells, strict=True))
@@ -231,7 +231,7 @@ def read_tsv(
                 row, fields, default_id(split, len(records)), check, task_cfg or {}, None
             )
             unique(record["id"], f"line {number}")
-        except _RowProblem as exc:
+        except RowProblem as exc:
             raise InputError(str(exc), path, number) from None
         records.append(record)
     if not records:
@@ -245,7 +245,7 @@ def _header(cells: Sequence[str], keys: Sequence[str], fields: Mapping[str, str 
     wanted = [fields[key] for key in keys] + ([fields["id"]] if fields["id"] else [])
     missing = [name for name in wanted if name not in names]
     if missing:
-        raise _RowProblem(
+        raise RowProblem(
             f"the header ({', '.join(names)}) has no column {', '.join(map(repr, missing))}: "
             "set the task's `fields` to the file's column names, or `columns` for a file "
             "without a header"
@@ -256,17 +256,17 @@ def _header(cells: Sequence[str], keys: Sequence[str], fields: Mapping[str, str 
 def _token_and_tag(line: str, label_scheme: str, check: LabelCheck) -> tuple[str, str]:
     fields = line.split("\t")
     if len(fields) != 2:
-        raise _RowProblem(
+        raise RowProblem(
             f"token/tag mismatch: expected 'token<TAB>tag' (2 tab-separated fields), "
             f"found {len(fields)}"
         )
     token, tag = fields[0].strip(), fields[1].strip()
     if not token:
-        raise _RowProblem("empty token")
+        raise RowProblem("empty token")
     if tag in ("B", "I"):  # BLURB's single-type NER files tag B/I/O without a type
         tag = f"{tag}-{SINGLE_TYPE}"
     if not is_iob2(tag):
-        raise _RowProblem(f"tag {tag!r} is not IOB2 (expected O, B-TYPE or I-TYPE)")
+        raise RowProblem(f"tag {tag!r} is not IOB2 (expected O, B-TYPE or I-TYPE)")
     tag = convert_tag(tag, label_scheme)
     check(tag)
     return token, tag
@@ -298,18 +298,18 @@ def read_pairs_jsonl(
     unique = UniqueIds()
     records: list[dict] = []
     first = True
-    for number, line in _lines(path):
+    for number, line in numbered_lines(path):
         if not line.strip():
             continue
         try:
             if first:
-                _json_lines_start(line)
+                check_json_lines_start(line)
                 first = False
-            row = _json_object(line)
+            row = json_object(line)
             fallback = default_id(split, len(records))
             record = kind.record(row, fields, fallback, check, task_cfg or {}, None)
             unique(record["id"], f"line {number}")
-        except _RowProblem as exc:
+        except RowProblem as exc:
             raise InputError(str(exc), path, number) from None
         records.append(record)
     if not records:
@@ -317,29 +317,29 @@ def read_pairs_jsonl(
     return records
 
 
-def _json_lines_start(line: str) -> None:
+def check_json_lines_start(line: str) -> None:
     """The first non-blank line: a file that is one JSON document (an array of objects, or an
     object spread over several lines) is said to be one, not reported as a broken line."""
     text = line.strip()
     if text.startswith("["):
-        raise _RowProblem(
+        raise RowProblem(
             "the file looks like one JSON array, not JSON Lines: write one JSON object per line "
             "(no enclosing [ ], no commas between objects; e.g. jq -c '.[]' in.json > out.jsonl)"
         )
     if text == "{":
-        raise _RowProblem(
+        raise RowProblem(
             "the file looks like JSON spread over several lines, not JSON Lines: write each "
             "JSON object on one line (e.g. jq -c . in.json > out.jsonl)"
         )
 
 
-def _json_object(line: str) -> dict:
+def json_object(line: str) -> dict:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise _RowProblem(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        raise RowProblem(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
     if not isinstance(row, dict):
-        raise _RowProblem(f"expected a JSON object, found {type(row).__name__}")
+        raise RowProblem(f"expected a JSON object, found {type(row).__name__}")
     return row
 
 
@@ -348,16 +348,16 @@ def _json_object(line: str) -> dict:
 
 def _field(row: Mapping[str, Any], name: str) -> Any:
     if name not in row:
-        raise _RowProblem(f"missing field {name!r}")
+        raise RowProblem(f"missing field {name!r}")
     return row[name]
 
 
 def _text(row: Mapping[str, Any], name: str) -> str:
     value = _field(row, name)
     if not isinstance(value, str):
-        raise _RowProblem(f"field {name!r} must be a string, found {type(value).__name__}")
+        raise RowProblem(f"field {name!r} must be a string, found {type(value).__name__}")
     if not value.strip():
-        raise _RowProblem(f"empty text in field {name!r}")
+        raise RowProblem(f"empty text in field {name!r}")
     return value
 
 
@@ -367,9 +367,9 @@ def _example_id(row: Mapping[str, Any], id_field: str | None, fallback: str) -> 
         return fallback
     value = _field(row, id_field)
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _RowProblem(f"id field {id_field!r} must be a string or integer")
+        raise RowProblem(f"id field {id_field!r} must be a string or integer")
     if not str(value).strip():
-        raise _RowProblem(f"empty id in field {id_field!r}")
+        raise RowProblem(f"empty id in field {id_field!r}")
     return str(value)
 
 
@@ -377,14 +377,14 @@ def _class_name(value: Any, names: Sequence[str] | None, what: str) -> str:
     """A string label as it is; an integer through `names` (ClassLabel / tag_names) if known."""
     if isinstance(value, str):
         if not value.strip():
-            raise _RowProblem(f"empty {what}")
+            raise RowProblem(f"empty {what}")
         return value
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _RowProblem(f"{what} must be a string or integer, found {type(value).__name__}")
+        raise RowProblem(f"{what} must be a string or integer, found {type(value).__name__}")
     if names is None:
         return str(value)
     if not 0 <= value < len(names):
-        raise _RowProblem(f"{what} {value} has no name (names: {', '.join(names)})")
+        raise RowProblem(f"{what} {value} has no name (names: {', '.join(names)})")
     return names[value]
 
 
@@ -417,23 +417,23 @@ def ner_record(
     """Validate one source row with token and tag lists and return the canonical NER record."""
     tokens, tags = _field(row, fields["tokens"]), _field(row, fields["tags"])
     if not isinstance(tokens, list) or not isinstance(tags, list):
-        raise _RowProblem("tokens and tags must be lists")
+        raise RowProblem("tokens and tags must be lists")
     if len(tokens) != len(tags):
-        raise _RowProblem(f"token/tag mismatch: {len(tokens)} tokens, {len(tags)} tags")
+        raise RowProblem(f"token/tag mismatch: {len(tokens)} tokens, {len(tags)} tags")
     if not tokens:
-        raise _RowProblem("empty sentence (no tokens)")
+        raise RowProblem("empty sentence (no tokens)")
     if any(not isinstance(t, str) or not t.strip() for t in tokens):
-        raise _RowProblem("empty token (or a token that is not a string)")
+        raise RowProblem("empty token (or a token that is not a string)")
     out_tags = []
     for value in tags:
         if isinstance(value, int) and tag_names is None:
-            raise _RowProblem(
+            raise RowProblem(
                 f"integer tag {value} needs `tag_names` in the task config "
                 "(the dataset declares no ClassLabel names)"
             )
         tag = _class_name(value, tag_names, "tag")
         if not is_iob2(tag):
-            raise _RowProblem(f"tag {tag!r} is not IOB2 (expected O, B-TYPE or I-TYPE)")
+            raise RowProblem(f"tag {tag!r} is not IOB2 (expected O, B-TYPE or I-TYPE)")
         out_tags.append(convert_tag(tag, label_scheme))
         check(out_tags[-1])
     return {"id": _example_id(row, fields["id"], fallback_id), "tokens": tokens, "tags": out_tags}
@@ -473,22 +473,22 @@ def read_hf(
     fields = {**DEFAULT_FIELDS, **fields}
     source = str(path_or_id)
     where = f"{source}[{split_spec}]"
-    dataset = _open_hf(source, split_spec, revision, where)
+    dataset = open_hf(source, split_spec, revision, where)
     wanted = kind.record_keys
     columns = [fields[key] for key in wanted] + ([fields["id"]] if fields["id"] else [])
-    _require_columns(dataset, columns, where)
+    require_columns(dataset, columns, where)
     names = list(tag_names) if tag_names else _class_names(dataset, fields[wanted[-1]])
     check = LabelCheck(labels, labels_origin)
     scheme = task_cfg or {"label_scheme": label_scheme}
     split = split or _split_name(split_spec)
     unique = UniqueIds()
     records: list[dict] = []
-    for index, row in enumerate(_rows(dataset.select_columns(columns), columns, where)):
+    for index, row in enumerate(hf_rows(dataset.select_columns(columns), columns, where)):
         fallback = default_id(split, index)
         try:
             record = kind.record(row, fields, fallback, check, scheme, names)
             unique(record["id"], f"row {index}")
-        except _RowProblem as exc:
+        except RowProblem as exc:
             raise InputError(f"row {index}: {exc}", where) from None
         records.append(record)
     if not records:
@@ -502,7 +502,7 @@ def _split_name(split_spec: str) -> str:
     return re.sub(r"[^\w-]+", "", stem).strip("-") or "split"
 
 
-def _open_hf(source: str, split_spec: str, revision: str | None, where: str):
+def open_hf(source: str, split_spec: str, revision: str | None, where: str):
     local = Path(source).expanduser()
     if local.is_dir():
         return _open_local(local, split_spec, where)
@@ -602,7 +602,7 @@ def _hub_config(base: str, repo_id: str) -> str:
     )
 
 
-def _require_columns(dataset, columns: Iterable[str], where: str) -> None:
+def require_columns(dataset, columns: Iterable[str], where: str) -> None:
     available = list(dataset.column_names or [])
     missing = [c for c in columns if c not in available]
     if available and missing:
@@ -617,7 +617,7 @@ def _class_names(dataset, column: str) -> list[str] | None:
     return list(feature.names) if feature is not None else None
 
 
-def _rows(dataset, columns: list[str], where: str) -> Iterator[dict]:
+def hf_rows(dataset, columns: list[str], where: str) -> Iterator[dict]:
     """Rows in batches (Arrow to Python is much faster batched than row by row)."""
     try:
         for batch in dataset.iter(batch_size=1000):

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bioprobe.data import readers
-from bioprobe.data.readers import _RowProblem
+from bioprobe.data.readers import RowProblem
 from bioprobe.data.subsample import read_subset, stratified_order, take
 from bioprobe.errors import ConfigError, InputError
 from bioprobe.io import write_json
@@ -56,21 +56,21 @@ def resolve_fields(fields: Mapping[str, str] | None, key: str = "instructions") 
 
 
 def instruction_record(row: Any, fields: Mapping[str, str], record_id: str) -> dict:
-    """Validate one source row and return the canonical record (a `_RowProblem` if invalid)."""
+    """Validate one source row and return the canonical record (a `RowProblem` if invalid)."""
     if not isinstance(row, dict):
-        raise _RowProblem(f"expected a JSON object, found {type(row).__name__}")
+        raise RowProblem(f"expected a JSON object, found {type(row).__name__}")
     record = {"id": record_id}
     for key in DEFAULT_FIELDS:
         name = fields[key]
         value = row.get(name)
         if value is None:
             if key in REQUIRED:
-                raise _RowProblem(f"no {key} (field {name!r})")
+                raise RowProblem(f"no {key} (field {name!r})")
             value = ""  # no input: the prompt has no input block
         if not isinstance(value, str):
-            raise _RowProblem(f"field {name!r} must be a string, found {type(value).__name__}")
+            raise RowProblem(f"field {name!r} must be a string, found {type(value).__name__}")
         if key in REQUIRED and not value.strip():
-            raise _RowProblem(f"empty {key} (field {name!r})")
+            raise RowProblem(f"empty {key} (field {name!r})")
         record[key] = value
     return record
 
@@ -161,7 +161,7 @@ def _json_array(path: Path, fields: Mapping[str, str]) -> Iterator[dict]:
             raise InputError(problem, path, exc.lineno) from None
         try:
             yield instruction_record(row, fields, _record_id(index))
-        except _RowProblem as exc:
+        except RowProblem as exc:
             raise InputError(f"record {index}: {exc}", path, _line(text, start)) from None
         index += 1
         pos = _skip_space(text, pos)
@@ -192,15 +192,15 @@ def _line(text: str, pos: int) -> int:
 
 def _json_lines(path: Path, fields: Mapping[str, str]) -> Iterator[dict]:
     first, index = True, 0
-    for number, line in readers._lines(path):
+    for number, line in readers.numbered_lines(path):
         if not line.strip():
             continue
         try:
             if first:
-                readers._json_lines_start(line)
+                readers.check_json_lines_start(line)
                 first = False
-            record = instruction_record(readers._json_object(line), fields, _record_id(index))
-        except _RowProblem as exc:
+            record = instruction_record(readers.json_object(line), fields, _record_id(index))
+        except RowProblem as exc:
             raise InputError(str(exc), path, number) from None
         index += 1
         yield record
@@ -211,17 +211,17 @@ def _json_lines(path: Path, fields: Mapping[str, str]) -> Iterator[dict]:
 
 def _hf(source: str, split: str, revision: str | None, fields: Mapping[str, str]) -> list[dict]:
     where = f"{source}[{split}]"
-    dataset = readers._open_hf(source, split, revision, where)
-    readers._require_columns(dataset, [fields[key] for key in REQUIRED], where)
+    dataset = readers.open_hf(source, split, revision, where)
+    readers.require_columns(dataset, [fields[key] for key in REQUIRED], where)
     available = list(dataset.column_names or [])
     # the optional input column where the dataset has one (asked for where it does not say)
     columns = [fields[k] for k in DEFAULT_FIELDS
                if k in REQUIRED or fields[k] in available or not available]  # fmt: skip
     records = []
-    for index, row in enumerate(readers._rows(dataset.select_columns(columns), columns, where)):
+    for index, row in enumerate(readers.hf_rows(dataset.select_columns(columns), columns, where)):
         try:
             records.append(instruction_record(row, fields, _record_id(index)))
-        except _RowProblem as exc:
+        except RowProblem as exc:
             raise InputError(f"row {index}: {exc}", where) from None
     return records
 

@@ -51,13 +51,12 @@ from bioprobe import methods
 from bioprobe.errors import ConfigError
 from bioprobe.io import atomic_path, write_json
 from bioprobe.methods.base import LM_OBJECTIVES
+from bioprobe.methods.instruction import refusal
 from bioprobe.models import (
     ModelSpec,
     check_max_length,
     is_encoder_decoder_config,
-    is_generative_config,
     load_tokenizer_for,
-    model_type_of,
     read_model_config,
 )
 from bioprobe.pipeline.oom import (
@@ -71,12 +70,12 @@ from bioprobe.prompting.run import uses_chat_template
 from bioprobe.settings import TrainingSettings
 from bioprobe.training.finetune import (
     RUNS_DIR,
-    _log_start,
-    _prepare_checkpoint_dir,
     log_memory_plan,
+    log_start,
     parameter_counts,
     peak_memory_mb,
     precision_flags,
+    prepare_checkpoint_dir,
     run_fingerprint,
     training_arguments,
     training_half,
@@ -100,18 +99,6 @@ INFO_FILE = "instruction_tuning.json"
 
 # --------------------------------------------------------------------------------------------
 # which models
-
-
-def refusal(model_config: Any) -> str | None:
-    """Why a model (a config object or config.json dict) cannot be instruction-tuned: an
-    encoder has no language-modelling head to generate a response with."""
-    if is_generative_config(model_config):
-        return None
-    model_type = model_type_of(model_config)
-    return (
-        "instruction tuning trains a model to generate the response: it needs a decoder "
-        f"(GPT-2, BioGPT, LLaMA, ...) or an encoder-decoder (T5); {model_type!r} is an encoder"
-    )
 
 
 def lm_objective(model_config: Any, key: str = "models") -> str:
@@ -374,7 +361,7 @@ def instruction_tune(
         training=resume_key(training), seed=seed, model=location, method=method, chat=chat,
         records=_records_digest(records), objective=objective,
     )  # fmt: skip
-    resume = _prepare_checkpoint_dir(checkpoint_dir, fingerprint)
+    resume = prepare_checkpoint_dir(checkpoint_dir, fingerprint)
     model = methods.load_for_training(
         location, objective, (), spec=spec, method=method, max_length=training.max_length,
         method_id=method_id, half=training_half(training),
@@ -395,7 +382,7 @@ def instruction_tune(
     # it, so left True the Trainer would skip the division by the accumulation steps for T5
     # (see bioprobe.training.finetune._trainer)
     trainer.model_accepts_loss_kwargs = False
-    _log_start(trainer, args, training, method, len(built.features))
+    log_start(trainer, args, training, method, len(built.features), "instruction tuning")
     log_memory_plan(trainer.model, args, training, method, longest)
     started = time.monotonic()
     with explain_out_of_memory(finetune_advice(training, attempt)):

@@ -1,7 +1,8 @@
 """Fine-tuning methods, the ``method`` wildcard: full fine-tuning and peft adapters.
 
 A ``methods.<id>`` config entry is a kind (``full``, ``lora``, ``qlora``, ``prompt-tuning``,
-``p-tuning``) and its hyper-parameters. This package turns one into a trainable model
+``p-tuning``; ``prompting`` trains nothing, ``instruction`` trains on the instruction set) and
+its hyper-parameters. This package turns one into a trainable model
 (:func:`load_for_training`), records it next to the saved weights (:data:`METHOD_FILE`), and
 loads a trained one back for evaluation and dumps (:func:`load_trained`):
 
@@ -32,6 +33,7 @@ from bioprobe.errors import ConfigError
 from bioprobe.io import read_json, write_json
 from bioprobe.methods.base import MethodKind, head_modules
 from bioprobe.methods.full import Full
+from bioprobe.methods.instruction import Instruction
 from bioprobe.methods.lora import LORA_TARGETS, LoRA, QLoRA, lora_targets, quantization_config
 from bioprobe.methods.prompt import PromptLabelCollator, PromptTuning, PTuning
 from bioprobe.methods.prompting import Prompting
@@ -42,7 +44,8 @@ log = logging.getLogger("bioprobe.methods")
 
 #: every method kind by its config name (``methods.<id>.kind``), in the schema's order
 REGISTRY: dict[str, MethodKind] = {
-    k.name: k for k in (Full(), LoRA(), QLoRA(), PromptTuning(), PTuning(), Prompting())
+    k.name: k
+    for k in (Full(), LoRA(), QLoRA(), PromptTuning(), PTuning(), Prompting(), Instruction())
 }
 #: the kinds' names
 KINDS: tuple[str, ...] = tuple(REGISTRY)
@@ -139,7 +142,9 @@ def unsupported_methods(
 ) -> list[ConfigError]:
     """One error per method this machine cannot run (qlora: CUDA and bitsandbytes)."""
     machine = _Machine(cuda, bitsandbytes)
-    errors = (_kind(methods[mid]).unsupported(mid, machine) for mid in sorted(methods))
+    errors = (
+        _kind(methods[mid]).unsupported(mid, methods[mid], machine) for mid in sorted(methods)
+    )
     return [error for error in errors if error is not None]
 
 

@@ -33,6 +33,8 @@ class MethodKind:
     is_adapter: ClassVar[bool] = False
     #: whether the method trains (False: prompting; its runs are size 0, evaluation only)
     trains: ClassVar[bool] = True
+    #: whether it trains on the instruction set (once per model) rather than on each task
+    tunes_instructions: ClassVar[bool] = False
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -41,7 +43,9 @@ class MethodKind:
 
     # --- config and machine ---
 
-    def unsupported(self, method_id: str, machine: Any) -> ConfigError | None:
+    def unsupported(
+        self, method_id: str, method: Mapping[str, Any], machine: Any
+    ) -> ConfigError | None:
         """Why this machine cannot run the method (`machine.cuda`, `machine.bitsandbytes`)."""
         return None
 

@@ -97,7 +97,9 @@ class QLoRA(LoRA):
 
     name = "qlora"
 
-    def unsupported(self, method_id: str, machine: Any) -> ConfigError | None:
+    def unsupported(
+        self, method_id: str, method: Mapping[str, Any], machine: Any
+    ) -> ConfigError | None:
         missing = [
             what
             for what, ok in (

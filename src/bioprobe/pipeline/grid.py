@@ -3,16 +3,21 @@ and the artifact paths they map to. Used by the Snakefile's targets and by the c
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 ID_PATTERN = "[a-z0-9][a-z0-9-]*"
 PRETRAINED = "pretrained"
 RANDOM_INIT = "random-init"
+#: an instruction-tuned model is tuned once from the published weights; a scratch model's
+#: weights are built per task (on its corpus), so its instruction runs are per task too
+PUBLISHED = "published"
+#: joins an instruction method and the prompting method that evaluates its model (no id has it)
+INSTRUCTED = "+"
 
 
-@dataclass(frozen=True, order=True)
+@dataclasses.dataclass(frozen=True, order=True)
 class Run:
     """One trained (or untrained, size 0) model: the unit of evaluation."""
 
@@ -24,29 +29,44 @@ class Run:
 
     @property
     def key(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "model": self.model,
-            "method": self.method,
-            "size": self.size,
-            "seed": self.seed,
-        }
+        return dataclasses.asdict(self)
 
 
 def training_methods(config: Mapping[str, Any]) -> list[str]:
-    """The method ids that train (every kind but prompting), in config order."""
-    return [m for m, entry in config["methods"].items() if _trains(entry)]
+    """The method ids that fine-tune on each task (every kind but prompting and instruction),
+    in config order."""
+    return [
+        m for m, entry in config["methods"].items()
+        if _kind(entry).trains and not _kind(entry).tunes_instructions
+    ]  # fmt: skip
 
 
 def prompting_methods(config: Mapping[str, Any]) -> list[str]:
     """The method ids that prompt (kind prompting): size-0 runs, evaluation only."""
-    return [m for m, entry in config["methods"].items() if not _trains(entry)]
+    return [m for m, entry in config["methods"].items() if not _kind(entry).trains]
 
 
-def _trains(entry: Mapping[str, Any]) -> bool:
+def instruction_methods(config: Mapping[str, Any]) -> list[str]:
+    """The method ids that tune on the instruction set (kind instruction)."""
+    return [m for m, entry in config["methods"].items() if _kind(entry).tunes_instructions]
+
+
+def _kind(entry: Mapping[str, Any]) -> Any:
     from bioprobe import methods  # imports this module
 
-    return methods.get(entry["kind"]).trains
+    return methods.get(entry["kind"])
+
+
+def instructed(instruction: str, prompting: str) -> str:
+    """The method of an instruction-tuned model's evaluation by a prompting method."""
+    return f"{instruction}{INSTRUCTED}{prompting}"
+
+
+def split_instructed(method: str) -> tuple[str, str] | None:
+    """(instruction method, prompting method) of an instructed evaluation's method; None for
+    any other method."""
+    instruction, sep, prompting = method.partition(INSTRUCTED)
+    return (instruction, prompting) if sep else None
 
 
 def finetune_runs(config: Mapping[str, Any]) -> Iterator[Run]:
@@ -79,9 +99,77 @@ def prompting_runs(config: Mapping[str, Any]) -> Iterator[Run]:
                     yield Run(task, model, method, 0, seed)
 
 
+@dataclasses.dataclass(frozen=True, order=True)
+class InstructionRun:
+    """One instruction tuning: a model (from its published weights, or a scratch model's built
+    on task `origin`), an instruction method, a size (percent of the set) and a seed."""
+
+    model: str
+    origin: str
+    method: str
+    size: int
+    seed: int
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def instruction_origin(config: Mapping[str, Any], task: str, model: str) -> str:
+    """The weights a model's instruction tuning starts from, as analysed on `task`: the
+    published ones, or a scratch model's built on `task`'s corpus."""
+    return task if config["models"][model]["source"] == "scratch" else PUBLISHED
+
+
+def instruction_variants(config: Mapping[str, Any]) -> Iterator[Run]:
+    """Every instruction-tuned model as a variant of each task's analyses (its method: the
+    instruction method's id, its size: percent of the instruction set)."""
+    for task in config["tasks"]:
+        for model in config["models"]:
+            for method in instruction_methods(config):
+                for size in sorted(s for s in config["sizes"] if s > 0):
+                    for seed in config["seeds"]:
+                        yield Run(task, model, method, size, seed)
+
+
+def instruction_run(config: Mapping[str, Any], run: Run) -> InstructionRun:
+    """The instruction tuning whose model an instruction variant (or its evaluation) is."""
+    method = (split_instructed(run.method) or (run.method,))[0]
+    origin = instruction_origin(config, run.task, run.model)
+    return InstructionRun(run.model, origin, method, run.size, run.seed)
+
+
+def instruction_runs(config: Mapping[str, Any]) -> list[InstructionRun]:
+    """Every instruction tuning job (one per model, not per task, but for scratch models)."""
+    return sorted({instruction_run(config, run) for run in instruction_variants(config)})
+
+
+def instructed_runs(config: Mapping[str, Any]) -> Iterator[Run]:
+    """Every instruction-tuned model's evaluation by each prompting method on each task."""
+    for run in instruction_variants(config):
+        for prompting in prompting_methods(config):
+            yield Run(run.task, run.model, instructed(run.method, prompting), run.size, run.seed)
+
+
+def prompted_methods(config: Mapping[str, Any]) -> list[str]:
+    """Every method whose scores come from prompting, not from a task head: the prompting
+    methods and each instruction method evaluated by each of them (summary and figures keep
+    them apart from fine-tuning)."""
+    prompting = prompting_methods(config)
+    instructed_ids = [instructed(i, p) for i in instruction_methods(config) for p in prompting]
+    return sorted([*prompting, *instructed_ids])
+
+
 def eval_runs(config: Mapping[str, Any]) -> list[Run]:
-    """Every scored run: pretrained, fine-tuned and prompted."""
-    return sorted([*pretrained_runs(config), *finetune_runs(config), *prompting_runs(config)])
+    """Every scored run: pretrained, fine-tuned, prompted, and instruction-tuned then prompted."""
+    return sorted(
+        [
+            *pretrained_runs(config),
+            *finetune_runs(config),
+            *prompting_runs(config),
+            *instructed_runs(config),
+        ]
+    )
 
 
 def check_defined(config: Mapping[str, Any], wildcards: Any) -> None:
@@ -125,6 +213,17 @@ ATTENTION_TSV = f"results/attention/{RUN}.tsv"
 ERASURE_TSV = f"results/erasure/{RUN}.tsv"
 REPRESENTATION_SIMILARITY_TSV = f"results/representation_similarity/{RUN}.tsv"
 
+#: the instruction set, validated into canonical records, and its nested subsets per seed
+#: (bioprobe.instructions); the demo set the workflow writes where `instructions.source: demo`
+INSTRUCTIONS_DIR = "results/instructions"
+INSTRUCTIONS_JSONL = f"{INSTRUCTIONS_DIR}/records.jsonl"
+INSTRUCTION_SUBSET_JSON = f"{INSTRUCTIONS_DIR}/subsets/seed{{seed}}.json"
+DEMO_INSTRUCTIONS_DIR = f"{INSTRUCTIONS_DIR}/demo"
+#: one instruction tuning (InstructionRun): its merged model, its checkpoints while it runs
+INSTRUCT_RUN = "{model}/{origin}/{method}/size{size}/seed{seed}"
+INSTRUCT_MODEL_DIR = f"results/instruct/{INSTRUCT_RUN}"
+INSTRUCT_CHECKPOINT_DIR = f"results/checkpoints/instruct/{INSTRUCT_RUN}"
+
 #: the collected tables and the figures (downloads: bioprobe.hub.MODEL_DIR, DATASET_DIR)
 TABLE = "results/tables/{name}.{ext}"
 FIGURE = "results/figures/{name}.{ext}"
@@ -153,5 +252,5 @@ def benchmark(stage: str, pattern: str | None = None) -> str:
     return f"benchmarks/{stage}/{pattern}.tsv" if pattern else f"benchmarks/{stage}.tsv"
 
 
-def path(template: str, run: Run) -> str:
+def path(template: str, run: Run | InstructionRun) -> str:
     return template.format(**run.key)

@@ -39,7 +39,7 @@ from matplotlib.ticker import MaxNLocator
 from bioprobe.blurb import BLURB_NAME, CATEGORIES, coverage_note
 from bioprobe.chance import chance_value, read_chance
 from bioprobe.methods.full import Full
-from bioprobe.pipeline.grid import PRETRAINED, RANDOM_INIT
+from bioprobe.pipeline.grid import PRETRAINED, RANDOM_INIT, split_instructed
 from bioprobe.pipeline.tables import DOWNSTREAM_INTERVAL, KEY, PROBE_SWEEP_COLUMNS
 from bioprobe.plotting.style import (
     LEGEND_W,
@@ -583,8 +583,25 @@ def _split_prompting(
     style of each prompting method present."""
     check_prompting(d, prompting, name)
     is_prompting = d["method"].isin(list(prompting))
-    prompted = d[is_prompting]
+    prompted = _instructed_levels(d[is_prompting])
     return d[~is_prompting], prompted, _prompting_styles(set(prompted["method"]))
+
+
+def _instructed_levels(prompted: pd.DataFrame) -> pd.DataFrame:
+    """An instruction-tuned model's evaluations (method ``<instruction>+<prompting>``) drawn
+    as prompting levels too, at the largest size tuned, which their name then says
+    (``instruct 100% + zero-shot``); every size is in the table."""
+    parts = prompted["method"].map(split_instructed)
+    instructed = prompted[parts.notna()]
+    if instructed.empty:
+        return prompted
+    largest = instructed.groupby("method")["size"].transform("max")
+    instructed = instructed[instructed["size"] == largest]
+    names = [
+        f"{split_instructed(m)[0]} {int(size)}% + {split_instructed(m)[1]}"
+        for m, size in zip(instructed["method"], instructed["size"], strict=True)
+    ]
+    return pd.concat([prompted[parts.isna()], instructed.assign(method=names)])
 
 
 def _draw_prompting(
@@ -632,6 +649,13 @@ def _draw_prompting(
             capsize=2.0,
             zorder=3,
         )
+
+
+def _downstream_legend_width(models, methods, prompting: Mapping[str, tuple]) -> float:
+    """Inches the legend of `_downstream_legend` takes (the title centres on the rest): its
+    longest entry at ~0.085 inch a character, beside the line sample."""
+    labels = [*models, *methods, *(f"{m} (prompting)" for m in prompting), "chance"]
+    return max(1.7, 0.085 * max(map(len, labels)) + 0.75)
 
 
 def _downstream_legend(
@@ -708,7 +732,7 @@ def build_downstream(
     method_dashes = _method_dashes(methods)
 
     tasks = sorted({t for t, _ in panels})
-    legend_w = 1.7
+    legend_w = _downstream_legend_width(models, methods, prompt_styles)
     n_cols = max(sum(1 for t, _ in panels if t == task) for task in tasks)
     fig, axes = plt.subplots(
         len(tasks),
@@ -823,7 +847,7 @@ def build_blurb(df, prompting: Sequence[str] = ()) -> Figure:
     panels = _blurb_panels(pd.concat([d, prompted]))
     n_cols = min(len(panels), 4)
     n_rows = -(-len(panels) // n_cols)
-    legend_w = 1.7
+    legend_w = _downstream_legend_width(models, methods, prompt_styles)
     fig, axes = plt.subplots(
         n_rows,
         n_cols,

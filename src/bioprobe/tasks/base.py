@@ -94,7 +94,7 @@ class TaskType(ABC):
         names: Sequence[str] | None,
     ) -> dict:
         """One validated canonical record from a source row (a Hugging Face dataset row, or a
-        TSV line as {column: text}); a problem raises `readers._RowProblem`, which the reader
+        TSV line as {column: text}); a problem raises `readers.RowProblem`, which the reader
         names by file and line (or dataset and row)."""
 
     @abstractmethod

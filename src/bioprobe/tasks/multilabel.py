@@ -53,12 +53,12 @@ def encode(tokenizer: Any, record: Mapping[str, Any], settings: Any) -> dict[str
 
 
 def _index_name(index: int, names: Sequence[str] | None) -> str:
-    from bioprobe.data.readers import _RowProblem
+    from bioprobe.data.readers import RowProblem
 
     if names is None:
         return str(index)
     if not 0 <= index < len(names):
-        raise _RowProblem(
+        raise RowProblem(
             f"label index {index} has no name ({len(names)} names: {', '.join(names)})"
         )
     return str(names[index])
@@ -66,17 +66,17 @@ def _index_name(index: int, names: Sequence[str] | None) -> str:
 
 def _cell_labels(cell: str, names: Sequence[str] | None) -> list[str]:
     """A text cell: BLURB's `k_v` items, or comma-separated names (blank: no label)."""
-    from bioprobe.data.readers import _RowProblem
+    from bioprobe.data.readers import RowProblem
 
     items = [item.strip() for item in cell.split(",")] if cell.strip() else []
     pairs = [INDEX_VALUE.fullmatch(item) for item in items]
     if items and all(pairs):
         indices = [int(m.group(1)) for m in pairs if m]
         if len(set(indices)) != len(indices):
-            raise _RowProblem(f"a label index appears twice in {cell!r}")
+            raise RowProblem(f"a label index appears twice in {cell!r}")
         return [_index_name(int(m.group(1)), names) for m in pairs if m and m.group(2) == "1"]
     if any(not item for item in items):
-        raise _RowProblem(f"an empty label name in {cell!r}")
+        raise RowProblem(f"an empty label name in {cell!r}")
     return items
 
 
@@ -89,30 +89,30 @@ def _list_labels(values: list, names: Sequence[str] | None) -> list[str]:
 
 def parse_labels(value: Any, names: Sequence[str] | None) -> list[str]:
     """A source's label set as names (order kept); `names` names the class ids and the
-    indices of `k_v` items. A problem is a `readers._RowProblem` (named by file and line)."""
-    from bioprobe.data.readers import _RowProblem
+    indices of `k_v` items. A problem is a `readers.RowProblem` (named by file and line)."""
+    from bioprobe.data.readers import RowProblem
 
     if isinstance(value, str):
         labels = _cell_labels(value, names)
     elif isinstance(value, list | tuple):
         labels = _list_labels(list(value), names)
     else:
-        raise _RowProblem(f"labels must be text or a list, found {type(value).__name__}")
+        raise RowProblem(f"labels must be text or a list, found {type(value).__name__}")
     twice = sorted({label for label in labels if labels.count(label) > 1})
     if twice:
-        raise _RowProblem(f"label {twice[0]!r} listed twice")
+        raise RowProblem(f"label {twice[0]!r} listed twice")
     return labels
 
 
 def document_of(example_id: str, pattern: str | None) -> str:
     """The document an example belongs to: `pattern`'s group in its id (None: the id)."""
-    from bioprobe.data.readers import _RowProblem
+    from bioprobe.data.readers import RowProblem
 
     if pattern is None:
         return example_id
     match = re.fullmatch(pattern, example_id)
     if match is None:
-        raise _RowProblem(f"id {example_id!r} does not match the task's document_id {pattern!r}")
+        raise RowProblem(f"id {example_id!r} does not match the task's document_id {pattern!r}")
     return match.group(1)
 
 

@@ -28,17 +28,17 @@ from bioprobe.tasks.pair import SIDES, dump_examples, encode
 
 def score_value(value: Any) -> float:
     """A source cell or field as a finite float (TSV text, a JSON or Arrow number); anything
-    else is a `readers._RowProblem`, which the reader names by file and line (or row)."""
-    from bioprobe.data.readers import _RowProblem
+    else is a `readers.RowProblem`, which the reader names by file and line (or row)."""
+    from bioprobe.data.readers import RowProblem
 
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _RowProblem(f"score must be a number, found {type(value).__name__}")
+        raise RowProblem(f"score must be a number, found {type(value).__name__}")
     try:
         score = float(value)
     except ValueError:
-        raise _RowProblem(f"score {value!r} is not a number") from None
+        raise RowProblem(f"score {value!r} is not a number") from None
     if not math.isfinite(score):
-        raise _RowProblem(f"score {value!r} is not a finite number")
+        raise RowProblem(f"score {value!r} is not a finite number")
     return score
 
 

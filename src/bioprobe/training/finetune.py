@@ -110,7 +110,7 @@ def run_fingerprint(**parts) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _prepare_checkpoint_dir(checkpoint_dir: Path, fingerprint: str) -> str | None:
+def prepare_checkpoint_dir(checkpoint_dir: Path, fingerprint: str) -> str | None:
     """Return the checkpoint to resume from, wiping checkpoints of a different run."""
     stamp = checkpoint_dir / "fingerprint.json"
     if checkpoint_dir.exists():
@@ -247,11 +247,11 @@ def finetune(
         method=method,
     )  # fmt: skip
     with distributed.main_process_first():  # several ranks: rank 0 may wipe stale checkpoints
-        resume = _prepare_checkpoint_dir(checkpoint_dir, fingerprint)
+        resume = prepare_checkpoint_dir(checkpoint_dir, fingerprint)
     width = getattr(model.config, "hidden_size", None)
     args = training_arguments(training, job.seed, checkpoint_dir, task.task_type, width, model)
     trainer = _trainer(model, args, task, tokenizer, training, method, train_fs, val_fs)
-    _log_start(trainer, args, training, method, len(train_fs.features))
+    log_start(trainer, args, training, method, len(train_fs.features))
     longest = max((f["length"] for f in train_fs.features), default=1)
     log_memory_plan(trainer.model, args, training, method, longest)
     started = time.monotonic()
@@ -357,17 +357,20 @@ def _run_metrics(
     }
 
 
-def _log_start(trainer, args, training: TrainingSettings, method, examples: int) -> None:
+def log_start(
+    trainer, args, training: TrainingSettings, method, examples: int, what: str = "fine-tuning"
+) -> None:
     """What this job is about to do, before the first step: where, in which precision, with
-    which batches and for how many optimiser steps."""
+    which batches and for how many optimiser steps (`what`: the training's name)."""
     ranks = args.world_size  # with several, batch_size is one process's share (per_process)
     batch = training.batch_size * training.gradient_accumulation * ranks
     steps = max(1, math.ceil(examples / batch))
     precision = [k for k in ("bf16", "fp16") if getattr(args, k)] or ["fp32"]
     log.info(
-        "fine-tuning (%s) on %s in %s: %d examples, batch %d x %d accumulation x %d process(es), "
+        "%s (%s) on %s in %s: %d examples, batch %d x %d accumulation x %d process(es), "
         "%g epochs = %d optimiser steps, learning rate %g, max_length %d, %s/%s trainable "
         "parameters",
+        what,
         method.get("kind", "full"),
         trainer.args.device,
         precision[0],
