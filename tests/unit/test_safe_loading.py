@@ -16,7 +16,7 @@ import pytest
 from bioprobe.errors import ConfigError
 from bioprobe.models import check_weights, load_model_for_task, random_init_like, resolve_model
 
-from ..workflow.conftest import ROOT, TINY_CONFIG, write_config
+from ..workflow.conftest import LLM_MODELS, PROMPTING, ROOT, TINY_CONFIG, write_config
 
 LABELS = ["O", "B-X", "I-X"]
 
@@ -76,6 +76,7 @@ GOOD = {
     "method": "full",
     "size": "50",
     "seed": "1",
+    "origin": "published",  # an instruction tuning's starting weights (instruction_tune)
     "name": "downstream",  # a table (render_table)
     "metric": "cka",  # a representation-similarity figure (plot_representation_similarity)
 }
@@ -85,8 +86,17 @@ ROOTS = ("results/", "resources/", "logs/", "benchmarks/")
 OTHER_GOOD = {"method": ["pretrained"], "size": ["0"]}
 
 
-@pytest.fixture(scope="module")
-def workflow(tmp_path_factory):
+#: a grid with prompting and instruction methods too: their rules' constraints are real ones
+INSTRUCTED_CONFIG = {
+    **TINY_CONFIG,
+    "models": LLM_MODELS,
+    "methods": {"full": {}, "instruct": {"kind": "instruction"}, **PROMPTING},
+}
+GOOD_INSTRUCTED = {"method": ["instruct", "instruct+zero-shot", "zero-shot"], "size": ["0"]}
+
+
+@pytest.fixture(scope="module", params=["tiny", "instructed"])
+def workflow(tmp_path_factory, request):
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import (
         ConfigSettings,
@@ -97,7 +107,7 @@ def workflow(tmp_path_factory):
     )
 
     workdir = tmp_path_factory.mktemp("parsed")
-    write_config(workdir, TINY_CONFIG)
+    write_config(workdir, TINY_CONFIG if request.param == "tiny" else INSTRUCTED_CONFIG)
     with SnakemakeApi(OutputSettings()) as api:
         parsed = api.workflow(
             resource_settings=ResourceSettings(),
@@ -120,7 +130,7 @@ def _good_for(pattern: str) -> dict[str, str] | None:
     methods matches nothing)."""
     values = dict(GOOD)
     for name, regex in re.findall(r"\{(\w+),([^}]*)\}", pattern):
-        candidates = [GOOD[name], *OTHER_GOOD.get(name, [])]
+        candidates = [GOOD[name], *OTHER_GOOD.get(name, []), *GOOD_INSTRUCTED.get(name, [])]
         match = next((v for v in candidates if re.fullmatch(regex, v)), None)
         if match is None:
             return None

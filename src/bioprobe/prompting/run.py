@@ -219,9 +219,10 @@ def evaluate_prompting(
     limit = None if model.config.is_encoder_decoder else position_limit(model.config)
     limit = limit[0] if limit else None
     log.info(
-        "prompting %s (%s) on %s: %d-shot, %s, %s",
+        "prompting %s (%s, %s) on %s: %d-shot, %s, %s",
         job.spec.key,
         model.config.model_type,
+        job.location,
         task.root.name,
         len(demos),
         "chat template" if chat else "plain prompts",
