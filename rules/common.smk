@@ -201,11 +201,20 @@ def instructions_location():
 
 def instructions_input(wildcards):
     """The instruction set as an input: the demo's or the download's directory, or the
-    user's file (a directory of theirs is read whole, not tracked file by file)."""
+    user's file or the files of their directory (a replaced file re-prepares the set).
+    """
     location = instructions_location()
     if location in (grid.DEMO_INSTRUCTIONS_DIR, hub.INSTRUCTIONS_DIR):
         return location
-    return location if Path(location).is_file() else []
+    root = Path(location).expanduser()
+    if root.is_dir():
+        return sorted(
+            str(p)
+            for p in root.rglob("*")
+            if p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        )
+    return str(root)
 
 
 def instructions_slice(wildcards):

@@ -171,8 +171,18 @@ def _check_instructions(config: dict) -> None:
     from bioprobe.hub import is_hub_path
     from bioprobe.pipeline.grid import instruction_methods
 
+    if not instruction_methods(config):
+        return
+    for model in config["models"]:  # sft trains in one process (no torchrun path)
+        if training_config(config, None, model)["processes"] > 1:
+            raise ConfigError(
+                f"instruction tuning of {model!r} would run in several processes, but it trains "
+                "in one (a LoRA of a 7-8B model fits one GPU): set 1 here, or tune this model in "
+                "a config of its own",
+                training_key(config, None, model, "processes"),
+            )
     source = config["instructions"]["source"]
-    if not instruction_methods(config) or source == "demo" or Path(source).expanduser().exists():
+    if source == "demo" or Path(source).expanduser().exists():
         return
     if not is_hub_path(source):
         raise ConfigError(

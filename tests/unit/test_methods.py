@@ -298,3 +298,16 @@ def test_the_instruction_source_is_the_demo_a_path_or_a_hub_id(source, error):
     assert info.value.key == "instructions.source"
     # without an instruction method the block is not read
     validate_config({**config, "methods": {"full": {}}})
+
+
+def test_instruction_tuning_in_several_processes_is_refused_naming_the_key():
+    config = _instruction_config({"kind": "instruction"})
+    config["models"]["m"]["training"] = {"processes": 2}
+    with pytest.raises(ConfigError, match="instruction tuning of 'm' would run in several") as e:
+        validate_config(config)
+    assert e.value.key == "models.m.training.processes"
+    config["models"]["m"]["training"] = {}
+    config["instructions"]["training"] = {"processes": 4}
+    with pytest.raises(ConfigError) as e:
+        validate_config(config)
+    assert e.value.key == "instructions.training.processes"

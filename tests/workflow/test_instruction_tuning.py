@@ -165,3 +165,31 @@ def test_an_encoder_is_refused_at_planning(tmp_path):
     assert len(lines) == 1, said[-2000:]
     assert lines[0].startswith("config key 'methods.instruct': instruct cannot run models.enc:")
     assert "'bert' is an encoder" in lines[0]
+
+
+def test_a_bad_instruction_record_is_one_line_naming_file_and_line(tmp_path):
+    """A user's JSON Lines set whose third record has no output: the prepare stage stops with
+    one line naming the file and the line, and writes nothing."""
+    workdir = tmp_path
+    records = [
+        {"instruction": "Define anaemia.", "output": "A low haemoglobin."},
+        {"instruction": "Name the drug.", "input": "Aspirin helps.", "output": "aspirin"},
+        {"instruction": "Summarise the report.", "input": "A man with fever."},
+    ]
+    path = workdir / "mine.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    demo.write_demo_ner(workdir / "raw" / "ner", n_train=10, n_validation=5, n_test=5)
+    config = {**CONFIG, "tasks": {"ner": CONFIG["tasks"]["ner"]},
+              "instructions": {"source": str(path), "format": "jsonl"}}  # fmt: skip
+    write_config(workdir, config)
+    result = snakemake(workdir, "--cores", "1", "results/instructions/records.jsonl")
+    assert result.returncode != 0
+    said = result.stdout + result.stderr
+    errors = [line for line in said.splitlines() if "ERROR bioprobe" in line]
+    assert errors and f"{path}:3" in errors[0] and "no output" in errors[0], said[-3000:]
+    assert not (workdir / "results/instructions/records.jsonl").exists()
+    # fixed, the set is read; replacing the file prepares it again
+    path.write_text("".join(json.dumps(r) + "\n" for r in records[:2]))
+    assert snakemake(workdir, "--cores", "1", "results/instructions/records.jsonl").returncode == 0
+    prepared = (workdir / "results/instructions/records.jsonl").read_text().splitlines()
+    assert [json.loads(line)["output"] for line in prepared] == ["A low haemoglobin.", "aspirin"]
