@@ -113,7 +113,7 @@ def all_targets():
     if sweep_runs():
         tables.append("probe_sweep")
         figures.append("probe_sweep")
-    if grid.instruction_methods(config):
+    if any(grid.instruction_variants(config)):  # instruction methods and a size above 0
         figures.append("instruction_tuning")
     return [
         *map(grid.table, tables),
