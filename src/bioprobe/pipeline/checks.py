@@ -6,17 +6,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bioprobe.hub import is_hub_path
+
 # The demo corpus is written by the workflow itself (rules/data.smk), so it may not exist yet.
 DEMO_DATA_ROOT = Path("resources/demo")
 
 
 def _is_produced(path: Path) -> bool:
     return DEMO_DATA_ROOT in path.parents or path == DEMO_DATA_ROOT
-
-
-def _looks_like_hub_id(value: str) -> bool:
-    parts = value.split("/")
-    return len(parts) <= 2 and not value.startswith((".", "/", "~")) and all(parts)
 
 
 def missing_task_data(config: Mapping[str, Any], root: Path = Path()) -> list[str]:
@@ -27,8 +24,8 @@ def missing_task_data(config: Mapping[str, Any], root: Path = Path()) -> list[st
         if _is_produced(path):
             continue
         full = root / path
-        if task["format"] == "hf" and not full.exists() and _looks_like_hub_id(task["path"]):
-            continue  # a Hub dataset id, fetched by the datasets library
+        if task["format"] == "hf" and not full.exists() and is_hub_path(task["path"]):
+            continue  # a Hub dataset id, fetched by the download rule
         if not full.is_dir():
             problems.append(
                 f"config key 'tasks.{task_id}.path': data directory '{path}' does not exist"
