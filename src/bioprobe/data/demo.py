@@ -79,11 +79,11 @@ def _write_splits(
     for split, n in sizes.items():
         rng = random.Random(f"bioprobe-demo-{kind}:{seed}:{split}")
         text = header + "".join(row_fn(rng, split, n))
-        paths[split] = _write_text(out_dir / files[split], text)
+        paths[split] = write_text(out_dir / files[split], text)
     return paths
 
 
-def _write_text(path: Path, text: str) -> Path:
+def write_text(path: Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
@@ -95,14 +95,14 @@ def _pmids(rng: random.Random, split: str, n: int) -> list[int]:
     return rng.sample(range(10_000_000 * (number + 1), 10_000_000 * (number + 2)), n)
 
 
-def _shuffled_labels(rng: random.Random, n: int, labels: Sequence[str]) -> list[str]:
+def shuffled_labels(rng: random.Random, n: int, labels: Sequence[str]) -> list[str]:
     """n of `labels`, as equal in number as n allows, in random order."""
     drawn = [labels[i % len(labels)] for i in range(n)]
     rng.shuffle(drawn)
     return drawn
 
 
-def _lexicon(pools: dict[str, list[str]], split: str) -> list[str]:
+def lexicon(pools: dict[str, list[str]], split: str) -> list[str]:
     return pools["shared"] + pools["train" if split == "train" else "eval"]
 
 
@@ -126,7 +126,7 @@ def _fill_slots(rng: random.Random, text: str, fillers: dict[str, list[str]]) ->
     return text
 
 
-def _upper_first(text: str) -> str:
+def upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
@@ -222,7 +222,7 @@ def ner_sentence(rng: random.Random, split: str) -> tuple[list[str], list[str]]:
         slot = _slot(piece)
         if slot in ("D", "D2", "C", "C2"):
             kind, pools = ("Disease", DISEASES) if slot[0] == "D" else ("Chemical", CHEMICALS)
-            words = _entity(rng, _lexicon(pools, split), used).split()
+            words = _entity(rng, lexicon(pools, split), used).split()
             tokens += words
             tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(words) - 1)
         elif slot is not None:
@@ -232,7 +232,7 @@ def ner_sentence(rng: random.Random, split: str) -> tuple[list[str], list[str]]:
         else:
             tokens.append(piece)
             tags.append("O")
-    tokens[0] = _upper_first(tokens[0])
+    tokens[0] = upper_first(tokens[0])
     return tokens, tags
 
 
@@ -356,7 +356,7 @@ def _person(rng: random.Random) -> dict[str, str]:
         "SUBJ": he.capitalize() if use_pronoun else "The patient",
         "SUBJ_LOWER": he if use_pronoun else "the patient",
         "SUBJ_POSS": poss,
-        "SUBJ_POSS_UPPER": _upper_first(poss),
+        "SUBJ_POSS_UPPER": upper_first(poss),
         "AGE": str(age),
         "AGE_A": "an" if age in (11, 18) or 80 <= age <= 89 else "a",
         "DAYS": str(rng.randint(2, 14)),
@@ -421,7 +421,7 @@ def _format_level(
 
 def balanced_labels(rng: random.Random, n: int) -> list[str]:
     """n labels, as equal in number as n allows, in random order."""
-    return _shuffled_labels(rng, n, NLI_LABELS)
+    return shuffled_labels(rng, n, NLI_LABELS)
 
 
 def _nli_rows(rng: random.Random, split: str, n: int) -> Iterator[str]:
@@ -513,12 +513,12 @@ def relation_sentence(rng: random.Random, label: str) -> str:
     """One GAD-style sentence asserting (label 1) or denying (label 0) the association."""
     claim = rng.choice(RELATION_CLAIMS)[0 if label == "1" else 1]
     text = rng.choice(RELATION_OPENINGS).replace("{C}", claim) + rng.choice(RELATION_TAILS)
-    return _upper_first(_fill_slots(rng, text, RELATION_FILLERS))
+    return upper_first(_fill_slots(rng, text, RELATION_FILLERS))
 
 
 def _relation_rows(rng: random.Random, split: str, n: int) -> Iterator[str]:
     """n `index sentence label` rows, labels balanced."""
-    for i, label in enumerate(_shuffled_labels(rng, n, RELATION_LABELS)):
+    for i, label in enumerate(shuffled_labels(rng, n, RELATION_LABELS)):
         yield f"{i}\t{relation_sentence(rng, label)}\t{label}\n"
 
 
@@ -638,7 +638,7 @@ def pico_sentence(rng: random.Random, template: str, split: str) -> tuple[list[s
         slot = _slot(piece)
         if slot in PICO_SLOTS:
             kind = PICO_SLOTS[slot]
-            words = _entity(rng, _lexicon(PICO_SPANS[kind], split), used).split()
+            words = _entity(rng, lexicon(PICO_SPANS[kind], split), used).split()
             tags += [f"I-{kind}"] * len(words)
         elif slot is not None:
             words = _pico_filler(rng, slot).split()
@@ -647,7 +647,7 @@ def pico_sentence(rng: random.Random, template: str, split: str) -> tuple[list[s
             words = [piece]
             tags.append("O")
         tokens += words
-    tokens[0] = _upper_first(tokens[0])
+    tokens[0] = upper_first(tokens[0])
     return tokens, tags
 
 
@@ -724,7 +724,7 @@ def _statement(rng: random.Random, facts: dict) -> str:
         gene=facts["gene"], effect=verb, effect_base=base, effect_past=past,
         process=facts["process"], cells=facts["cells"],
     )  # fmt: skip
-    return _upper_first(text)
+    return upper_first(text)
 
 
 def similarity_pair(rng: random.Random) -> tuple[str, str, float]:

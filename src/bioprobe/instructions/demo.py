@@ -33,11 +33,11 @@ from bioprobe.data.demo import (
     CHEMICALS,
     DISEASES,
     FILLERS,
-    _lexicon,
-    _shuffled_labels,
-    _upper_first,
-    _write_text,
+    lexicon,
     ner_sentence,
+    shuffled_labels,
+    upper_first,
+    write_text,
 )
 
 #: the file written into `out_dir`
@@ -75,8 +75,8 @@ def _detokenise(text: str) -> str:
 
 
 #: the lexicons the demo draws from: shared and training-only entities (module docstring)
-_DISEASES = [_detokenise(d) for d in _lexicon(DISEASES, "train")]
-_CHEMICALS = [_detokenise(c) for c in _lexicon(CHEMICALS, "train")]
+_DISEASES = [_detokenise(d) for d in lexicon(DISEASES, "train")]
+_CHEMICALS = [_detokenise(c) for c in lexicon(CHEMICALS, "train")]
 #: drug -> what it treats (the no-input questions)
 DRUG_USES = {
     "metformin": "type 2 diabetes mellitus",
@@ -158,13 +158,13 @@ def _sentence(rng: random.Random) -> tuple[str, list[str], list[str]]:
 def _qa(rng: random.Random) -> tuple[str, str, str]:
     if rng.random() < 0.25:
         drug = rng.choice(sorted(DRUG_USES))
-        answer = f"{_upper_first(drug)} is commonly used to treat {DRUG_USES[drug]}."
+        answer = f"{upper_first(drug)} is commonly used to treat {DRUG_USES[drug]}."
         return INSTRUCTIONS["qa"][1].format(C=drug), "", answer
     disease, drug = rng.choice(_DISEASES), rng.choice(_CHEMICALS)
     duration, people = rng.choice(FILLERS["DUR"]), rng.choice(PATIENTS)
     gene, age, sex = rng.choice(FILLERS["GENE"]), rng.randint(18, 89), rng.choice(ADULTS)
     passages = [
-        (f"{_upper_first(people)} with {disease} were randomly assigned to receive {drug} or "
+        (f"{upper_first(people)} with {disease} were randomly assigned to receive {drug} or "
          f"placebo for {duration}.",
          [("Which drug was compared with placebo?", drug),
           ("For how long was the treatment given?", duration),
@@ -201,7 +201,7 @@ def _generation(rng: random.Random) -> tuple[str, str, str]:
     if which == 2:
         disease = rng.choice(sorted(DISEASE_GLOSSES))
         answer = (
-            f"{_upper_first(disease)} is {DISEASE_GLOSSES[disease]}. Treatment and regular "
+            f"{upper_first(disease)} is {DISEASE_GLOSSES[disease]}. Treatment and regular "
             "check-ups with your doctor can help you keep it under control."
         )
         return INSTRUCTIONS["generation"][2].format(D=disease), "", answer
@@ -246,7 +246,7 @@ def demo_records(n: int = DEMO_SIZE, seed: int = 0) -> list[dict[str, str]]:
         raise ValueError(f"n must be at least 1, got {n}")
     rng = random.Random(f"bioprobe-demo-instructions:{seed}")
     records = []
-    for kind in _shuffled_labels(rng, n, KINDS):
+    for kind in shuffled_labels(rng, n, KINDS):
         instruction, text, output = KIND_WRITERS[kind](rng)
         records.append({"instruction": instruction, "input": text, "output": output})
     return records
@@ -255,7 +255,7 @@ def demo_records(n: int = DEMO_SIZE, seed: int = 0) -> list[dict[str, str]]:
 def write_demo_instructions(out_dir: str | Path, n: int = DEMO_SIZE, seed: int = 0) -> Path:
     """Write the demo set as one JSON array (the BioInstruct layout); return the file."""
     text = json.dumps(demo_records(n, seed), indent=2, ensure_ascii=False) + "\n"
-    return _write_text(Path(out_dir) / DEMO_FILE, text)
+    return write_text(Path(out_dir) / DEMO_FILE, text)
 
 
 def kind_of(instruction: str) -> str | None:
