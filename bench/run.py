@@ -57,7 +57,8 @@ from bioprobe.training.finetune import finetune
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 SEED = 1
-OWN_DATA = {"similarity", "mdl", "prompting"}  # sections that need no corpus from DATA
+#: sections that need no corpus from DATA
+OWN_DATA = {"similarity", "mdl", "prompting", "instruction"}
 METRIC = {"ner": "entity_f1", "pair": "macro_f1"}
 
 
@@ -88,6 +89,7 @@ class Sizes:
     similarity_units: int = 5000  # rows of the [7, n, 384] float16 pair the measures compare
     mdl_units: int = 5000  # fit units of the [7, n, 384] float16 features MDL and linear probe
     prompting_examples: int | None = None  # few-shot prompts from the demo's GAD test (None: all)
+    instructions: int = 300  # demo instructions tuned on (instruction section)
     repeats: int = 3  # bioprobe's analysis and the floor: the fastest of this many runs each
 
 
@@ -110,6 +112,7 @@ QUICK = Sizes(
     similarity_units=500,
     mdl_units=500,
     prompting_examples=16,
+    instructions=32,
     repeats=1,
 )
 
@@ -279,6 +282,101 @@ class Bench:
             }
         )
         log(f"  {section} | {what} | {bioprobe} | {other} | {ratio:.2f}x | {note}")
+
+    # ------------------------------------------------------------------- instruction tuning
+
+    def instruction(self) -> None:
+        """Instruction tuning, the stage (`instruction_tune`: records to a merged, saved
+        checkpoint, through the Trainer with resumable checkpoints and progress) against the
+        floor: the same LoRA model, features and collator in a bare loop of AdamW steps
+        (forward, backward, step; nothing saved, nothing merged), one epoch of the same batch
+        size on the demo instruction set, for a scratch LLaMA-style decoder and a T5. One torch
+        thread for both; the ratio is the floor's time over the stage's (1 = no overhead)."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for family in ("llama", "t5"):
+                self._instruction(family)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _instruction(self, family: str) -> None:
+        from bioprobe import methods
+        from bioprobe.instructions.demo import demo_records
+        from bioprobe.instructions.sft import (
+            build_instruction_features,
+            instruction_collator,
+            instruction_tune,
+            use_chat_template,
+        )
+
+        records = demo_records(self.sizes.instructions)
+        text = [" ".join(r.values()) for r in demo_records()]
+        where = self.work / "instruction" / family
+        shutil.rmtree(where, ignore_errors=True)
+        build_scratch({"family": family, **PROMPTING_SCRATCH}, text, where / "base", SEED)
+        spec = resolve_model(f"scratch-{family}", {"source": str(where / "base")})
+        lora = methods.get("lora").defaults()
+        batch, max_length = 8, 256
+        training = TrainingSettings(
+            epochs=1, batch_size=batch, max_length=max_length, learning_rate=1e-3,
+            logging_steps=10, precision="fp32",
+        )  # fmt: skip
+        with Clock() as c:
+            metrics = instruction_tune(
+                records, spec=spec, location=where / "base", method=lora, training=training,
+                out_dir=where / "tuned", checkpoint_dir=where / "checkpoints", seed=SEED,
+            )  # fmt: skip
+        ours = c.seconds
+
+        seq2seq = family == "t5"
+        tokenizer = load_tokenizer_for(spec)
+        plain = not use_chat_template(tokenizer, "auto", seq2seq)
+        tokenizer.padding_side = "right"
+        with Clock() as c:
+            torch.manual_seed(SEED)
+            objective = "seq2seq-lm" if seq2seq else "causal-lm"
+            model = methods.load_for_training(
+                str(where / "base"), objective, (), spec=spec, method=lora, max_length=max_length
+            )
+            features = build_instruction_features(
+                records, tokenizer, seq2seq=seq2seq, plain=plain, max_length=max_length
+            ).features
+            collate = instruction_collator(tokenizer)
+            optimiser = torch.optim.AdamW(
+                [p for p in model.parameters() if p.requires_grad], lr=1e-3
+            )
+            model.train()
+            order = torch.randperm(len(features)).tolist()
+            for start in range(0, len(order), batch):
+                rows = [features[i] for i in order[start : start + batch]]
+                inputs = collate([{k: r[k] for k in r if k != "length"} for r in rows])
+                model(**inputs).loss.backward()
+                optimiser.step()
+                optimiser.zero_grad()
+        floor = c.seconds
+        self.details[f"instruction/{family}"] = {
+            "instructions": len(records),
+            "steps": metrics["global_steps"],
+            "ours_s": ours,
+            "floor_s": floor,
+            "train_runtime_s": metrics["train_runtime_s"],
+            "train_loss": metrics["train_loss"],
+        }
+        self.add(
+            "instruction",
+            f"instruction tuning, scratch {family} ({PROMPTING_SCRATCH['num_layers']} layers, "
+            f"width {PROMPTING_SCRATCH['hidden_size']}), LoRA, {len(records)} demo instructions",
+            f"{ours:.1f} s",
+            f"{floor:.1f} s (floor)",
+            floor / ours,
+            1 / 1.5,
+            f"{metrics['global_steps']} steps of batch {batch}; of the stage's time "
+            f"{metrics['train_runtime_s']:.1f} s in the Trainer, the rest loading, tokenizing, "
+            "merging and saving (the floor loads and tokenizes too); the stage batches by length "
+            "(training.group_by_length), the floor pads random batches; one thread",
+        )
+        self.rows[-1]["ratio_label"] = f"{ours / floor:.2f}x floor"
 
     # ---------------------------------------------------------------------------- fine-tuning
 
@@ -1277,7 +1375,7 @@ def table(rows: list[dict]) -> str:
             target = "< +10 %"
         elif r["target"] is None:
             target = ""
-        elif r["section"] == "analysis / floor":
+        elif r["section"] in ("analysis / floor", "instruction"):
             target = "≤ 1.5x floor"
         elif r["section"] == "probes / mdl":
             target = "≤ 3x linear"
@@ -1311,11 +1409,12 @@ def main(argv=None) -> int:
             "mdl",
             "erasure",
             "prompting",
+            "instruction",
             "memory",
             "planning",
         ],
-        help="sections to run (finetune analysis relation similarity mdl erasure prompting memory "
-        "planning)",
+        help="sections to run (finetune analysis relation similarity mdl erasure prompting "
+        "instruction memory planning)",
     )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
@@ -1365,6 +1464,8 @@ def main(argv=None) -> int:
         bench.erasure()
     if "prompting" in args.only:
         bench.prompting()
+    if "instruction" in args.only:
+        bench.instruction()
     if "memory" in args.only:
         bench.memory()
     if "planning" in args.only:
