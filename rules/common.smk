@@ -244,11 +244,6 @@ def instruction_pretrained_input(wildcards):
     return []
 
 
-def instruction_threads(wildcards):
-    cores = workflow.resource_settings.cores
-    return max(1, cores // 2) if isinstance(cores, int) else 2
-
-
 def instructed_model_dir(wildcards):
     """The instruction-tuned model of an instruction variant or of its evaluation."""
     run = grid.Run(
@@ -283,15 +278,18 @@ def adapter_base_location(wildcards):
     return None
 
 
-def finetune_threads(wildcards):
-    """Half the cores of a local run: thread scaling is sublinear, so two fine-tunings side by
+def training_threads(wildcards):
+    """Half the cores of a local run: thread scaling is sublinear, so two trainings side by
     side get more done than one with every core (bench/RESULTS.md). Without --cores (a cluster
-    executor) 2; the GPU and SLURM profiles set their own with set-threads. At least one a
-    process (training.processes: on a CPU the processes share the job's threads).
-    """
+    executor) 2; the GPU and SLURM profiles set their own with set-threads."""
     cores = workflow.resource_settings.cores
-    half = max(1, cores // 2) if isinstance(cores, int) else 2
-    return max(half, finetune_processes(wildcards))
+    return max(1, cores // 2) if isinstance(cores, int) else 2
+
+
+def finetune_threads(wildcards):
+    """`training_threads`, at least one a process (training.processes: on a CPU the processes
+    share the job's threads)."""
+    return max(training_threads(wildcards), finetune_processes(wildcards))
 
 
 def finetune_processes(wildcards):

@@ -71,7 +71,7 @@ rule instruction_tune:
     priority: 3  # as finetune's: the long jobs first
     conda:
         "../envs/bioprobe.yaml"
-    threads: instruction_threads
+    threads: training_threads
     resources:
         mem_mb=8000,
         gpu=1,
