@@ -167,13 +167,12 @@ def alternatives(ids):
     return "|".join(map(re.escape, ids)) or "(?!x)x"
 
 
-# the prompt rule's methods; the prompt_instructed rule's: instruction+prompting
+# the prompt rule's methods, instruction_tune's, and prompt_instructed's: instruction+prompting
 PROMPTING_PATTERN = alternatives(grid.prompting_methods(config))
-INSTRUCTED_PATTERN = (
-    f"(?:{alternatives(grid.instruction_methods(config))})"
-    f"{re.escape(grid.INSTRUCTED)}(?:{PROMPTING_PATTERN})"
-)
 INSTRUCTION_PATTERN = alternatives(grid.instruction_methods(config))
+INSTRUCTED_PATTERN = (
+    f"(?:{INSTRUCTION_PATTERN}){re.escape(grid.INSTRUCTED)}(?:{PROMPTING_PATTERN})"
+)
 
 
 def prompting_method_id(wildcards):
@@ -232,16 +231,11 @@ def instruction_training_slice(wildcards):
 
 def instruction_pretrained_location(wildcards):
     """The weights an instruction tuning starts from (a scratch model's: built on `origin`)."""
-    task = wildcards.origin if is_scratch(wildcards.model) else None
-    return pretrained_location(task, wildcards.model)
+    return pretrained_location(wildcards.origin, wildcards.model)
 
 
 def instruction_pretrained_input(wildcards):
-    if is_scratch(wildcards.model):
-        return pretrained_dir(wildcards.origin, wildcards.model)
-    if is_hub_model(wildcards.model):
-        return hub.MODEL_DIR.format(model=wildcards.model)
-    return []
+    return model_input(wildcards.origin, wildcards.model)
 
 
 def instructed_model_dir(wildcards):
@@ -348,10 +342,16 @@ def pretrained_location(task, model):
 
 def pretrained_input(wildcards):
     grid.check_defined(config, wildcards)
-    if is_scratch(wildcards.model):
-        return pretrained_dir(wildcards.task, wildcards.model)
-    if is_hub_model(wildcards.model):
-        return hub.MODEL_DIR.format(model=wildcards.model)
+    return model_input(wildcards.task, wildcards.model)
+
+
+def model_input(task, model):
+    """The published weights as an input: a scratch model built on `task`, a Hub download;
+    nothing for a local or package model (its files_digest param reruns its jobs)."""
+    if is_scratch(model):
+        return pretrained_dir(task, model)
+    if is_hub_model(model):
+        return hub.MODEL_DIR.format(model=model)
     return []
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -121,6 +122,27 @@ def snakemake(
         timeout=timeout,
         start_new_session=True,
     )
+
+
+def table(workdir: Path, name: str) -> pd.DataFrame:
+    """A collected table of a run (results/tables/<name>.tsv)."""
+    return pd.read_csv(workdir / "results" / "tables" / f"{name}.tsv", sep="\t")
+
+
+#: the demo NER and NLI corpora of the LLM-family grids: small enough for tiny models to
+#: train, score and prompt in a few minutes
+DEMO_CORPUS_SIZES = {"n_train": 80, "n_validation": 40, "n_test": 40}
+
+
+def run_on_demo_corpora(workdir: Path, config: dict, targets: list[str]) -> Path:
+    """The demo NER and NLI corpora written to raw/ner and raw/nli, `config` run to
+    `targets` on two cores; a failed run fails the caller with the run's output."""
+    demo.write_demo_ner(workdir / "raw" / "ner", **DEMO_CORPUS_SIZES)
+    demo.write_demo_nli(workdir / "raw" / "nli", **DEMO_CORPUS_SIZES)
+    write_config(workdir, config)
+    result = snakemake(workdir, "--cores", "2", *targets)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return workdir
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:

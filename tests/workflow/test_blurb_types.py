@@ -7,12 +7,11 @@ import json
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from bioprobe.data.demo import task_config, write_demo_multilabel, write_demo_similarity
 
-from .conftest import TINY_CONFIG, snakemake, write_config
+from .conftest import TINY_CONFIG, snakemake, table, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -58,10 +57,6 @@ def blurb_run(tmp_path_factory):
     result = snakemake(workdir, "--cores", "2", *targets)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir
-
-
-def table(workdir, name: str) -> pd.DataFrame:
-    return pd.read_csv(workdir / "results" / "tables" / f"{name}.tsv", sep="\t")
 
 
 def test_prepared_tasks_say_what_they_hold(blurb_run):

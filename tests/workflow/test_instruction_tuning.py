@@ -10,14 +10,21 @@ variant has, which is what its analyses compare against.
 
 import json
 
-import pandas as pd
 import pytest
 from PIL import Image
 
 from bioprobe.data import demo
 from bioprobe.instructions.demo import DEMO_SIZE
 
-from .conftest import LLM_MODELS, PROMPTING, planned_jobs, snakemake, write_config
+from .conftest import (
+    LLM_MODELS,
+    PROMPTING,
+    planned_jobs,
+    run_on_demo_corpora,
+    snakemake,
+    table,
+    write_config,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -44,19 +51,9 @@ TABLES = ["downstream", "probes", "attention_similarity", "representation_simila
 @pytest.fixture(scope="module")
 def instruct_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("instruction-tuning")
-    sizes = {"n_train": 80, "n_validation": 40, "n_test": 40}
-    demo.write_demo_ner(workdir / "raw" / "ner", **sizes)
-    demo.write_demo_nli(workdir / "raw" / "nli", **sizes)
-    write_config(workdir, CONFIG)
     targets = [f"results/tables/{name}.tsv" for name in TABLES]
-    targets += ["results/figures/instruction_tuning.png", "results/figures/downstream.png"]
-    result = snakemake(workdir, "--cores", "2", *targets)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return workdir
-
-
-def table(workdir, name):
-    return pd.read_csv(workdir / "results" / "tables" / f"{name}.tsv", sep="\t")
+    figures = ["results/figures/instruction_tuning.png", "results/figures/downstream.png"]
+    return run_on_demo_corpora(workdir, CONFIG, [*targets, *figures])
 
 
 def test_each_model_is_instruction_tuned_on_the_demo_set_with_lora(instruct_run):

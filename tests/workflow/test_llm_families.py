@@ -12,12 +12,11 @@ stack: its tables have one row per encoder layer, like every other family's.
 
 import json
 
-import pandas as pd
 import pytest
 
 from bioprobe.data import demo
 
-from .conftest import LLM_MODELS, PROMPTING, snakemake, write_config
+from .conftest import LLM_MODELS, PROMPTING, run_on_demo_corpora, table
 
 pytestmark = pytest.mark.workflow
 
@@ -42,19 +41,8 @@ FINE_TUNED = {"full", "lora"}
 @pytest.fixture(scope="module")
 def llm_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("llm-families")
-    sizes = {"n_train": 80, "n_validation": 40, "n_test": 40}
-    demo.write_demo_ner(workdir / "raw" / "ner", **sizes)
-    demo.write_demo_nli(workdir / "raw" / "nli", **sizes)
-    write_config(workdir, CONFIG)
     targets = [f"results/tables/{name}.tsv" for name in TABLES]
-    targets.append("results/figures/downstream.png")
-    result = snakemake(workdir, "--cores", "2", *targets)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return workdir
-
-
-def table(workdir, name):
-    return pd.read_csv(workdir / "results" / "tables" / f"{name}.tsv", sep="\t")
+    return run_on_demo_corpora(workdir, CONFIG, [*targets, "results/figures/downstream.png"])
 
 
 def test_every_variant_is_fine_tuned_and_scored(llm_run):

@@ -9,12 +9,11 @@ import copy
 import json
 import shutil
 
-import pandas as pd
 import pytest
 
 from bioprobe.methods import bitsandbytes_installed, cuda_available
 
-from .conftest import TINY_CONFIG, planned_jobs, snakemake, write_config
+from .conftest import TINY_CONFIG, planned_jobs, snakemake, table, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -43,10 +42,6 @@ def methods_run(tiny_run, tmp_path_factory):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "rule finetune" in result.stdout + result.stderr
     return workdir
-
-
-def table(workdir, name):
-    return pd.read_csv(workdir / "results" / "tables" / f"{name}.tsv", sep="\t")
 
 
 def model_dir(workdir, task, method):

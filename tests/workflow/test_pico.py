@@ -11,7 +11,7 @@ import pytest
 
 from bioprobe.data import demo
 
-from .conftest import TINY_CONFIG, snakemake, write_config
+from .conftest import TINY_CONFIG, snakemake, table, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -49,10 +49,6 @@ def pico_run(tmp_path_factory):
     result = snakemake(workdir, "--cores", "2", *targets)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir
-
-
-def table(workdir, name: str) -> pd.DataFrame:
-    return pd.read_csv(workdir / "results" / "tables" / f"{name}.tsv", sep="\t")
 
 
 def variants(df: pd.DataFrame) -> set:

@@ -6,12 +6,11 @@ import copy
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from bioprobe.data.demo import task_config, write_demo_relation
 
-from .conftest import TINY_CONFIG, snakemake, write_config
+from .conftest import TINY_CONFIG, snakemake, table, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -55,10 +54,6 @@ def relation_run(tmp_path_factory):
     result = snakemake(workdir, "--cores", "2")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir
-
-
-def table(workdir, name: str) -> pd.DataFrame:
-    return pd.read_csv(workdir / "results" / "tables" / f"{name}.tsv", sep="\t")
 
 
 def test_downstream_scores_carry_the_blurb_relation_metric(relation_run):

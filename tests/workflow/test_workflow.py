@@ -3,7 +3,6 @@ left to do afterwards, and config changes that re-run exactly the stages that de
 
 import copy
 
-import pandas as pd
 import pytest
 
 from bioprobe.config import validate_config
@@ -13,15 +12,11 @@ from bioprobe.pipeline.tables import KEY, PROBE_SWEEP_COLUMNS
 from bioprobe.predictions import rescore
 from bioprobe.settings import ProbeSweepSettings
 
-from .conftest import TINY_RUN_CONFIG, planned_jobs, snakemake, write_config
+from .conftest import TINY_RUN_CONFIG, planned_jobs, snakemake, table, write_config
 
 pytestmark = pytest.mark.workflow
 
 TASKS, MODELS = sorted(TINY_RUN_CONFIG["tasks"]), sorted(TINY_RUN_CONFIG["models"])
-
-
-def table(workdir, name):
-    return pd.read_csv(workdir / "results" / "tables" / f"{name}.tsv", sep="\t")
 
 
 def test_downstream_table_covers_the_grid(tiny_run):

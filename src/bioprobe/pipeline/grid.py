@@ -17,8 +17,16 @@ PUBLISHED = "published"
 INSTRUCTED = "+"
 
 
+class _Keyed:
+    """A run's wildcards by name (`path` fills a template with them)."""
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
 @dataclasses.dataclass(frozen=True, order=True)
-class Run:
+class Run(_Keyed):
     """One trained (or untrained, size 0) model: the unit of evaluation."""
 
     task: str
@@ -26,10 +34,6 @@ class Run:
     method: str
     size: int
     seed: int
-
-    @property
-    def key(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def training_methods(config: Mapping[str, Any]) -> list[str]:
@@ -69,14 +73,19 @@ def split_instructed(method: str) -> tuple[str, str] | None:
     return (instruction, prompting) if sep else None
 
 
-def finetune_runs(config: Mapping[str, Any]) -> Iterator[Run]:
-    """Every fine-tuning job: all tasks x models x training methods x non-zero sizes x seeds."""
+def _trained_runs(config: Mapping[str, Any], methods: list[str]) -> Iterator[Run]:
+    """All tasks x models x `methods` x non-zero sizes x seeds."""
     for task in config["tasks"]:
         for model in config["models"]:
-            for method in training_methods(config):
+            for method in methods:
                 for size in sorted(s for s in config["sizes"] if s > 0):
                     for seed in config["seeds"]:
                         yield Run(task, model, method, size, seed)
+
+
+def finetune_runs(config: Mapping[str, Any]) -> Iterator[Run]:
+    """Every fine-tuning job: all tasks x models x training methods x non-zero sizes x seeds."""
+    return _trained_runs(config, training_methods(config))
 
 
 def pretrained_runs(config: Mapping[str, Any]) -> Iterator[Run]:
@@ -100,7 +109,7 @@ def prompting_runs(config: Mapping[str, Any]) -> Iterator[Run]:
 
 
 @dataclasses.dataclass(frozen=True, order=True)
-class InstructionRun:
+class InstructionRun(_Keyed):
     """One instruction tuning: a model (from its published weights, or a scratch model's built
     on task `origin`), an instruction method, a size (percent of the set) and a seed."""
 
@@ -109,10 +118,6 @@ class InstructionRun:
     method: str
     size: int
     seed: int
-
-    @property
-    def key(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def instruction_origin(config: Mapping[str, Any], task: str, model: str) -> str:
@@ -124,12 +129,7 @@ def instruction_origin(config: Mapping[str, Any], task: str, model: str) -> str:
 def instruction_variants(config: Mapping[str, Any]) -> Iterator[Run]:
     """Every instruction-tuned model as a variant of each task's analyses (its method: the
     instruction method's id, its size: percent of the instruction set)."""
-    for task in config["tasks"]:
-        for model in config["models"]:
-            for method in instruction_methods(config):
-                for size in sorted(s for s in config["sizes"] if s > 0):
-                    for seed in config["seeds"]:
-                        yield Run(task, model, method, size, seed)
+    return _trained_runs(config, instruction_methods(config))
 
 
 def instruction_run(config: Mapping[str, Any], run: Run) -> InstructionRun:

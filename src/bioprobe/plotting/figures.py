@@ -592,16 +592,19 @@ def _instructed_levels(prompted: pd.DataFrame) -> pd.DataFrame:
     as prompting levels too, at the largest size tuned, which their name then says
     (``instruct 100% + zero-shot``); every size is in the table."""
     parts = prompted["method"].map(split_instructed)
-    instructed = prompted[parts.notna()]
+    is_instructed = parts.notna().to_numpy()
+    instructed, parts = prompted[is_instructed], parts[is_instructed]
     if instructed.empty:
         return prompted
     largest = instructed.groupby("method")["size"].transform("max")
-    instructed = instructed[instructed["size"] == largest]
+    keep = (instructed["size"] == largest).to_numpy()
     names = [
-        f"{split_instructed(m)[0]} {int(size)}% + {split_instructed(m)[1]}"
-        for m, size in zip(instructed["method"], instructed["size"], strict=True)
+        f"{instruction} {int(size)}% + {prompting}"
+        for (instruction, prompting), size in zip(
+            parts[keep], instructed["size"][keep], strict=True
+        )
     ]
-    return pd.concat([prompted[parts.isna()], instructed.assign(method=names)])
+    return pd.concat([prompted[~is_instructed], instructed[keep].assign(method=names)])
 
 
 def _draw_prompting(
